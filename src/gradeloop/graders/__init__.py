@@ -1,0 +1,24 @@
+"""Graders: pure, hashable, batched; the same object is an eval metric and an RL reward."""
+
+from . import _string_check  # noqa: F401  (registers string_check)
+from ._base import (
+    ERROR_FLAGS,
+    GradeResult,
+    GradingContext,
+    criterion_id,
+    grade,
+    implemented_types,
+    passes,
+    register_grader,
+)
+
+__all__ = [
+    "ERROR_FLAGS",
+    "GradeResult",
+    "GradingContext",
+    "criterion_id",
+    "grade",
+    "implemented_types",
+    "passes",
+    "register_grader",
+]

@@ -1,0 +1,29 @@
+"""Model providers behind one async interface, named ``provider/model``.
+
+Built in: ``openai/<model>`` (and any OpenAI-compatible server), ``local/smollm2``,
+``hf/<directory>`` and ``scripted/<rules file>``.
+"""
+
+from ._base import (
+    GenerateRequest,
+    GenerateResult,
+    Provider,
+    Usage,
+    get_provider,
+    provider_names,
+    register_provider,
+    request_fingerprint,
+    split_model_name,
+)
+
+__all__ = [
+    "GenerateRequest",
+    "GenerateResult",
+    "Provider",
+    "Usage",
+    "get_provider",
+    "provider_names",
+    "register_provider",
+    "request_fingerprint",
+    "split_model_name",
+]

@@ -1,0 +1,204 @@
+"""The provider interface: one async ``generate`` per provider, names ``provider/model``.
+
+Built-in providers and plugins register the same way: :func:`register_provider` as a
+decorator, or an entry point in the ``gradeloop.providers`` group that names a Provider
+subclass.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from ..errors import InputError
+
+__all__ = [
+    "GenerateRequest",
+    "GenerateResult",
+    "Usage",
+    "Provider",
+    "register_provider",
+    "get_provider",
+    "provider_names",
+    "split_model_name",
+]
+
+
+@dataclass
+class GenerateRequest:
+    """One chat request: messages in Chat Completions form and sampling params.
+
+    ``params`` may hold ``temperature``, ``top_p``, ``seed``, ``max_completion_tokens``,
+    ``response_format``, ``tools``, ``stop`` and ``reasoning_effort``.
+    """
+
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Usage:
+    """Token counts of one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """prompt + completion."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_openai(self) -> dict[str, int]:
+        """OpenAI's usage object."""
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens, "cached_tokens": self.cached_tokens}
+
+
+@dataclass
+class GenerateResult:
+    """A model's answer: the assistant message, why it stopped, usage and the raw exchange.
+
+    ``request`` and ``response`` are the bodies sent and received (never headers), kept
+    so that every model call can be stored as it happened.
+    """
+
+    message: dict[str, Any]
+    finish_reason: str
+    usage: Usage
+    model: str
+    latency_ms: float = 0.0
+    choices: list[dict[str, Any]] | None = None
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+
+    @property
+    def output_text(self) -> str:
+        """The assistant message's text ('' when it only called tools)."""
+        content = self.message.get("content")
+        if isinstance(content, list):
+            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return content or ""
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The assistant message's tool calls, in Chat Completions form."""
+        return list(self.message.get("tool_calls") or [])
+
+    def all_choices(self) -> list[dict[str, Any]]:
+        """Chat Completions ``choices`` (one built from ``message`` when the provider gave none)."""
+        if self.choices:
+            return self.choices
+        return [{"index": 0, "message": self.message, "finish_reason": self.finish_reason}]
+
+    def to_cache(self) -> dict[str, Any]:
+        """What the response cache keeps (no raw request)."""
+        return {"message": self.message, "finish_reason": self.finish_reason, "usage": asdict(self.usage),
+                "model": self.model, "latency_ms": self.latency_ms, "choices": self.choices}
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> "GenerateResult":
+        """Rebuild a result stored by :meth:`to_cache`."""
+        return cls(message=data["message"], finish_reason=data["finish_reason"], usage=Usage(**data["usage"]),
+                   model=data["model"], latency_ms=data.get("latency_ms", 0.0), choices=data.get("choices"))
+
+
+class Provider(abc.ABC):
+    """A source of model outputs. Subclasses set ``provider`` and implement :meth:`generate`.
+
+    Capabilities are class attributes: ``default_concurrency`` (how many requests the
+    runner keeps in flight), ``supports_tools`` and ``supports_response_format``.
+    """
+
+    provider: ClassVar[str] = ""
+    default_concurrency: ClassVar[int] = 16
+    supports_tools: ClassVar[bool] = False
+    supports_response_format: ClassVar[bool] = False
+
+    def __init__(self, model: str, *, base_url: str | None = None, **options: Any) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.options = options
+
+    @property
+    def name(self) -> str:
+        """``provider/model``."""
+        return f"{self.provider}/{self.model}"
+
+    @abc.abstractmethod
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        """Answer one request. Raise :class:`~gradeloop.errors.ProviderError` on failure
+        (``retryable=True`` for 429s, 5xx, timeouts and dropped connections)."""
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this model's outputs in the response cache."""
+        return {"provider": self.provider, "base_url": self.base_url, "model": self.model}
+
+    async def check(self) -> None:
+        """Fail fast (InputError) when the provider cannot work at all, e.g. an unreachable server."""
+
+    async def aclose(self) -> None:
+        """Release clients, threads and models."""
+
+
+_PROVIDERS: dict[str, type[Provider]] = {}
+_BUILTINS_LOADED = False
+
+
+def register_provider(cls: type[Provider]) -> type[Provider]:
+    """Register a Provider subclass under ``cls.provider``; returns it (a decorator)."""
+    if not cls.provider:
+        raise TypeError(f"{cls.__name__} must set the class attribute 'provider'")
+    _PROVIDERS[cls.provider] = cls
+    return cls
+
+
+def _load_plugins() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    from . import _local, _openai, _scripted  # noqa: F401  (built-ins register on import)
+
+    for ep in entry_points(group="gradeloop.providers"):
+        if ep.name not in _PROVIDERS:
+            cls = ep.load()
+            _PROVIDERS.setdefault(getattr(cls, "provider", ep.name) or ep.name, cls)
+
+
+def provider_names() -> list[str]:
+    """Registered provider prefixes, sorted."""
+    _load_plugins()
+    return sorted(_PROVIDERS)
+
+
+def split_model_name(name: str) -> tuple[str, str]:
+    """``"openai/gpt-4.1-mini"`` → ``("openai", "gpt-4.1-mini")``; raises InputError if malformed."""
+    provider, sep, model = name.partition("/")
+    if not sep or not provider or not model:
+        raise InputError(
+            f"model '{name}' must be written provider/model, e.g. openai/gpt-4.1-mini, local/smollm2, "
+            f"hf/path/to/checkpoint, scripted/responses.yaml", field="model")
+    return provider, model
+
+
+def get_provider(name: str, *, base_url: str | None = None, **options: Any) -> Provider:
+    """Build the provider for ``name`` (``provider/model``)."""
+    _load_plugins()
+    provider, model = split_model_name(name)
+    cls = _PROVIDERS.get(provider)
+    if cls is None:
+        raise InputError(f"unknown provider '{provider}' in '{name}' (known: {', '.join(provider_names())})",
+                         field="model")
+    return cls(model, base_url=base_url, **options)
+
+
+def request_fingerprint(identity: dict[str, Any], request: GenerateRequest, epoch: int) -> str:
+    """The content address of a request: provider identity, messages, params and epoch."""
+    payload = {"identity": identity, "messages": request.messages, "params": request.params, "epoch": epoch}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

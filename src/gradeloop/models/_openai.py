@@ -1,0 +1,187 @@
+"""``openai/<model>``: the official ``openai`` SDK's async client, against OpenAI or any
+OpenAI-compatible server (``--base-url`` / ``OPENAI_BASE_URL``: vLLM, SGLang, llama.cpp …).
+
+The SDK's own retries are off (the runner retries with backoff) and responses are read raw,
+so the exact body is what gets stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import InputError, ProviderError
+from ._base import GenerateRequest, GenerateResult, Provider, Usage, register_provider
+
+OPENAI_URL = "https://api.openai.com/v1"
+_PASSTHROUGH = ("temperature", "top_p", "seed", "max_completion_tokens", "response_format", "tools",
+                "stop", "reasoning_effort", "tool_choice", "parallel_tool_calls")
+
+
+def public_url(url: str | None) -> str | None:
+    """``url`` without user:password, safe to store and print."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        parts = parts._replace(netloc=host)
+    return urlunsplit(parts)
+
+
+@register_provider
+class OpenAIProvider(Provider):
+    """Chat Completions through ``openai.AsyncOpenAI``."""
+
+    provider = "openai"
+    default_concurrency = 32
+    supports_tools = True
+    supports_response_format = True
+
+    def __init__(self, model: str, *, base_url: str | None = None, timeout: float = 120.0,
+                 api_key_env: str = "OPENAI_API_KEY", **options: Any) -> None:
+        base = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        super().__init__(model, base_url=public_url(base), **options)
+        self._is_openai = urlsplit(base).hostname == "api.openai.com"
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            if self._is_openai:
+                raise InputError(f"{api_key_env} is not set; export it, or point --base-url / "
+                                 "OPENAI_BASE_URL at an OpenAI-compatible server", field="model")
+            api_key = "not-needed"
+        self._url = base
+        self._timeout = timeout
+        self._api_key = api_key
+        self._client: Any = None
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self._url, max_retries=0,
+                                              timeout=self._timeout)
+        return self._client
+
+    def body(self, request: GenerateRequest) -> dict[str, Any]:
+        """The Chat Completions request body for ``request``."""
+        messages = request.messages
+        if not self._is_openai:
+            # most open servers' chat templates know 'system' but not 'developer'
+            messages = [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
+        for key in _PASSTHROUGH:
+            if request.params.get(key) is not None:
+                body[key] = request.params[key]
+        if not self._is_openai and "max_completion_tokens" in body:
+            body["max_tokens"] = body["max_completion_tokens"]  # older servers only read this one
+        return body
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        import openai
+
+        body = self.body(request)
+        client = self._get_client()
+        start = time.perf_counter()
+        try:
+            raw = await client.chat.completions.with_raw_response.create(**body)
+            content = raw.http_response.content
+        except openai.APIStatusError as exc:
+            raise _status_error(exc) from None
+        except openai.APITimeoutError:
+            raise ProviderError(f"request timed out after {self._timeout:g}s", retryable=True,
+                                kind="timeout") from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise ProviderError(f"connection failed: {type(cause).__name__}: {cause}", retryable=True,
+                                kind="connection_error") from None
+        latency = (time.perf_counter() - start) * 1000
+        return _parse(content, body, latency, self.model)
+
+    async def check(self) -> None:
+        """Open a TCP connection to the server; raise InputError if that is impossible."""
+        parts = urlsplit(self._url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=10)
+            writer.close()
+        except (OSError, asyncio.TimeoutError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise InputError(
+                f"cannot reach {public_url(self._url)} ({reason}); check --base-url / OPENAI_BASE_URL",
+                field="base_url") from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _status_error(exc: Any) -> ProviderError:
+    status = exc.status_code
+    retryable = status in (408, 409, 429) or status >= 500
+    message = f"HTTP {status}"
+    try:
+        detail = exc.response.json().get("error", {})
+        if isinstance(detail, dict) and detail.get("message"):
+            message += f": {detail['message']}"
+    except Exception:  # noqa: BLE001 - an unreadable error body is still an HTTP error
+        pass
+    return ProviderError(message, retryable=retryable, status_code=status,
+                         retry_after=retry_after_seconds(exc.response.headers),
+                         kind="rate_limited" if status == 429 else "http_error")
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+def _parse(content: bytes, body: dict, latency: float, model: str) -> GenerateResult:
+    try:
+        data = json.loads(content)
+        choice = data["choices"][0]
+        message = choice["message"]
+        if not isinstance(message, dict):
+            raise TypeError("message is not an object")
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ProviderError(f"malformed response body ({type(exc).__name__}: {exc}): {content[:200]!r}",
+                            retryable=True, kind="malformed_response") from None
+    usage = data.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
+    message = {k: v for k, v in message.items() if v is not None}
+    message.setdefault("content", None)
+    return GenerateResult(
+        message=message,
+        finish_reason=choice.get("finish_reason") or "stop",
+        usage=Usage(prompt_tokens=usage.get("prompt_tokens") or 0,
+                    completion_tokens=usage.get("completion_tokens") or 0,
+                    cached_tokens=details.get("cached_tokens") or 0),
+        model=data.get("model") or model,
+        latency_ms=latency,
+        choices=data.get("choices"),
+        request=body,
+        response=data,
+    )

@@ -1,0 +1,168 @@
+"""Runs and output items in OpenAI's shapes, and per-run summaries, read from the store."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .graders import criterion_id
+from .spec import parse_criteria
+from .store import Store
+
+__all__ = ["run_object", "output_item_objects", "run_list", "run_summary", "percentile"]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile (0–100) by linear interpolation; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _criteria(store: Store, run: dict[str, Any]) -> list[Any]:
+    definition = store.get_eval(run["eval_id"])["definition"]
+    return parse_criteria(definition["testing_criteria"])
+
+
+def run_object(store: Store, run_id: str) -> dict[str, Any]:
+    """The run as OpenAI's ``eval.run`` object, plus a ``gradeloop`` block of additions."""
+    run = store.get_run(run_id)
+    rid = run["id"]
+    criteria = _criteria(store, run)
+    epochs = (run["config"] or {}).get("epochs") or 1
+    total = len(store.run_items(rid)) * epochs
+    counts = store.result_counts(rid)
+    counts["total"] = max(total, counts["total"])
+    by_index = {c["criterion"]: c for c in store.criteria_counts(rid)}
+    usage = store.usage(rid)
+    latencies = store.latencies(rid)
+    data_source = dict(run["data_source"] or {})
+    if run["model"] and data_source.get("type") != "jsonl":
+        data_source["model"] = run["model"]
+    return {
+        "object": "eval.run",
+        "id": rid,
+        "eval_id": run["eval_id"],
+        "created_at": run["created_at"],
+        "name": run["name"],
+        "model": run["model"] or None,
+        "status": run["status"],
+        "metadata": run["metadata"] or {},
+        "data_source": data_source,
+        "error": run["error"],
+        "report_url": None,
+        "result_counts": counts,
+        "per_model_usage": [
+            {"model_name": u["model"], "invocation_count": u["invocations"], "prompt_tokens": u["prompt_tokens"],
+             "completion_tokens": u["completion_tokens"],
+             "total_tokens": u["prompt_tokens"] + u["completion_tokens"], "cached_tokens": u["cached_tokens"]}
+            for u in usage
+        ],
+        "per_testing_criteria_results": [
+            {"testing_criteria": criterion_id(c), "passed": by_index.get(i, {}).get("passed", 0),
+             "failed": by_index.get(i, {}).get("failed", 0)}
+            for i, c in enumerate(criteria)
+        ],
+        "gradeloop": {
+            "epochs": epochs,
+            "started_at": run["started_at"],
+            "finished_at": run["finished_at"],
+            "cached_samples": sum(u["cached_samples"] for u in usage if u["purpose"] == "sample"),
+            "usage_by_purpose": usage,
+            "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
+            "criteria": [
+                {"name": c.name, "type": c.type, "id": criterion_id(c),
+                 "grader_hash": by_index.get(i, {}).get("grader_hash"),
+                 "passed": by_index.get(i, {}).get("passed", 0), "failed": by_index.get(i, {}).get("failed", 0),
+                 "errored": by_index.get(i, {}).get("errored", 0),
+                 "mean_score": by_index.get(i, {}).get("mean_score")}
+                for i, c in enumerate(criteria)
+            ],
+            "calls": store.call_counts(rid),
+        },
+    }
+
+
+def run_list(store: Store, *, limit: int = 50, status: str | None = None) -> dict[str, Any]:
+    """OpenAI's list shape: ``{"object": "list", "data": [run, …], first_id, last_id, has_more}``."""
+    runs = store.list_runs(limit=limit + 1, status=status)
+    data = [run_object(store, r["id"]) for r in runs[:limit]]
+    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None, "has_more": len(runs) > limit}
+
+
+def _result_type(kind: str) -> str:
+    return kind.replace("_", "-") + "-grader"
+
+
+def output_item_objects(store: Store, run_id: str, *, status: str | None = None,
+                        limit: int | None = None) -> list[dict[str, Any]]:
+    """The run's output items as OpenAI's ``eval.run.output_item`` objects."""
+    run = store.get_run(run_id)
+    criteria = _criteria(store, run)
+    ids = [criterion_id(c) for c in criteria]
+    items = []
+    for o in store.output_items(run["id"], status=status, limit=limit):
+        results = []
+        for s in o["scores"]:
+            errors = (s["result"] or {}).get("errors") or {}
+            results.append({
+                "name": ids[s["criterion"]] if s["criterion"] < len(ids) else s["name"],
+                "type": _result_type(s["type"]), "score": s["score"], "passed": s["passed"],
+                "sample": None, "criterion": s["name"], "grader_hash": s["grader_hash"],
+                **({"errors": errors} if errors else {}),
+                **({"details": s["result"]["details"]} if (s["result"] or {}).get("details") else {}),
+            })
+        items.append({
+            "object": "eval.run.output_item", "id": o["id"], "run_id": run["id"], "eval_id": run["eval_id"],
+            "created_at": o["created_at"], "status": o["status"], "datasource_item_id": o["index"],
+            "datasource_item": o["item"], "results": results, "sample": _sample_object(o["sample"]),
+            "epoch": o["epoch"],
+        })
+    return items
+
+
+def _sample_object(sample: dict[str, Any] | None) -> dict[str, Any] | None:
+    if sample is None:
+        return None
+    params = sample.get("params") or {}
+    usage = {"prompt_tokens": sample["prompt_tokens"] or 0, "completion_tokens": sample["completion_tokens"] or 0,
+             "total_tokens": (sample["prompt_tokens"] or 0) + (sample["completion_tokens"] or 0),
+             "cached_tokens": sample["cached_tokens"] or 0}
+    return {
+        "input": sample["input"] or [],
+        "output": [sample["output"]] if sample["output"] else [],
+        "finish_reason": sample["finish_reason"],
+        "model": sample["model"],
+        "usage": usage,
+        "error": sample["error"],
+        "temperature": params.get("temperature"),
+        "max_completion_tokens": params.get("max_completion_tokens"),
+        "top_p": params.get("top_p"),
+        "seed": params.get("seed"),
+        "cached": sample["cached"],
+        "latency_ms": sample["latency_ms"],
+    }
+
+
+def run_summary(store: Store, run_id: str) -> dict[str, Any]:
+    """A compact summary: counts, pass rate overall and per criterion, tokens, latency p50/p95."""
+    run = run_object(store, run_id)
+    counts = run["result_counts"]
+    graded = counts["passed"] + counts["failed"]
+    gl = run["gradeloop"]
+    return {
+        "run_id": run["id"], "model": run["model"] or "(given samples)", "status": run["status"],
+        "total": counts["total"], "passed": counts["passed"], "failed": counts["failed"],
+        "errored": counts["errored"],
+        "pass_rate": counts["passed"] / graded if graded else None,
+        "criteria": [{"name": c["name"], "pass_rate": c["passed"] / (c["passed"] + c["failed"])
+                      if c["passed"] + c["failed"] else None} for c in gl["criteria"]],
+        "prompt_tokens": sum(u["prompt_tokens"] for u in run["per_model_usage"]),
+        "completion_tokens": sum(u["completion_tokens"] for u in run["per_model_usage"]),
+        "cached_samples": gl["cached_samples"],
+        "latency_p50_ms": gl["latency_ms"]["p50"], "latency_p95_ms": gl["latency_ms"]["p95"],
+    }

@@ -1,0 +1,72 @@
+"""Retries with exponential backoff and jitter, honouring Retry-After, with bounded totals."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+from ..errors import ProviderError
+from ..models import GenerateRequest, GenerateResult, Provider
+from ..store import CallRecord
+
+
+@dataclass
+class RetryPolicy:
+    """How hard to try: at most ``max_attempts`` calls and ``max_total_wait`` seconds of waiting.
+
+    The n-th wait is ``base_delay * 2**(n-1)`` capped at ``max_delay``, with equal jitter
+    (half fixed, half random); a server's Retry-After replaces it (capped at ``max_delay``).
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_total_wait: float = 120.0
+
+    def delay(self, attempt: int, error: ProviderError) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if error.retry_after is not None:
+            return min(error.retry_after, self.max_delay) * random.uniform(1.0, 1.1)
+        step = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return step / 2 + random.uniform(0, step / 2)
+
+
+async def call_with_retries(
+    provider: Provider, request: GenerateRequest, policy: RetryPolicy, purpose: str,
+) -> tuple[GenerateResult | None, ProviderError | None, list[CallRecord]]:
+    """Call ``provider`` until it answers or the policy gives up.
+
+    Returns ``(result, last_error, calls)``: exactly one of result and error is set, and
+    ``calls`` records every attempt (request and response bodies, no headers).
+    """
+    calls: list[CallRecord] = []
+    waited = 0.0
+    for attempt in range(1, policy.max_attempts + 1):
+        started = time.time()
+        t0 = time.perf_counter()
+        try:
+            result = await provider.generate(request)
+        except ProviderError as exc:
+            latency = (time.perf_counter() - t0) * 1000
+            calls.append(CallRecord(purpose=purpose, provider=provider.provider, model=provider.model,
+                                    base_url=provider.base_url, attempt=attempt, status="error",
+                                    request=None, response=None, error=exc.to_dict(), prompt_tokens=None,
+                                    completion_tokens=None, latency_ms=latency, created_at=started))
+            if not exc.retryable or attempt == policy.max_attempts:
+                return None, exc, calls
+            pause = policy.delay(attempt, exc)
+            if waited + pause > policy.max_total_wait:
+                return None, exc, calls
+            waited += pause
+            await asyncio.sleep(pause)
+            continue
+        calls.append(CallRecord(purpose=purpose, provider=provider.provider, model=provider.model,
+                                base_url=provider.base_url, attempt=attempt, status="ok",
+                                request=result.request, response=result.response, error=None,
+                                prompt_tokens=result.usage.prompt_tokens,
+                                completion_tokens=result.usage.completion_tokens,
+                                latency_ms=result.latency_ms, created_at=started))
+        return result, None, calls
+    raise AssertionError("unreachable")

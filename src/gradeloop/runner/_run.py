@@ -1,0 +1,337 @@
+"""The engine: items × models × epochs, bounded concurrency, retries, cache, resume.
+
+A unit of work is one (item, epoch) of one run. It is sampled (or its given sample is
+used), the sample is stored with the calls behind it in one transaction, then it is
+graded and its scores and output item are stored in another. Resuming a run skips
+every unit that has an output item and only grades units that have a sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, TemplateError
+from ..graders import GradeResult, GradingContext, grade
+from ..models import GenerateRequest, GenerateResult, Provider, get_provider, request_fingerprint
+from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
+                    parse_data_source)
+from ..store import SampleRecord, ScoreRecord, Store
+from ..templating import sample_namespace
+from ._messages import build_messages
+from ._progress import Reporter, progress_reporter
+from ._retry import RetryPolicy, call_with_retries
+
+__all__ = ["RunOptions", "run_eval", "run_eval_async", "resume_run", "resume_run_async", "resolve_model_name"]
+
+
+@dataclass
+class RunOptions:
+    """How to run: epochs, concurrency per model, endpoint, cache, retries, row limit."""
+
+    epochs: int | None = None
+    concurrency: int | None = None
+    base_url: str | None = None
+    use_cache: bool = True
+    timeout: float = 120.0
+    limit: int | None = None
+    name: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def to_config(self) -> dict[str, Any]:
+        """What the store keeps so that a resume runs the same way."""
+        return {"epochs": self.epochs, "concurrency": self.concurrency, "base_url": self.base_url,
+                "use_cache": self.use_cache, "timeout": self.timeout, "limit": self.limit,
+                "retry": asdict(self.retry)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "RunOptions":
+        """Rebuild options stored by :meth:`to_config`."""
+        return cls(epochs=config.get("epochs"), concurrency=config.get("concurrency"),
+                   base_url=config.get("base_url"), use_cache=config.get("use_cache", True),
+                   timeout=config.get("timeout", 120.0), limit=config.get("limit"),
+                   retry=RetryPolicy(**config.get("retry", {})))
+
+
+def resolve_model_name(name: str) -> str:
+    """A data source's bare model name (``gpt-4.1``) means ``openai/gpt-4.1``."""
+    return name if "/" in name else f"openai/{name}"
+
+
+class _Providers:
+    """Providers by name for one runner invocation, shared by sampling and model graders."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self._by_name: dict[str, Provider] = {}
+
+    def get(self, name: str) -> Provider:
+        if name not in self._by_name:
+            self._by_name[name] = get_provider(name, base_url=self.options.base_url, timeout=self.options.timeout)
+        return self._by_name[name]
+
+    async def aclose(self) -> None:
+        for provider in self._by_name.values():
+            await provider.aclose()
+
+
+class _RunnerContext(GradingContext):
+    """Model graders' calls go through the same providers, retries and cache as sampling."""
+
+    def __init__(self, execution: "_Execution", index: int, epoch: int) -> None:
+        self.execution = execution
+        self.index = index
+        self.epoch = epoch
+
+    async def generate(self, model: str, request: GenerateRequest) -> GenerateResult:
+        ex = self.execution
+        provider = ex.providers.get(resolve_model_name(model))
+        key = request_fingerprint(provider.identity(), request, 0)
+        cached = ex.store.cache_get(key) if ex.options.use_cache else None
+        if cached is not None:
+            return GenerateResult.from_cache(cached)
+        result, error, calls = await call_with_retries(provider, request, ex.options.retry, "grader")
+        ex.store.record_calls(ex.run_id, self.index, self.epoch, calls)
+        if result is None:
+            raise error  # the grader turns this into model_grader_server_error
+        ex.store.cache_put(key, result.to_cache())
+        return result
+
+
+class _Execution:
+    """One run being executed (fresh or resumed)."""
+
+    def __init__(self, store: Store, run_id: str, criteria: list[GraderModel],
+                 source: CompletionsDataSource | None, rows: list[Row], epochs: int, provider: Provider | None,
+                 providers: _Providers, options: RunOptions, reporter: Reporter, label: str) -> None:
+        self.store, self.run_id, self.criteria = store, run_id, criteria
+        self.source, self.rows, self.epochs = source, rows, epochs
+        self.provider, self.providers, self.options = provider, providers, options
+        self.reporter, self.label = reporter, label
+        self.hashes = [grader_hash(c) for c in criteria]
+        self.params = source.sampling_params.to_request() if source is not None else {}
+
+    async def execute(self) -> None:
+        finished = self.store.finished_units(self.run_id)
+        ungraded = self.store.samples_without_grades(self.run_id)
+        units = [(row, e) for row in self.rows for e in range(self.epochs) if (row.index, e) not in finished]
+        self.reporter.start(self.run_id, self.label, len(self.rows) * self.epochs, len(finished))
+        self.store.set_run_status(self.run_id, "in_progress")
+        try:
+            pending = iter(units)
+
+            async def worker() -> None:
+                for row, epoch in pending:  # workers share one iterator: each unit runs once
+                    stored = ungraded.get((row.index, epoch))
+                    await self._unit(row, epoch, stored)
+
+            limit = self.options.concurrency or (self.provider.default_concurrency if self.provider else 64)
+            await asyncio.gather(*(worker() for _ in range(max(1, min(limit, len(units))))))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.store.set_run_status(self.run_id, "canceled",
+                                      {"code": "canceled", "message": "interrupted; resume with gradeloop eval resume"})
+            raise
+        except BaseException as exc:
+            self.store.set_run_status(self.run_id, "failed", {"code": type(exc).__name__, "message": str(exc)})
+            raise
+        finally:
+            self.reporter.finish(self.run_id)
+        self.store.set_run_status(self.run_id, "completed")
+
+    async def _unit(self, row: Row, epoch: int, stored: dict | None) -> None:
+        if stored is not None:
+            sample, ok = _namespace_from_stored(stored), stored["status"] != "error"
+        else:
+            sample, ok = await self._sample(row, epoch)
+        if not ok:
+            self.store.record_grades(self.run_id, row.index, epoch, [], "error")
+            self.reporter.advance(self.run_id, "error")
+            return
+        context = _RunnerContext(self, row.index, epoch)
+        scores, statuses = [], []
+        for i, criterion in enumerate(self.criteria):
+            result = await grade(criterion, sample, row.item, context)
+            scores.append(_score_record(i, criterion, self.hashes[i], result))
+            statuses.append(result.passed)
+        status = "error" if None in statuses else ("pass" if all(statuses) else "fail")
+        self.store.record_grades(self.run_id, row.index, epoch, scores, status)
+        self.reporter.advance(self.run_id, status)
+
+    async def _sample(self, row: Row, epoch: int) -> tuple[dict[str, Any], bool]:
+        """Produce and store the unit's sample; returns ``(sample namespace, ok)``."""
+        if row.sample is not None or self.source is None or self.source.input_messages is None:
+            given = dict(row.sample or {})
+            record = SampleRecord(status="provided", model=None, input=None,
+                                  output={"role": "assistant", "content": given.get("output_text", "")},
+                                  choices=given.get("choices"), finish_reason=None, prompt_tokens=None,
+                                  completion_tokens=None, cached_tokens=None, latency_ms=None, cached=False,
+                                  cache_key=None, params=None, error=None)
+            self.store.record_sample(self.run_id, row.index, epoch, record, [])
+            return _given_namespace(given), True
+        try:
+            messages = build_messages(self.source.input_messages, row.item)
+        except TemplateError as exc:
+            self._store_error(row, epoch, None, {"code": "invalid_variable_error", "message": exc.message}, [])
+            return {}, False
+        request = GenerateRequest(messages=messages, params=self.params)
+        key = request_fingerprint(self.provider.identity(), request, epoch)
+        cached = self.store.cache_get(key) if self.options.use_cache else None
+        calls = []
+        if cached is not None:
+            result = GenerateResult.from_cache(cached)
+        else:
+            result, error, calls = await call_with_retries(self.provider, request, self.options.retry, "sample")
+            if result is None:
+                self._store_error(row, epoch, messages, error.to_dict(), calls, key)
+                return {}, False
+        record = SampleRecord(
+            status="ok", model=self.provider.name, input=messages, output=result.message,
+            choices=result.choices, finish_reason=result.finish_reason,
+            prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
+            cached_tokens=result.usage.cached_tokens, latency_ms=result.latency_ms, cached=cached is not None,
+            cache_key=key, params=self.params, error=None)
+        self.store.record_sample(self.run_id, row.index, epoch, record, calls,
+                                 cache_response=None if cached is not None else result.to_cache())
+        return sample_namespace(result.output_text, tool_calls=result.tool_calls,
+                                choices=result.all_choices()), True
+
+    def _store_error(self, row: Row, epoch: int, messages: list | None, error: dict, calls: list,
+                     key: str | None = None) -> None:
+        record = SampleRecord(status="error", model=self.provider.name if self.provider else None,
+                              input=messages, output=None, choices=None, finish_reason=None, prompt_tokens=None,
+                              completion_tokens=None, cached_tokens=None, latency_ms=None, cached=False,
+                              cache_key=key, params=self.params, error=error)
+        self.store.record_sample(self.run_id, row.index, epoch, record, calls)
+
+
+def _score_record(i: int, criterion: GraderModel, digest: str, result: GradeResult) -> ScoreRecord:
+    payload = {"errors": {k: v for k, v in result.errors.items() if v}, "details": result.details,
+               "sub_rewards": result.sub_rewards, "token_usage": result.token_usage,
+               "execution_time": result.execution_time}
+    return ScoreRecord(criterion=i, name=criterion.name, type=criterion.type, grader_hash=digest,
+                       score=result.score, passed=result.passed, result=payload)
+
+
+def _given_namespace(given: dict[str, Any]) -> dict[str, Any]:
+    sample = sample_namespace(given.get("output_text", ""), tool_calls=given.get("output_tools"),
+                              choices=given.get("choices"))
+    for key in ("output_json", "output_audio"):
+        if key in given:
+            sample[key] = given[key]
+    return sample
+
+
+def _namespace_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
+    output = stored.get("output") or {}
+    if stored["status"] == "provided":
+        return _given_namespace({"output_text": output.get("content") or "", "choices": stored.get("choices")})
+    return sample_namespace(output.get("content") or "", tool_calls=output.get("tool_calls"),
+                            choices=stored.get("choices"))
+
+
+# -- entry points ---------------------------------------------------------------------
+
+
+def _models_for(spec: EvalSpec, models: list[str]) -> list[str | None]:
+    source = spec.data_source
+    if source is None:
+        raise InputError("the eval has no data_source: add one (jsonl or completions) to the file",
+                         file=spec.source_file, field="data_source")
+    if isinstance(source, CompletionsDataSource) and source.input_messages is None and spec.needs_model:
+        raise InputError("a completions data source needs input_messages (template or item_reference)",
+                         file=spec.source_file, field="data_source.input_messages")
+    if not spec.needs_model:
+        if models:
+            raise InputError("every row of this eval carries its sample, so no model is called; drop --model",
+                             file=spec.source_file, field="data_source")
+        return [None]
+    if not models and source.model:
+        models = [resolve_model_name(source.model)]
+    if not models:
+        raise InputError("this eval samples a model: pass --model provider/model (e.g. local/smollm2) "
+                         "or set data_source.model", file=spec.source_file, field="data_source.model")
+    return list(dict.fromkeys(models))
+
+
+async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None = None, *,
+                         store: Store | None = None, options: RunOptions | None = None,
+                         reporter: Reporter | None = None) -> list[str]:
+    """Run an eval on each model (one run per model, concurrently); returns the run ids.
+
+    Raises InputError before anything is stored when the eval, a model name or an endpoint
+    is unusable.
+    """
+    spec = load_eval(spec) if isinstance(spec, (str, Path)) else spec
+    options = options or RunOptions()
+    store = store or Store()
+    reporter = reporter or Reporter()
+    names = _models_for(spec, list(models or []))
+    providers = _Providers(options)
+    chosen = [providers.get(n) if n else None for n in names]
+    for p in chosen:
+        if p is not None:
+            await p.check()
+    rows = spec.rows[: options.limit] if options.limit else spec.rows
+    epochs = options.epochs or spec.epochs
+    eval_id = store.add_eval(spec.definition(), spec.source_file)
+    executions = []
+    for provider in chosen:
+        run_options = RunOptions(**{**options.__dict__, "epochs": epochs})
+        run_id = store.create_run(
+            eval_id=eval_id, model=provider.name if provider else "", name=options.name or spec.name,
+            data_source=spec.data_source_dict(), config=run_options.to_config(),
+            rows=((r.index, r.item, r.sample, r.file, r.line) for r in rows))
+        label = f"{spec.name} · {provider.name if provider else 'given samples'}"
+        source = spec.data_source if isinstance(spec.data_source, CompletionsDataSource) else None
+        executions.append(_Execution(store, run_id, spec.testing_criteria, source, rows, epochs,
+                                     provider, providers, run_options, reporter, label))
+    try:
+        await asyncio.gather(*(ex.execute() for ex in executions))
+    finally:
+        reporter.close()
+        await providers.aclose()
+    return [ex.run_id for ex in executions]
+
+
+async def resume_run_async(run_id: str, *, store: Store | None = None, reporter: Reporter | None = None,
+                           options: RunOptions | None = None) -> str:
+    """Finish an interrupted run: units with output items are skipped, stored samples are
+    only graded, the rest are sampled. Returns the run id."""
+    store = store or Store()
+    reporter = reporter or Reporter()
+    run = store.get_run(run_id)
+    definition = store.get_eval(run["eval_id"])["definition"]
+    criteria = parse_criteria(definition["testing_criteria"])
+    source = parse_data_source(run["data_source"]) if run["data_source"] else None
+    rows = [Row(index=r["index"], item=r["item"], sample=r["sample"], file=r["file"], line=r["line"])
+            for r in store.run_items(run["id"])]
+    options = options or RunOptions.from_config(run["config"])
+    providers = _Providers(options)
+    provider = providers.get(run["model"]) if run["model"] else None
+    if provider is not None:
+        await provider.check()
+    epochs = options.epochs or 1
+    label = f"{definition.get('name') or run['name']} · {run['model'] or 'given samples'}"
+    execution = _Execution(store, run["id"], criteria, source if isinstance(source, CompletionsDataSource) else None,
+                           rows, epochs, provider, providers, options, reporter, label)
+    try:
+        await execution.execute()
+    finally:
+        reporter.close()
+        await providers.aclose()
+    return run["id"]
+
+
+def run_eval(spec: EvalSpec | str | Path, models: list[str] | None = None, *, store: Store | None = None,
+             options: RunOptions | None = None, progress: bool = False) -> list[str]:
+    """Synchronous :func:`run_eval_async`; ``progress=True`` shows a rich progress bar."""
+    return asyncio.run(run_eval_async(spec, models, store=store, options=options,
+                                      reporter=progress_reporter() if progress else None))
+
+
+def resume_run(run_id: str, *, store: Store | None = None, progress: bool = False) -> str:
+    """Synchronous :func:`resume_run_async`."""
+    return asyncio.run(resume_run_async(run_id, store=store, reporter=progress_reporter() if progress else None))
+

@@ -1,0 +1,468 @@
+"""The SQLite store: evals, runs, items, samples, model calls, scores, response cache.
+
+One :class:`Store` per process and thread. Every write that makes a unit of work durable
+(a sample with the calls that produced it; the scores with the output item) is one
+transaction, so a process killed at any moment leaves the store consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import GradeloopError, NotFoundError
+from ._migrations import MIGRATIONS
+
+__all__ = ["Store", "default_home", "SampleRecord", "CallRecord", "ScoreRecord", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_home() -> Path:
+    """``$GRADELOOP_HOME`` or ``./.gradeloop``."""
+    return Path(os.environ.get("GRADELOOP_HOME") or ".gradeloop")
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def new_id(prefix: str) -> str:
+    """An OpenAI-style id: ``prefix_`` and 32 hex digits."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass
+class CallRecord:
+    """One attempt at a model call, as stored (request and response bodies, never headers)."""
+
+    purpose: str
+    provider: str
+    model: str
+    base_url: str | None
+    attempt: int
+    status: str
+    request: dict | None
+    response: dict | None
+    error: dict | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: float | None
+    created_at: float
+
+
+@dataclass
+class SampleRecord:
+    """A finished sample: the model's output for one item and epoch, or the error that ended it."""
+
+    status: str  # "ok" | "error" | "provided"
+    model: str | None
+    input: list[dict] | None
+    output: dict | None  # the assistant message
+    choices: list[dict] | None
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None
+    latency_ms: float | None
+    cached: bool
+    cache_key: str | None
+    params: dict | None
+    error: dict | None
+
+
+@dataclass
+class ScoreRecord:
+    """One criterion's result on one sample."""
+
+    criterion: int
+    name: str
+    type: str
+    grader_hash: str
+    score: float | None
+    passed: bool | None
+    result: dict
+
+
+class Store:
+    """The gradeloop database. ``Store()`` opens (and creates or upgrades) the default one."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        if path is None:
+            home = default_home()
+            home.mkdir(parents=True, exist_ok=True)
+            path = home / "gradeloop.db"
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    # -- schema -----------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise GradeloopError(
+                f"{self.path} has schema version {version}, newer than this gradeloop knows "
+                f"({SCHEMA_VERSION}); upgrade gradeloop"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            for number, (name, sql) in enumerate(MIGRATIONS, start=1):
+                if number <= version:
+                    continue
+                for statement in _statements(sql):
+                    self.conn.execute(statement)
+                self.conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))
+                self.conn.execute(f"PRAGMA user_version = {number}")
+
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrations(self) -> list[str]:
+        """Names of the applied migrations, in order."""
+        return [r[0] for r in self.conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    # -- evals ------------------------------------------------------------------------
+
+    def add_eval(self, definition: dict[str, Any], source_file: str | None = None) -> str:
+        """Store an eval definition (deduplicated by content); returns its id."""
+        canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        row = self.conn.execute("SELECT id FROM evals WHERE definition_hash = ?", (digest,)).fetchone()
+        if row:
+            return row["id"]
+        eval_id = new_id("eval")
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO evals VALUES (?, ?, ?, ?, ?, ?)",
+                (eval_id, definition.get("name"), canonical, digest, source_file, int(time.time())),
+            )
+        return eval_id
+
+    def get_eval(self, eval_id: str) -> dict[str, Any]:
+        """The stored eval as ``{id, name, definition, source_file, created_at}``."""
+        row = self.conn.execute("SELECT * FROM evals WHERE id = ?", (eval_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no eval with id {eval_id}")
+        return {
+            "id": row["id"], "name": row["name"], "definition": _loads(row["definition"]),
+            "source_file": row["source_file"], "created_at": row["created_at"],
+        }
+
+    # -- runs -------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        eval_id: str,
+        model: str,
+        name: str | None,
+        data_source: dict | None,
+        config: dict,
+        rows: Iterable[tuple[int, dict, dict | None, str | None, int | None]],
+        metadata: dict | None = None,
+    ) -> str:
+        """Create a queued run with its items ``(index, item, sample, file, line)``; returns its id."""
+        run_id = new_id("evalrun")
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO runs (id, eval_id, name, model, status, data_source, config, metadata, created_at)"
+                " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (run_id, eval_id, name, model, _dumps(data_source), _dumps(config), _dumps(metadata),
+                 int(time.time())),
+            )
+            self.conn.executemany(
+                "INSERT INTO run_items VALUES (?, ?, ?, ?, ?, ?)",
+                ((run_id, i, _dumps(item), _dumps(sample), f, line) for i, item, sample, f, line in rows),
+            )
+        return run_id
+
+    def set_run_status(self, run_id: str, status: str, error: dict | None = None) -> None:
+        """Move a run to ``status`` (queued, in_progress, completed, canceled, failed)."""
+        now = time.time()
+        with self.transaction():
+            if status == "in_progress":
+                self.conn.execute(
+                    "UPDATE runs SET status = ?, error = NULL, started_at = COALESCE(started_at, ?),"
+                    " finished_at = NULL WHERE id = ?", (status, now, run_id))
+            else:
+                self.conn.execute(
+                    "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                    (status, _dumps(error), now, run_id))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The stored run; ``run_id`` may be a unique prefix (with or without ``evalrun_``)."""
+        run_id = self.resolve_run_id(run_id)
+        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return self._run_dict(row)
+
+    def resolve_run_id(self, ref: str) -> str:
+        """The full id of the run that ``ref`` names (an id or a unique prefix of one)."""
+        ref = ref.strip()
+        candidates = [ref] if ref.startswith("evalrun_") else [ref, f"evalrun_{ref}"]
+        for cand in candidates:
+            rows = self.conn.execute(
+                "SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 2", (cand, cand + "\uffff")
+            ).fetchall()
+            if len(rows) == 1:
+                return rows[0]["id"]
+            if len(rows) > 1:
+                exact = [r["id"] for r in rows if r["id"] == cand]
+                if exact:
+                    return exact[0]
+                raise NotFoundError(f"'{ref}' matches more than one run; give more of the id")
+        raise NotFoundError(f"no run with id '{ref}' in {self.path} (see: gradeloop eval list)")
+
+    def list_runs(self, *, limit: int = 50, eval_id: str | None = None, status: str | None = None) -> list[dict]:
+        """Runs, newest first."""
+        sql, args = "SELECT * FROM runs", []
+        where = []
+        if eval_id:
+            where.append("eval_id = ?")
+            args.append(eval_id)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        return [self._run_dict(r) for r in self.conn.execute(sql, args)]
+
+    @staticmethod
+    def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        for key in ("data_source", "config", "metadata", "error"):
+            out[key] = _loads(out[key])
+        return out
+
+    def run_items(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's items in order: ``{index, item, sample, file, line}``."""
+        rows = self.conn.execute(
+            "SELECT idx, item, sample, source_file, source_line FROM run_items WHERE run_id = ? ORDER BY idx",
+            (run_id,))
+        return [
+            {"index": r[0], "item": _loads(r[1]), "sample": _loads(r[2]), "file": r[3], "line": r[4]}
+            for r in rows
+        ]
+
+    # -- units of work ----------------------------------------------------------------
+
+    def finished_units(self, run_id: str) -> set[tuple[int, int]]:
+        """``(index, epoch)`` pairs that have an output item (sampled and graded)."""
+        return {(r[0], r[1]) for r in self.conn.execute(
+            "SELECT idx, epoch FROM output_items WHERE run_id = ?", (run_id,))}
+
+    def samples_without_grades(self, run_id: str) -> dict[tuple[int, int], dict]:
+        """Stored samples that have no output item yet (the process stopped while grading)."""
+        rows = self.conn.execute(
+            "SELECT s.* FROM samples s LEFT JOIN output_items o"
+            " ON o.run_id = s.run_id AND o.idx = s.idx AND o.epoch = s.epoch"
+            " WHERE s.run_id = ? AND o.id IS NULL", (run_id,))
+        return {(r["idx"], r["epoch"]): self._sample_dict(r) for r in rows}
+
+    def record_sample(
+        self, run_id: str, index: int, epoch: int, sample: SampleRecord, calls: list[CallRecord],
+        cache_response: dict | None = None,
+    ) -> None:
+        """Store a finished sample, the calls behind it and its cache entry in one transaction."""
+        now = time.time()
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO samples (run_id, idx, epoch, status, model, input, output, choices,"
+                " finish_reason, prompt_tokens, completion_tokens, cached_tokens, latency_ms, cached,"
+                " cache_key, params, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, index, epoch, sample.status, sample.model, _dumps(sample.input),
+                 _dumps(sample.output), _dumps(sample.choices), sample.finish_reason, sample.prompt_tokens,
+                 sample.completion_tokens, sample.cached_tokens, sample.latency_ms, int(sample.cached),
+                 sample.cache_key, _dumps(sample.params), _dumps(sample.error), now),
+            )
+            self._insert_calls(run_id, index, epoch, calls)
+            if cache_response is not None and sample.cache_key:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO response_cache VALUES (?, ?, ?)",
+                    (sample.cache_key, _dumps(cache_response), now))
+
+    def record_calls(self, run_id: str | None, index: int | None, epoch: int | None,
+                     calls: list[CallRecord]) -> None:
+        """Store model calls made outside sampling (a model grader's judge calls)."""
+        if calls:
+            with self.transaction():
+                self._insert_calls(run_id, index, epoch, calls)
+
+    def _insert_calls(self, run_id: str | None, index: int | None, epoch: int | None,
+                      calls: list[CallRecord]) -> None:
+        self.conn.executemany(
+            "INSERT INTO model_calls (run_id, idx, epoch, purpose, provider, model, base_url, attempt,"
+            " status, request, response, error, prompt_tokens, completion_tokens, latency_ms, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(run_id, index, epoch, c.purpose, c.provider, c.model, c.base_url, c.attempt, c.status,
+              _dumps(c.request), _dumps(c.response), _dumps(c.error), c.prompt_tokens,
+              c.completion_tokens, c.latency_ms, c.created_at) for c in calls],
+        )
+
+    def record_grades(self, run_id: str, index: int, epoch: int, scores: list[ScoreRecord],
+                      status: str) -> str:
+        """Store an item's scores and its output item (``pass``/``fail``/``error``); returns its id."""
+        now = time.time()
+        item_id = new_id("outputitem")
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, index, epoch, s.criterion, s.name, s.type, s.grader_hash, s.score,
+                  None if s.passed is None else int(s.passed), _dumps(s.result), now) for s in scores],
+            )
+            self.conn.execute(
+                "INSERT INTO output_items VALUES (?, ?, ?, ?, ?, ?)",
+                (item_id, run_id, index, epoch, status, int(now)))
+        return item_id
+
+    def cache_put(self, key: str, response: dict) -> None:
+        """Remember a response under its content address."""
+        with self.transaction():
+            self.conn.execute("INSERT OR IGNORE INTO response_cache VALUES (?, ?, ?)",
+                              (key, _dumps(response), time.time()))
+
+    def cache_get(self, key: str) -> dict | None:
+        """The cached response for ``key``, or None."""
+        row = self.conn.execute("SELECT response FROM response_cache WHERE key = ?", (key,)).fetchone()
+        return _loads(row[0]) if row else None
+
+    # -- reading results --------------------------------------------------------------
+
+    @staticmethod
+    def _sample_dict(row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        for key in ("input", "output", "choices", "params", "error"):
+            out[key] = _loads(out[key])
+        out["cached"] = bool(out["cached"])
+        return out
+
+    def output_items(self, run_id: str, *, status: str | None = None, limit: int | None = None,
+                     offset: int = 0) -> list[dict[str, Any]]:
+        """Output items joined with their item, sample and scores, in item order."""
+        sql = ("SELECT o.id AS oid, o.idx, o.epoch, o.status AS ostatus, o.created_at AS ocreated,"
+               " i.item, i.sample AS given_sample FROM output_items o JOIN run_items i"
+               " ON i.run_id = o.run_id AND i.idx = o.idx WHERE o.run_id = ?")
+        args: list[Any] = [run_id]
+        if status:
+            sql += " AND o.status = ?"
+            args.append(status)
+        sql += " ORDER BY o.idx, o.epoch"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args += [limit, offset]
+        rows = self.conn.execute(sql, args).fetchall()
+        samples = {(r["idx"], r["epoch"]): self._sample_dict(r) for r in self.conn.execute(
+            "SELECT * FROM samples WHERE run_id = ?", (run_id,))}
+        scores: dict[tuple[int, int], list[dict]] = {}
+        for s in self.conn.execute("SELECT * FROM scores WHERE run_id = ? ORDER BY criterion", (run_id,)):
+            d = dict(s)
+            d["result"] = _loads(d["result"])
+            d["passed"] = None if d["passed"] is None else bool(d["passed"])
+            scores.setdefault((s["idx"], s["epoch"]), []).append(d)
+        out = []
+        for r in rows:
+            key = (r["idx"], r["epoch"])
+            out.append({
+                "id": r["oid"], "index": r["idx"], "epoch": r["epoch"], "status": r["ostatus"],
+                "created_at": r["ocreated"], "item": _loads(r["item"]),
+                "given_sample": _loads(r["given_sample"]), "sample": samples.get(key),
+                "scores": scores.get(key, []),
+            })
+        return out
+
+    def result_counts(self, run_id: str) -> dict[str, int]:
+        """``{total, passed, failed, errored}`` over output items."""
+        counts = {"pass": 0, "fail": 0, "error": 0}
+        for status, n in self.conn.execute(
+                "SELECT status, COUNT(*) FROM output_items WHERE run_id = ? GROUP BY status", (run_id,)):
+            counts[status] = n
+        return {"total": sum(counts.values()), "errored": counts["error"], "failed": counts["fail"],
+                "passed": counts["pass"]}
+
+    def criteria_counts(self, run_id: str) -> list[dict[str, Any]]:
+        """Per criterion: ``{criterion, name, type, grader_hash, passed, failed, errored, mean_score}``."""
+        rows = self.conn.execute(
+            "SELECT criterion, name, type, grader_hash, SUM(passed = 1), SUM(passed = 0),"
+            " SUM(passed IS NULL), AVG(score) FROM scores WHERE run_id = ?"
+            " GROUP BY criterion ORDER BY criterion", (run_id,))
+        return [{"criterion": r[0], "name": r[1], "type": r[2], "grader_hash": r[3], "passed": r[4] or 0,
+                 "failed": r[5] or 0, "errored": r[6] or 0, "mean_score": r[7]} for r in rows]
+
+    def usage(self, run_id: str) -> list[dict[str, Any]]:
+        """Token usage per model and purpose, from the samples and model calls of a run.
+
+        Only real model calls count as invocations and tokens; samples answered from the
+        response cache are counted under ``cached_samples``. Grader usage counts successful calls.
+        """
+        out = []
+        for r in self.conn.execute(
+                "SELECT model, SUM(cached = 0), SUM(cached),"
+                " SUM(CASE WHEN cached = 0 THEN COALESCE(prompt_tokens, 0) ELSE 0 END),"
+                " SUM(CASE WHEN cached = 0 THEN COALESCE(completion_tokens, 0) ELSE 0 END),"
+                " SUM(CASE WHEN cached = 0 THEN COALESCE(cached_tokens, 0) ELSE 0 END)"
+                " FROM samples WHERE run_id = ? AND status = 'ok' GROUP BY model", (run_id,)):
+            out.append({"purpose": "sample", "model": r[0], "invocations": r[1] or 0, "cached_samples": r[2] or 0,
+                        "prompt_tokens": r[3] or 0, "completion_tokens": r[4] or 0, "cached_tokens": r[5] or 0})
+        for r in self.conn.execute(
+                "SELECT provider || '/' || model, COUNT(*), SUM(COALESCE(prompt_tokens, 0)),"
+                " SUM(COALESCE(completion_tokens, 0)) FROM model_calls WHERE run_id = ? AND purpose = 'grader'"
+                " AND status = 'ok' GROUP BY provider, model", (run_id,)):
+            out.append({"purpose": "grader", "model": r[0], "invocations": r[1], "cached_samples": 0,
+                        "prompt_tokens": r[2] or 0, "completion_tokens": r[3] or 0, "cached_tokens": 0})
+        return out
+
+    def latencies(self, run_id: str) -> list[float]:
+        """Latency (ms) of every non-cached sample of a run."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT latency_ms FROM samples WHERE run_id = ? AND cached = 0 AND status = 'ok'"
+            " AND latency_ms IS NOT NULL", (run_id,))]
+
+    def call_counts(self, run_id: str) -> dict[str, int]:
+        """Attempts made for a run: ``{calls, failed_attempts}``."""
+        r = self.conn.execute(
+            "SELECT COUNT(*), SUM(status != 'ok') FROM model_calls WHERE run_id = ?", (run_id,)).fetchone()
+        return {"calls": r[0] or 0, "failed_attempts": r[1] or 0}
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]

@@ -1,0 +1,113 @@
+"""Ordered, named schema migrations. Append new ones; never edit one that has shipped."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE evals (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            definition TEXT NOT NULL,
+            definition_hash TEXT NOT NULL UNIQUE,
+            source_file TEXT,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            eval_id TEXT NOT NULL REFERENCES evals(id),
+            name TEXT,
+            model TEXT NOT NULL,
+            status TEXT NOT NULL,
+            data_source TEXT,
+            config TEXT NOT NULL,
+            metadata TEXT,
+            error TEXT,
+            created_at INTEGER NOT NULL,
+            started_at REAL,
+            finished_at REAL
+        );
+        CREATE INDEX runs_eval ON runs(eval_id);
+        CREATE TABLE run_items (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            idx INTEGER NOT NULL,
+            item TEXT NOT NULL,
+            sample TEXT,
+            source_file TEXT,
+            source_line INTEGER,
+            PRIMARY KEY (run_id, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE samples (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            idx INTEGER NOT NULL,
+            epoch INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            model TEXT,
+            input TEXT,
+            output TEXT,
+            choices TEXT,
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cached_tokens INTEGER,
+            latency_ms REAL,
+            cached INTEGER NOT NULL DEFAULT 0,
+            cache_key TEXT,
+            params TEXT,
+            error TEXT,
+            created_at REAL NOT NULL,
+            UNIQUE (run_id, idx, epoch)
+        );
+        CREATE TABLE model_calls (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT,
+            idx INTEGER,
+            epoch INTEGER,
+            purpose TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            base_url TEXT,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            request TEXT,
+            response TEXT,
+            error TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            latency_ms REAL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX model_calls_run ON model_calls(run_id, idx, epoch);
+        CREATE TABLE scores (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            idx INTEGER NOT NULL,
+            epoch INTEGER NOT NULL,
+            criterion INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            grader_hash TEXT NOT NULL,
+            score REAL,
+            passed INTEGER,
+            result TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, idx, epoch, criterion)
+        ) WITHOUT ROWID;
+        CREATE TABLE output_items (
+            id TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            idx INTEGER NOT NULL,
+            epoch INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            UNIQUE (run_id, idx, epoch)
+        );
+        CREATE TABLE response_cache (
+            key TEXT PRIMARY KEY,
+            response TEXT NOT NULL,
+            created_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
+]

@@ -1,0 +1,146 @@
+"""``{{ item.a.b[0] }}`` / ``{{ sample.output_text }}`` templates, as OpenAI's graders use them.
+
+A template names a namespace (``item`` or ``sample``) and a JSON-path-like route into it:
+dotted keys, ``[0]`` indexes and ``["quoted key"]``. Spaces inside the braces are optional.
+A variable that does not resolve raises :class:`~gradeloop.errors.TemplateError`
+(``invalid_variable_error``); it never renders as an empty string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import TemplateError
+
+__all__ = ["render", "render_value", "resolve", "variables", "has_template", "sample_namespace"]
+
+NAMESPACES = ("item", "sample")
+_TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_STEP = re.compile(r"""\.([A-Za-z_][\w-]*)|\[\s*(-?\d+)\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*'([^']*)'\s*\]""")
+_HEAD = re.compile(r"[A-Za-z_]\w*")
+_MISSING = object()
+
+
+def has_template(text: str) -> bool:
+    """True when ``text`` contains at least one ``{{ … }}`` reference."""
+    return isinstance(text, str) and _TEMPLATE.search(text) is not None
+
+
+def variables(text: str) -> list[str]:
+    """The variable paths referenced in ``text``, in order (``["item.x", …]``)."""
+    return [m.group(1) for m in _TEMPLATE.finditer(text)]
+
+
+def _parse(path: str) -> list[str | int]:
+    head = _HEAD.match(path)
+    if not head:
+        raise TemplateError(f"cannot parse template variable '{path}'")
+    steps: list[str | int] = [head.group(0)]
+    pos = head.end()
+    while pos < len(path):
+        m = _STEP.match(path, pos)
+        if not m:
+            raise TemplateError(f"cannot parse template variable '{path}' at '{path[pos:]}'")
+        key, index, dq, sq = m.groups()
+        steps.append(int(index) if index is not None else (key if key is not None else (dq if dq is not None else sq)))
+        pos = m.end()
+    return steps
+
+
+def resolve(path: str, context: dict[str, Any]) -> Any:
+    """Look up ``path`` (``"item.a.b[0]"``) in ``context`` (``{"item": …, "sample": …}``).
+
+    Returns the value; raises TemplateError naming the first step that does not exist.
+    """
+    steps = _parse(path.strip())
+    namespace = steps[0]
+    if namespace not in NAMESPACES:
+        raise TemplateError(
+            f"'{{{{ {path} }}}}': unknown namespace '{namespace}' (use 'item' or 'sample')"
+        )
+    if namespace not in context or context[namespace] is None:
+        raise TemplateError(f"'{{{{ {path} }}}}': no {namespace} is available here")
+    value: Any = context[namespace]
+    walked = str(namespace)
+    for step in steps[1:]:
+        value = _step(value, step)
+        if value is _MISSING:
+            raise TemplateError(f"'{{{{ {path} }}}}': {walked} has no {_show(step)}")
+        walked += f"[{step}]" if isinstance(step, int) else f".{step}"
+    return value
+
+
+def _step(value: Any, step: str | int) -> Any:
+    if isinstance(step, int):
+        if isinstance(value, list) and -len(value) <= step < len(value):
+            return value[step]
+        return _MISSING
+    if isinstance(value, dict):
+        return value.get(step, _MISSING)
+    return _MISSING
+
+
+def _show(step: str | int) -> str:
+    return f"index {step}" if isinstance(step, int) else f"field '{step}'"
+
+
+def to_text(value: Any) -> str:
+    """How a resolved value appears inside a string: strings as-is, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render(text: str, context: dict[str, Any]) -> str:
+    """Substitute every ``{{ … }}`` in ``text``; returns the rendered string."""
+    if not isinstance(text, str) or "{{" not in text:
+        return text
+    return _TEMPLATE.sub(lambda m: to_text(resolve(m.group(1), context)), text)
+
+
+def render_value(text: str, context: dict[str, Any]) -> Any:
+    """Like :func:`render`, but a string that is exactly one reference returns the raw value.
+
+    Used where a template selects an object (``item_reference: item.messages``).
+    """
+    m = _TEMPLATE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if m:
+        return resolve(m.group(1), context)
+    return render(text, context)
+
+
+def sample_namespace(
+    output_text: str | None,
+    *,
+    tool_calls: list[dict] | None = None,
+    choices: list[dict] | None = None,
+) -> dict[str, Any]:
+    """Build the ``sample`` namespace from a model output.
+
+    ``output_json`` is present only when ``output_text`` parses as a JSON object or array.
+    """
+    text = output_text or ""
+    sample: dict[str, Any] = {
+        "output_text": text,
+        "output_tools": tool_calls or [],
+        "choices": choices
+        if choices is not None
+        else [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+    }
+    parsed = _parse_json(text)
+    if parsed is not None:
+        sample["output_json"] = parsed
+    return sample
+
+
+def _parse_json(text: str) -> Any:
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "{[":
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, (dict, list)) else None

@@ -1,0 +1,239 @@
+"""A fake OpenAI-compatible server on 127.0.0.1, for tests and benchmarks.
+
+It speaks just enough HTTP/1.1 (keep-alive, Content-Length) to serve
+``POST /v1/chat/completions`` and ``GET /v1/models``, answers deterministically, records
+every request, and can inject faults: 500s, 429s with ``Retry-After``, hangs longer than a
+client's timeout, malformed bodies and dropped connections.
+
+    with FakeOpenAI(faults=Faults(rate=0.2)) as server:
+        run_eval(spec, ["openai/fake"], options=RunOptions(base_url=server.url))
+
+``python -m gradeloop.testing --port 8123 --latency-ms 50`` runs one in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FakeOpenAI", "Faults", "echo_responder"]
+
+Responder = Callable[[dict[str, Any]], str]
+
+
+@dataclass
+class Faults:
+    """Which faults to inject and how often. ``rate`` is the share of requests that fail;
+    the kind is drawn uniformly from ``kinds``."""
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = ("500", "429", "timeout", "malformed", "drop")
+    retry_after: float = 0.05
+    hang_seconds: float = 5.0
+    seed: int = 0
+
+
+def echo_responder(body: dict[str, Any]) -> str:
+    """Reply with the text of the last user message."""
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return content or ""
+    return ""
+
+
+@dataclass
+class _Record:
+    body: dict[str, Any] | None
+    fault: str | None
+    at: float
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeOpenAI:
+    """The server. ``url`` is the base URL to give a client (``http://127.0.0.1:PORT/v1``)."""
+
+    def __init__(self, *, port: int = 0, latency: float = 0.0, faults: Faults | None = None,
+                 responder: Responder = echo_responder, record: bool = True) -> None:
+        self.port = port
+        self.latency = latency
+        self.faults = faults or Faults()
+        self.responder = responder
+        self.record = record
+        self.requests: list[_Record] = []
+        self._rng = random.Random(self.faults.seed)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    @property
+    def url(self) -> str:
+        """Base URL for OpenAI clients."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> "FakeOpenAI":
+        """Serve from a background thread; returns self once listening."""
+        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._listen())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._loop is None:
+            return
+        async def shutdown() -> None:
+            self._server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> "FakeOpenAI":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted."""
+        async def main() -> None:
+            await self._listen()
+            print(self.url, flush=True)
+            await self._server.serve_forever()
+        asyncio.run(main())
+
+    # -- requests ---------------------------------------------------------------------
+
+    def chat_bodies(self) -> list[dict[str, Any]]:
+        """Bodies of every chat request received (faulty ones included)."""
+        with self._lock:
+            return [r.body for r in self.requests if r.body is not None]
+
+    def _draw_fault(self) -> str | None:
+        with self._lock:
+            if self.faults.rate and self._rng.random() < self.faults.rate:
+                return self._rng.choice(self.faults.kinds)
+        return None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                keep = await self._respond(method, path, headers, body, writer)
+                if not keep or headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            writer.close()
+
+    async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes,
+                       writer: asyncio.StreamWriter) -> bool:
+        if method == "GET" and path.rstrip("/").endswith("/models"):
+            return await _send(writer, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
+            return await _send(writer, 404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return await _send(writer, 400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+        fault = self._draw_fault()
+        if self.record:
+            safe_headers = {k: v for k, v in headers.items() if k in ("content-type", "user-agent")}
+            with self._lock:
+                self.requests.append(_Record(body=body, fault=fault, at=time.time(), headers=safe_headers))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if fault == "500":
+            return await _send(writer, 500, {"error": {"message": "injected server error", "type": "server_error"}})
+        if fault == "429":
+            return await _send(writer, 429, {"error": {"message": "injected rate limit", "type": "rate_limit"}},
+                               extra={"Retry-After": f"{self.faults.retry_after:g}"})
+        if fault == "timeout":
+            await asyncio.sleep(self.faults.hang_seconds)
+            return False
+        if fault == "drop":
+            writer.transport.abort()
+            return False
+        if fault == "malformed":
+            return await _send_raw(writer, 200, b'{"id": "chatcmpl-broken", "choices": [')
+        text = self.responder(body)
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        words = text.split(" ")
+        finish = "stop"
+        if limit and len(words) > limit:
+            text, finish = " ".join(words[:limit]), "length"
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        completion_tokens = len(text.split())
+        return await _send(writer, 200, {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        })
+
+
+async def _send(writer: asyncio.StreamWriter, status: int, payload: dict, extra: dict | None = None) -> bool:
+    return await _send_raw(writer, status, json.dumps(payload).encode(), extra)
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+
+
+async def _send_raw(writer: asyncio.StreamWriter, status: int, data: bytes, extra: dict | None = None) -> bool:
+    head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "Content-Type: application/json",
+            f"Content-Length: {len(data)}", "Connection: keep-alive"]
+    head += [f"{k}: {v}" for k, v in (extra or {}).items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+    await writer.drain()
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gradeloop.testing``: run a fake server in the foreground."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    server = FakeOpenAI(port=args.port, latency=args.latency_ms / 1000, faults=Faults(rate=args.fault_rate),
+                        record=False)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
