@@ -8,7 +8,7 @@ import typer
 
 from ..errors import GradeloopError
 from . import _eval
-from ._common import err
+from ._common import err, fail
 
 app = typer.Typer(
     name="gradeloop",
@@ -37,9 +37,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def main() -> None:
     """Entry point: runs the app; gradeloop errors print one line and exit 1 or 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except GradeloopError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        fail(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted; finished work is stored (resume with: gradeloop eval resume RUN_ID)")
@@ -55,3 +55,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # without standalone mode typer returns the code of typer.Exit instead of exiting
+    sys.exit(code if isinstance(code, int) else 0)

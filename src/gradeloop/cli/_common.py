@@ -10,8 +10,16 @@ from rich.console import Console
 
 from ..store import Store
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# off a terminal rich would wrap at 80 columns: tables and ids then get cut
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> None:
+    """Print one ``error: …`` line on stderr (never wrapped, so it stays greppable)."""
+    prefix = "\x1b[31merror:\x1b[0m" if sys.stderr.isatty() else "error:"
+    sys.stderr.write(f"{prefix} {message}\n")
+    sys.stderr.flush()
 
 
 def print_json(value: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..report import output_item_objects, run_list, run_object, run_summary
-from ..runner import RetryPolicy, progress_reporter, RunOptions, resume_run_async, run_eval_async
+from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from ._common import err, open_store, out, print_json
 from ._display import criteria_table, items_table, runs_table, short_id, summary_table
@@ -30,6 +30,40 @@ class RunStatus(str, Enum):
     completed = "completed"
     canceled = "canceled"
     failed = "failed"
+
+
+class _Tracking(Reporter):
+    """Passes events on and remembers which runs started, to name them after a Ctrl-C."""
+
+    def __init__(self, inner: Reporter | None) -> None:
+        self.inner = inner or Reporter()
+        self.run_ids: list[str] = []
+
+    def start(self, run_id: str, label: str, total: int, done: int) -> None:
+        self.run_ids.append(run_id)
+        self.inner.start(run_id, label, total, done)
+
+    def advance(self, run_id: str, status: str) -> None:
+        self.inner.advance(run_id, status)
+
+    def finish(self, run_id: str) -> None:
+        self.inner.finish(run_id)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _execute(make_coro, progress: bool):
+    """Run the runner coroutine; on Ctrl-C say how to resume and exit 130."""
+    reporter = _Tracking(progress_reporter() if progress else None)
+    try:
+        return asyncio.run(make_coro(reporter))
+    except KeyboardInterrupt:
+        reporter.close()
+        err.print("interrupted; finished samples are stored. Resume with:")
+        for run_id in reporter.run_ids:
+            err.print(f"  gradeloop eval resume {run_id}")
+        raise typer.Exit(130) from None
 
 
 def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | None) -> None:
@@ -71,20 +105,22 @@ def run(
     options = RunOptions(epochs=epochs, concurrency=concurrency, base_url=base_url, use_cache=not no_cache,
                          timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
     store = open_store()
-    reporter = progress_reporter() if progress else None
-    run_ids = asyncio.run(run_eval_async(spec, model, store=store, options=options, reporter=reporter))
+    run_ids = _execute(lambda reporter: run_eval_async(spec, model, store=store, options=options, reporter=reporter),
+                       progress)
     _report(store, run_ids, as_json, min_pass_rate)
 
 
 @app.command("resume")
 def resume(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    base_url: Optional[str] = typer.Option(None, help="Override the stored server URL (credentials in URLs are never stored)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Finish a run that was interrupted (Ctrl-C, crash, kill -9) without repeating finished work."""
     store = open_store()
-    rid = asyncio.run(resume_run_async(run_id, store=store, reporter=progress_reporter() if progress else None))
+    rid = _execute(lambda reporter: resume_run_async(run_id, store=store, base_url=base_url, reporter=reporter),
+                   progress)
     _report(store, [rid], as_json, None)
 
 

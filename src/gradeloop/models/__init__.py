@@ -4,6 +4,7 @@ Built in: ``openai/<model>`` (and any OpenAI-compatible server), ``local/smollm2
 ``hf/<directory>`` and ``scripted/<rules file>``.
 """
 
+from ._openai import public_url
 from ._base import (
     GenerateRequest,
     GenerateResult,
@@ -23,6 +24,7 @@ __all__ = [
     "Usage",
     "get_provider",
     "provider_names",
+    "public_url",
     "register_provider",
     "request_fingerprint",
     "split_model_name",

@@ -152,6 +152,7 @@ class LocalEngine:
         self.context_length = getattr(self.model.config, "max_position_embeddings", 4096)
         self.eos_ids = self._eos_ids()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.stats = {"batches": 0, "requests": 0, "max_batch_seen": 0}
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name=f"gradeloop-engine-{model_dir.name}",
                                         daemon=True)
@@ -219,6 +220,9 @@ class LocalEngine:
                     self._queue.put(None)
                     break
                 batch.append(nxt)
+            self.stats["batches"] += 1
+            self.stats["requests"] += len(batch)
+            self.stats["max_batch_seen"] = max(self.stats["max_batch_seen"], len(batch))
             try:
                 results = self._decode(batch)
             except Exception as exc:  # noqa: BLE001 - any failure goes back to each waiting caller

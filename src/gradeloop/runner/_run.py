@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InputError, TemplateError
 from ..graders import GradeResult, GradingContext, grade
-from ..models import GenerateRequest, GenerateResult, Provider, get_provider, request_fingerprint
+from ..models import GenerateRequest, GenerateResult, Provider, get_provider, public_url, request_fingerprint
 from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
                     parse_data_source)
 from ..store import SampleRecord, ScoreRecord, Store
@@ -42,7 +42,8 @@ class RunOptions:
 
     def to_config(self) -> dict[str, Any]:
         """What the store keeps so that a resume runs the same way."""
-        return {"epochs": self.epochs, "concurrency": self.concurrency, "base_url": self.base_url,
+        # credentials in a URL (user:password@host) are secrets: never stored
+        return {"epochs": self.epochs, "concurrency": self.concurrency, "base_url": public_url(self.base_url),
                 "use_cache": self.use_cache, "timeout": self.timeout, "limit": self.limit,
                 "retry": asdict(self.retry)}
 
@@ -296,9 +297,10 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
 
 
 async def resume_run_async(run_id: str, *, store: Store | None = None, reporter: Reporter | None = None,
-                           options: RunOptions | None = None) -> str:
+                           options: RunOptions | None = None, base_url: str | None = None) -> str:
     """Finish an interrupted run: units with output items are skipped, stored samples are
-    only graded, the rest are sampled. Returns the run id."""
+    only graded, the rest are sampled. ``base_url`` overrides the stored one (give it when
+    the original carried credentials, which are never stored). Returns the run id."""
     store = store or Store()
     reporter = reporter or Reporter()
     run = store.get_run(run_id)
@@ -308,6 +310,8 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     rows = [Row(index=r["index"], item=r["item"], sample=r["sample"], file=r["file"], line=r["line"])
             for r in store.run_items(run["id"])]
     options = options or RunOptions.from_config(run["config"])
+    if base_url:
+        options.base_url = base_url
     providers = _Providers(options)
     provider = providers.get(run["model"]) if run["model"] else None
     if provider is not None:
@@ -331,7 +335,9 @@ def run_eval(spec: EvalSpec | str | Path, models: list[str] | None = None, *, st
                                       reporter=progress_reporter() if progress else None))
 
 
-def resume_run(run_id: str, *, store: Store | None = None, progress: bool = False) -> str:
+def resume_run(run_id: str, *, store: Store | None = None, progress: bool = False,
+               base_url: str | None = None) -> str:
     """Synchronous :func:`resume_run_async`."""
-    return asyncio.run(resume_run_async(run_id, store=store, reporter=progress_reporter() if progress else None))
+    return asyncio.run(resume_run_async(run_id, store=store, base_url=base_url,
+                                        reporter=progress_reporter() if progress else None))
 

@@ -1,0 +1,107 @@
+"""The CLI as a user runs it: real subprocesses, exit codes, JSON shapes, one-line errors."""
+
+import json
+
+from conftest import EXAMPLES, run_cli
+from gradeloop.testing import FakeOpenAI
+
+SAMPLES = str(EXAMPLES / "graded-samples.yaml")
+
+
+def test_help_and_version():
+    result = run_cli("--help")
+    assert result.returncode == 0 and "eval" in result.stdout
+    assert run_cli("eval", "--help").returncode == 0
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("gradeloop ")
+
+
+def test_run_list_show_items_json_shapes():
+    ran = run_cli("eval", "run", SAMPLES, "--json", "--no-progress")
+    assert ran.returncode == 0, ran.stderr
+    [run] = json.loads(ran.stdout)
+    assert run["object"] == "eval.run" and run["result_counts"] == {"total": 6, "errored": 0, "failed": 3, "passed": 3}
+
+    listing = json.loads(run_cli("eval", "list", "--json").stdout)
+    assert listing["object"] == "list" and listing["data"][0]["id"] == run["id"]
+    assert isinstance(listing["data"][0]["created_at"], int)
+
+    shown = json.loads(run_cli("eval", "show", run["id"][:14], "--json").stdout)
+    assert shown["id"] == run["id"] and shown["per_testing_criteria_results"][0]["failed"] == 3
+
+    fails = json.loads(run_cli("eval", "items", run["id"], "--status", "fail", "--json").stdout)
+    assert len(fails) == 3 and {o["status"] for o in fails} == {"fail"}
+    assert {"datasource_item_id", "datasource_item", "results", "sample", "status"} <= set(fails[0])
+
+
+def test_human_output():
+    ran = run_cli("eval", "run", SAMPLES, "--no-progress")
+    assert ran.returncode == 0
+    assert "Results" in ran.stdout and "50.0%" in ran.stdout and "eval items" in ran.stdout
+    listed = run_cli("eval", "list")
+    assert "completed" in listed.stdout and "3/3/0 of 6" in listed.stdout
+    run_id = listed.stdout.split("\n")[3].split("│")[1].strip()
+    assert run_cli("eval", "show", run_id).returncode == 0
+    items = run_cli("eval", "items", run_id, "--status", "fail")
+    assert items.returncode == 0 and "fail" in items.stdout
+
+
+def test_empty_store_messages():
+    assert "no runs yet" in run_cli("eval", "list").stdout
+
+
+def test_gate_exit_code_1():
+    result = run_cli("eval", "run", SAMPLES, "--min-pass-rate", "0.9", "--no-progress")
+    assert result.returncode == 1 and "gate failed" in result.stderr
+    assert run_cli("eval", "run", SAMPLES, "--min-pass-rate", "0.5", "--no-progress").returncode == 0
+
+
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXAMPLES / "graded-samples.yaml").read_text().replace("operation: eq", "operation: equals"))
+    result = run_cli("eval", "run", str(bad), "--no-progress")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert f"{bad}:" in lines[0] and "testing_criteria[0].operation" in lines[0] and "'equals'" in lines[0]
+    assert run_cli("eval", "list", "--json").stdout.count("evalrun_") == 0  # nothing was stored
+
+
+def test_malformed_jsonl_line_names_file_and_line(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"item": {"ticket_text": "a", "correct_label": "billing"}}\n{"item": \n')
+    text = (EXAMPLES / "ticket-triage.yaml").read_text().replace("path: ticket-triage.jsonl", "path: rows.jsonl")
+    (tmp_path / "e.yaml").write_text(text)
+    result = run_cli("eval", "run", str(tmp_path / "e.yaml"), "-m", "local/smollm2")
+    assert result.returncode == 2 and f"{tmp_path / 'rows.jsonl'}:2:" in result.stderr
+
+
+def test_unknown_run_and_unknown_model():
+    result = run_cli("eval", "show", "evalrun_doesnotexist")
+    assert result.returncode == 2 and "no run with id" in result.stderr
+    result = run_cli("eval", "run", str(EXAMPLES / "ticket-triage.yaml"), "-m", "smollm2")
+    assert result.returncode == 2 and "provider/model" in result.stderr
+    result = run_cli("eval", "run", str(EXAMPLES / "ticket-triage.yaml"))
+    assert result.returncode == 2 and "--model" in result.stderr
+
+
+def test_unreachable_endpoint_exit_2():
+    result = run_cli("eval", "run", str(EXAMPLES / "ticket-triage.yaml"), "-m", "openai/x",
+                     "--base-url", "http://127.0.0.1:9/v1")
+    assert result.returncode == 2 and "cannot reach http://127.0.0.1:9/v1" in result.stderr
+
+
+def test_validate():
+    result = run_cli("eval", "validate", str(EXAMPLES / "ticket-triage.yaml"))
+    assert result.returncode == 0 and "48 rows" in result.stdout
+
+
+def test_secret_never_printed(tmp_path):
+    secret = "sk-test-" + "Z" * 40
+    with FakeOpenAI() as server:
+        result = run_cli("eval", "run", str(EXAMPLES / "ticket-triage.yaml"), "-m", "openai/fake", "--base-url",
+                         server.url, "--limit", "3", "--json", env={"OPENAI_API_KEY": secret})
+        assert result.returncode == 0, result.stderr
+        run_id = json.loads(result.stdout)[0]["id"]
+        items = run_cli("eval", "items", run_id, "--json")
+    for text in (result.stdout, result.stderr, items.stdout):
+        assert secret not in text
