@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import platform
@@ -47,8 +48,9 @@ import tempfile
 import time
 from importlib import metadata
 
-KINDS = ("httpx", "openai", "gradeloop", "inspect")
-LABELS = {"httpx": "bare httpx", "openai": "openai SDK", "gradeloop": "gradeloop", "inspect": "inspect-ai"}
+KINDS = ("httpx", "httpx2", "openai", "gradeloop", "inspect")
+LABELS = {"httpx": "bare httpx", "httpx2": "bare httpx2", "openai": "openai SDK", "gradeloop": "gradeloop",
+          "inspect": "inspect-ai"}
 TARGET = 0.80  # gradeloop / bare httpx at 50 ms
 
 
@@ -59,9 +61,9 @@ def _request_body(i: int) -> dict:
 # -- the clients (each runs in a child process) ------------------------------------------
 
 
-async def _bare_httpx(url: str, items: int, concurrency: int) -> tuple[float, int]:
-    """Returns (seconds, correct answers)."""
-    import httpx
+async def _bare_httpx(url: str, items: int, concurrency: int, module: str = "httpx") -> tuple[float, int]:
+    """Returns (seconds, correct answers). ``module`` is ``httpx`` or its API-compatible fork ``httpx2``."""
+    httpx = importlib.import_module(module)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
@@ -156,6 +158,8 @@ def measure_one(kind: str, url: str, items: int, concurrency: int) -> dict:
     """Child mode: run one client once; ``seconds``, ``correct`` and ``peak_rss_mib``."""
     if kind == "httpx":
         seconds, correct = asyncio.run(_bare_httpx(url, items, concurrency))
+    elif kind == "httpx2":
+        seconds, correct = asyncio.run(_bare_httpx(url, items, concurrency, module="httpx2"))
     elif kind == "openai":
         seconds, correct = asyncio.run(_openai_sdk(url, items, concurrency))
     elif kind == "gradeloop":
@@ -235,8 +239,8 @@ def _version(package: str, python: str | None = None) -> str:
     return done.stdout.strip() if done.returncode == 0 else "not installed"
 
 
-def inspect_available(python: str) -> bool:
-    return subprocess.run([python, "-c", "import inspect_ai"], capture_output=True).returncode == 0
+def importable(python: str, module: str) -> bool:
+    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,48 +261,60 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
-    has_inspect = inspect_available(args.inspect_python)
-    inspect_version = _version("inspect-ai", args.inspect_python) if has_inspect else "not installed"
+    available = {kind: True for kind in KINDS}
+    available["httpx2"] = importable(sys.executable, "httpx2")
+    available["inspect"] = importable(args.inspect_python, "inspect_ai")
     print(f"runner overhead: {args.items} items, concurrency {args.concurrency}, best of {args.repeat}; "
           f"cpu_count={os.cpu_count()}; Python {platform.python_version()}; gradeloop {_version('gradeloop')}, "
-          f"httpx {_version('httpx')}, openai {_version('openai')}, inspect-ai {inspect_version}")
-    header = f"{'latency_ms':>10}  {'client':<11}  {'samples/s':>9}  {'% of bare httpx':>15}  {'peak RSS MiB':>12}"
+          f"httpx {_version('httpx')} (httpcore {_version('httpcore')}), httpx2 {_version('httpx2')}, "
+          f"openai {_version('openai')}, inspect-ai {_version('inspect-ai', args.inspect_python)}")
+    header = (f"{'latency_ms':>10}  {'client':<11}  {'samples/s':>9}  {'% of bare httpx':>15}  "
+              f"{'% of raw limit':>14}  {'peak RSS MiB':>12}")
     print(header)
     print("-" * len(header))
 
-    ratio_at_50: float | None = None
+    at_50: dict[str, float] = {}  # gradeloop's share of bare httpx / of the raw limit at 50 ms
     problems: list[str] = []
     for latency in latencies:
+        results: dict[str, dict] = {}
         with FakeServer(latency) as server:
-            limit = None
             for kind in KINDS:
-                if kind == "inspect" and not has_inspect:
-                    print(f"{latency:>10g}  {LABELS[kind]:<11}  {'not installed':>9}")
-                    continue
-                python = args.inspect_python if kind == "inspect" else sys.executable
-                result = best_of(python, kind, latency, server.url, args)
-                if "error" in result:
-                    print(f"{latency:>10g}  {LABELS[kind]:<11}  {'failed':>9}")
-                    problems.append(f"{LABELS[kind]} at {latency:g} ms: {result['error']}")
-                    continue
-                rate = args.items / result["seconds"]
-                if kind == "httpx":
-                    limit = rate
-                share = f"{100 * rate / limit:.0f}%" if limit else "-"
-                print(f"{latency:>10g}  {LABELS[kind]:<11}  {rate:>9.0f}  {share:>15}  "
-                      f"{result['peak_rss_mib']:>12.0f}", flush=True)
-                if result["correct"] != args.items:
-                    problems.append(f"{LABELS[kind]} at {latency:g} ms: {result['correct']}/{args.items} "
-                                    "answers correct")
-                if kind == "gradeloop" and latency == 50 and limit:
-                    ratio_at_50 = rate / limit
+                if available[kind]:
+                    python = args.inspect_python if kind == "inspect" else sys.executable
+                    results[kind] = best_of(python, kind, latency, server.url, args)
+        rates = {k: args.items / r["seconds"] for k, r in results.items() if "error" not in r}
+        bare = rates.get("httpx")
+        limit_by = max(("httpx", "httpx2"), key=lambda k: rates.get(k, 0))  # the raw limit: fastest bare loop
+        limit = rates.get(limit_by)
+        for kind in KINDS:
+            row = f"{latency:>10g}  {LABELS[kind]:<11}  "
+            if kind not in results:
+                print(row + "not installed")
+                continue
+            if kind not in rates:
+                print(row + "failed")
+                problems.append(f"{LABELS[kind]} at {latency:g} ms: {results[kind]['error']}")
+                continue
+            rate = rates[kind]
+            of_bare = f"{100 * rate / bare:.0f}%" if bare else "-"
+            of_limit = f"{100 * rate / limit:.0f}%" if limit else "-"
+            print(row + f"{rate:>9.0f}  {of_bare:>15}  {of_limit:>14}  {results[kind]['peak_rss_mib']:>12.0f}")
+            if results[kind]["correct"] != args.items:
+                problems.append(f"{LABELS[kind]} at {latency:g} ms: {results[kind]['correct']}/{args.items} "
+                                "answers correct")
+        sys.stdout.flush()
+        if latency == 50 and "gradeloop" in rates and bare and limit:
+            at_50 = {"bare": rates["gradeloop"] / bare, "limit": rates["gradeloop"] / limit,
+                     "limit_by": LABELS[limit_by]}
+    print("raw limit = the faster of the bare httpx / bare httpx2 loops at the same latency")
     for problem in problems:
         print(f"warning: {problem}")
-    if ratio_at_50 is None:
-        print("target (gradeloop >= 80% of bare httpx at 50 ms): not measured")
+    if not at_50:
+        print("target (gradeloop >= 80% of the raw limit at 50 ms): not measured")
     else:
-        verdict = "met" if ratio_at_50 >= TARGET else "NOT met"
-        print(f"target (gradeloop >= 80% of bare httpx at 50 ms): {verdict} ({100 * ratio_at_50:.0f}%)")
+        verdict = "met" if at_50["limit"] >= TARGET else "NOT met"
+        print(f"target (gradeloop >= 80% of the raw limit at 50 ms): {verdict} "
+              f"({100 * at_50['limit']:.0f}% of {at_50['limit_by']}; {100 * at_50['bare']:.0f}% of bare httpx)")
     return 0
 
 
