@@ -85,16 +85,19 @@ class CustomDataSourceConfig(_Strict):
         return None
 
 
-class SamplingParams(_Strict):
-    """``sampling_params`` of a completions run, plus ``stop`` (a gradeloop addition)."""
-
+class _BaseSamplingParams(_Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     reasoning_effort: str | None = None
+
+
+class SamplingParams(_BaseSamplingParams):
+    """``sampling_params`` of a completions run, plus ``stop`` (a gradeloop addition)."""
+
+    response_format: dict[str, Any] | None = None
     stop: list[str] | str | None = None
 
     def to_request(self) -> dict[str, Any]:
@@ -105,16 +108,10 @@ class SamplingParams(_Strict):
         return out
 
 
-class ResponsesSamplingParams(_Strict):
+class ResponsesSamplingParams(_BaseSamplingParams):
     """``sampling_params`` of a ``responses`` run; converted to chat form."""
 
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
-    max_completion_tokens: int | None = Field(default=None, ge=1)
     text: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    reasoning_effort: str | None = None
 
     def to_chat(self) -> SamplingParams:
         """The same params in Chat Completions form."""
