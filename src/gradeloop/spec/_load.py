@@ -170,4 +170,5 @@ def _describe(error: dict) -> str:
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"must be one of {expected}, got {error.get('input')!r}"
-    return error.get("msg", "invalid value")
+    message = error.get("msg", "invalid value")
+    return message.removeprefix("Value error, ")
