@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import TemplateError
 
-__all__ = ["render", "render_value", "resolve", "variables", "has_template", "sample_namespace"]
+__all__ = ["render", "render_value", "render_message", "resolve", "variables", "has_template", "sample_namespace"]
 
 NAMESPACES = ("item", "sample")
 _TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
@@ -144,3 +144,49 @@ def _parse_json(text: str) -> Any:
     except ValueError:
         return None
     return value if isinstance(value, (dict, list)) else None
+
+
+_TEXT_PARTS = ("input_text", "output_text", "text")
+
+
+def render_message(message: dict[str, Any], ctx: dict[str, Any] | None) -> dict[str, Any]:
+    """One EasyInputMessage / EvalItem / chat message → a Chat Completions message with its
+    templates rendered against ``ctx`` (None: no rendering). Text parts are joined; image
+    parts become ``image_url`` parts."""
+    def text(value: str) -> str:
+        return render(value, ctx) if ctx is not None else value
+
+    out: dict[str, Any] = {"role": message.get("role", "user")}
+    content = message.get("content")
+    if isinstance(content, str) or content is None:
+        out["content"] = text(content or "")
+    elif isinstance(content, dict):
+        out["content"] = _part_text(content, text) if content.get("type") in _TEXT_PARTS else [_part(content, text)]
+    elif isinstance(content, list):
+        parts = [_part(p, text) if isinstance(p, dict) else {"type": "text", "text": text(str(p))} for p in content]
+        if all(p["type"] == "text" for p in parts):
+            out["content"] = "\n".join(p["text"] for p in parts) if len(parts) != 1 else parts[0]["text"]
+        else:
+            out["content"] = parts
+    for key in ("tool_calls", "tool_call_id", "name"):
+        if key in message:
+            out[key] = message[key]
+    return out
+
+
+def _part_text(part: dict[str, Any], text: Any) -> str:
+    return text(part.get("text", ""))
+
+
+def _part(part: dict[str, Any], text: Any) -> dict[str, Any]:
+    kind = part.get("type")
+    if kind in _TEXT_PARTS:
+        return {"type": "text", "text": text(part.get("text", ""))}
+    if kind == "input_image":
+        image = {"url": text(part.get("image_url", ""))}
+        if part.get("detail"):
+            image["detail"] = part["detail"]
+        return {"type": "image_url", "image_url": image}
+    if kind == "image_url":
+        return part
+    raise TemplateError(f"message content part of type '{kind}' is not supported")

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from ..errors import GradeloopError
-from . import _eval
+from . import _eval, _grade
 from ._common import err, fail
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(_eval.app, name="eval")
+app.add_typer(_grade.app, name="grade")
 
 
 def _version(value: bool) -> None:

@@ -78,7 +78,6 @@ class GradeResult:
                 "sampled_model_name": self.details.get("sampled_model_name"),
                 "errors": self.error_flags(),
             },
-            "passed": self.passed,
         }
 
     def error_flags(self) -> dict[str, Any]:

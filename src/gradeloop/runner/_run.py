@@ -14,17 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, TemplateError
-from ..graders import GradeResult, GradingContext, grade
-from ..models import GenerateRequest, GenerateResult, Provider, get_provider, public_url, request_fingerprint
+from ..graders import GradeResult, grade
+from ..models import GenerateRequest, Provider, public_url
 from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
                     parse_data_source)
 from ..store import SampleRecord, ScoreRecord, Store
 from ..templating import sample_namespace
 from ._messages import build_messages
 from ._progress import Reporter, progress_reporter
-from ._retry import RetryPolicy, call_with_retries
+from ._pool import ModelPool, PoolGradingContext, resolve_model_name
+from ._retry import RetryPolicy
 
-__all__ = ["RunOptions", "run_eval", "run_eval_async", "resume_run", "resume_run_async", "resolve_model_name"]
+__all__ = ["RunOptions", "run_eval", "run_eval_async", "resume_run", "resume_run_async"]
 
 
 @dataclass
@@ -56,60 +57,15 @@ class RunOptions:
                    retry=RetryPolicy(**config.get("retry", {})))
 
 
-def resolve_model_name(name: str) -> str:
-    """A data source's bare model name (``gpt-4.1``) means ``openai/gpt-4.1``."""
-    return name if "/" in name else f"openai/{name}"
-
-
-class _Providers:
-    """Providers by name for one runner invocation, shared by sampling and model graders."""
-
-    def __init__(self, options: RunOptions) -> None:
-        self.options = options
-        self._by_name: dict[str, Provider] = {}
-
-    def get(self, name: str) -> Provider:
-        if name not in self._by_name:
-            self._by_name[name] = get_provider(name, base_url=self.options.base_url, timeout=self.options.timeout)
-        return self._by_name[name]
-
-    async def aclose(self) -> None:
-        for provider in self._by_name.values():
-            await provider.aclose()
-
-
-class _RunnerContext(GradingContext):
-    """Model graders' calls go through the same providers, retries and cache as sampling."""
-
-    def __init__(self, execution: "_Execution", index: int, epoch: int) -> None:
-        self.execution = execution
-        self.index = index
-        self.epoch = epoch
-
-    async def generate(self, model: str, request: GenerateRequest) -> GenerateResult:
-        ex = self.execution
-        provider = ex.providers.get(resolve_model_name(model))
-        key = request_fingerprint(provider.identity(), request, 0)
-        cached = ex.store.cache_get(key) if ex.options.use_cache else None
-        if cached is not None:
-            return GenerateResult.from_cache(cached)
-        result, error, calls = await call_with_retries(provider, request, ex.options.retry, "grader")
-        ex.store.record_calls(ex.run_id, self.index, self.epoch, calls)
-        if result is None:
-            raise error  # the grader turns this into model_grader_server_error
-        ex.store.cache_put(key, result.to_cache())
-        return result
-
-
 class _Execution:
     """One run being executed (fresh or resumed)."""
 
     def __init__(self, store: Store, run_id: str, criteria: list[GraderModel],
                  source: CompletionsDataSource | None, rows: list[Row], epochs: int, provider: Provider | None,
-                 providers: _Providers, options: RunOptions, reporter: Reporter, label: str) -> None:
+                 pool: ModelPool, options: RunOptions, reporter: Reporter, label: str) -> None:
         self.store, self.run_id, self.criteria = store, run_id, criteria
         self.source, self.rows, self.epochs = source, rows, epochs
-        self.provider, self.providers, self.options = provider, providers, options
+        self.provider, self.pool, self.options = provider, pool, options
         self.reporter, self.label = reporter, label
         self.hashes = [grader_hash(c) for c in criteria]
         self.params = source.sampling_params.to_request() if source is not None else {}
@@ -150,7 +106,7 @@ class _Execution:
             self.store.record_grades(self.run_id, row.index, epoch, [], "error")
             self.reporter.advance(self.run_id, "error")
             return
-        context = _RunnerContext(self, row.index, epoch)
+        context = PoolGradingContext(self.pool, self.run_id, row.index, epoch)
         scores, statuses = [], []
         for i, criterion in enumerate(self.criteria):
             result = await grade(criterion, sample, row.item, context)
@@ -177,24 +133,20 @@ class _Execution:
             self._store_error(row, epoch, None, {"code": "invalid_variable_error", "message": exc.message}, [])
             return {}, False
         request = GenerateRequest(messages=messages, params=self.params)
-        key = request_fingerprint(self.provider.identity(), request, epoch)
-        cached = self.store.cache_get(key) if self.options.use_cache else None
-        calls = []
-        if cached is not None:
-            result = GenerateResult.from_cache(cached)
-        else:
-            result, error, calls = await call_with_retries(self.provider, request, self.options.retry, "sample")
-            if result is None:
-                self._store_error(row, epoch, messages, error.to_dict(), calls, key)
-                return {}, False
+        # the workers already bound this model's concurrency
+        result, error, calls, key, cached = await self.pool.call(self.provider.name, request, purpose="sample",
+                                                                 epoch=epoch, limit=False)
+        if result is None:
+            self._store_error(row, epoch, messages, error.to_dict(), calls, key)
+            return {}, False
         record = SampleRecord(
             status="ok", model=self.provider.name, input=messages, output=result.message,
             choices=result.choices, finish_reason=result.finish_reason,
             prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
-            cached_tokens=result.usage.cached_tokens, latency_ms=result.latency_ms, cached=cached is not None,
+            cached_tokens=result.usage.cached_tokens, latency_ms=result.latency_ms, cached=cached,
             cache_key=key, params=self.params, error=None)
         self.store.record_sample(self.run_id, row.index, epoch, record, calls,
-                                 cache_response=None if cached is not None else result.to_cache())
+                                 cache_response=None if cached or not self.options.use_cache else result.to_cache())
         return sample_namespace(result.output_text, tool_calls=result.tool_calls,
                                 choices=result.all_choices()), True
 
@@ -235,6 +187,11 @@ def _namespace_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
 # -- entry points ---------------------------------------------------------------------
 
 
+def _pool(options: RunOptions, store: Store) -> ModelPool:
+    return ModelPool(base_url=options.base_url, timeout=options.timeout, retry=options.retry, store=store,
+                     use_cache=options.use_cache)
+
+
 def _models_for(spec: EvalSpec, models: list[str]) -> list[str | None]:
     source = spec.data_source
     if source is None:
@@ -269,8 +226,8 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
     store = store or Store()
     reporter = reporter or Reporter()
     names = _models_for(spec, list(models or []))
-    providers = _Providers(options)
-    chosen = [providers.get(n) if n else None for n in names]
+    pool = _pool(options, store)
+    chosen = [pool.provider(n) if n else None for n in names]
     for p in chosen:
         if p is not None:
             await p.check()
@@ -287,12 +244,12 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
         label = f"{spec.name} · {provider.name if provider else 'given samples'}"
         source = spec.data_source if isinstance(spec.data_source, CompletionsDataSource) else None
         executions.append(_Execution(store, run_id, spec.testing_criteria, source, rows, epochs,
-                                     provider, providers, run_options, reporter, label))
+                                     provider, pool, run_options, reporter, label))
     try:
         await asyncio.gather(*(ex.execute() for ex in executions))
     finally:
         reporter.close()
-        await providers.aclose()
+        await pool.aclose()
     return [ex.run_id for ex in executions]
 
 
@@ -312,19 +269,19 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     options = options or RunOptions.from_config(run["config"])
     if base_url:
         options.base_url = base_url
-    providers = _Providers(options)
-    provider = providers.get(run["model"]) if run["model"] else None
+    pool = _pool(options, store)
+    provider = pool.provider(run["model"]) if run["model"] else None
     if provider is not None:
         await provider.check()
     epochs = options.epochs or 1
     label = f"{definition.get('name') or run['name']} · {run['model'] or 'given samples'}"
     execution = _Execution(store, run["id"], criteria, source if isinstance(source, CompletionsDataSource) else None,
-                           rows, epochs, provider, providers, options, reporter, label)
+                           rows, epochs, provider, pool, options, reporter, label)
     try:
         await execution.execute()
     finally:
         reporter.close()
-        await providers.aclose()
+        await pool.aclose()
     return run["id"]
 
 

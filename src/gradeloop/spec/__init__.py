@@ -14,9 +14,18 @@ from ._eval import (
     parse_criteria,
     parse_data_source,
 )
+from ._formula import Formula, FormulaError, FormulaMathError, parse_formula
 from ._graders import (
+    SIMILARITY_METRICS,
     GraderModel,
+    InputMessage,
+    LabelModelGrader,
+    ModelGraderSamplingParams,
+    MultiGrader,
+    PythonGrader,
+    ScoreModelGrader,
     StringCheckGrader,
+    TextSimilarityGrader,
     grader_hash,
     grader_model_for,
     grader_types,
@@ -26,6 +35,18 @@ from ._graders import (
 from ._load import Document, read_document, read_jsonl
 
 __all__ = [
+    "SIMILARITY_METRICS",
+    "Formula",
+    "FormulaError",
+    "FormulaMathError",
+    "InputMessage",
+    "LabelModelGrader",
+    "ModelGraderSamplingParams",
+    "MultiGrader",
+    "PythonGrader",
+    "ScoreModelGrader",
+    "TextSimilarityGrader",
+    "parse_formula",
     "CompletionsDataSource",
     "CustomDataSourceConfig",
     "Document",

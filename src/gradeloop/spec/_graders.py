@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from ._formula import Formula, FormulaError, parse_formula
 from ._load import Document, validate_model
 
 __all__ = [
@@ -187,10 +188,17 @@ class MultiGrader(GraderModel):
     calculate_output: str
     pass_threshold: float | None = None
     _subs: dict[str, GraderModel] = PrivateAttr(default_factory=dict)
+    _formula: Formula | None = PrivateAttr(default=None)
 
     def sub_graders(self) -> dict[str, GraderModel]:
         """The validated sub-graders by key (set by the loader)."""
         return self._subs
+
+    def formula(self) -> Formula:
+        """The parsed ``calculate_output`` (raises FormulaError if it does not parse)."""
+        if self._formula is None:
+            self._formula = parse_formula(self.calculate_output, set(self._subs))
+        return self._formula
 
 
 _MODELS: dict[str, type[GraderModel]] = {}
@@ -273,6 +281,10 @@ def _load_subgraders(grader: MultiGrader, doc: Document, loc: tuple) -> None:
             raise doc.error(f"two graders share the key '{key}'", where)
         subs[key] = load_grader(value, doc, where)
     grader._subs = subs
+    try:
+        grader.formula()
+    except FormulaError as exc:
+        raise doc.error(str(exc), loc + ("calculate_output",)) from None
 
 
 def grader_hash(grader: GraderModel | dict) -> str:

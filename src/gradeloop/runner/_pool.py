@@ -1,0 +1,102 @@
+"""Providers by name with per-model concurrency, retries and the response cache, shared by
+sampling and by model graders; and a grading context that routes judge calls through it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from ..graders import GradingContext
+from ..models import GenerateRequest, GenerateResult, Provider, get_provider, request_fingerprint
+from ..store import CallRecord, Store
+from ._retry import RetryPolicy, call_with_retries
+
+__all__ = ["ModelPool", "PoolGradingContext", "grading_session", "resolve_model_name"]
+
+
+def resolve_model_name(name: str) -> str:
+    """A bare model name (``gpt-4.1``, as OpenAI's files write it) means ``openai/gpt-4.1``."""
+    return name if "/" in name else f"openai/{name}"
+
+
+class ModelPool:
+    """The providers of one runner invocation. ``call`` bounds concurrency per model, reads and
+    fills the response cache, retries, and returns every attempt for the caller to store."""
+
+    def __init__(self, *, base_url: str | None = None, timeout: float = 120.0, retry: RetryPolicy | None = None,
+                 store: Store | None = None, use_cache: bool = True) -> None:
+        self.base_url, self.timeout = base_url, timeout
+        self.retry = retry or RetryPolicy()
+        self.store, self.use_cache = store, use_cache
+        self._providers: dict[str, Provider] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+
+    def provider(self, name: str) -> Provider:
+        """The provider for ``name`` (bare names mean ``openai/…``), built once."""
+        name = resolve_model_name(name)
+        if name not in self._providers:
+            self._providers[name] = get_provider(name, base_url=self.base_url, timeout=self.timeout)
+        return self._providers[name]
+
+    async def call(self, name: str, request: GenerateRequest, *, purpose: str, epoch: int = 0,
+                   limit: bool = True) -> tuple[GenerateResult | None, Exception | None, list[CallRecord], str, bool]:
+        """Answer ``request`` with model ``name``.
+
+        Returns ``(result, error, calls, cache_key, cached)``. ``limit=False`` skips the
+        per-model semaphore (the runner's sampling workers already bound concurrency).
+        """
+        provider = self.provider(name)
+        key = request_fingerprint(provider.identity(), request, epoch)
+        if self.use_cache and self.store is not None:
+            cached = self.store.cache_get(key)
+            if cached is not None:
+                return GenerateResult.from_cache(cached), None, [], key, True
+        if limit:
+            semaphore = self._limits.setdefault(provider.name, asyncio.Semaphore(provider.default_concurrency))
+            async with semaphore:
+                result, error, calls = await call_with_retries(provider, request, self.retry, purpose)
+        else:
+            result, error, calls = await call_with_retries(provider, request, self.retry, purpose)
+        return result, error, calls, key, False
+
+    async def aclose(self) -> None:
+        """Close every provider."""
+        for provider in self._providers.values():
+            await provider.aclose()
+
+
+class PoolGradingContext(GradingContext):
+    """Judge calls of model graders: through the pool (concurrency, retries, cache); the
+    calls are stored against ``run_id`` / item / epoch when a store is given."""
+
+    def __init__(self, pool: ModelPool, run_id: str | None = None, index: int | None = None,
+                 epoch: int | None = None) -> None:
+        self.pool, self.run_id, self.index, self.epoch = pool, run_id, index, epoch
+
+    async def generate(self, model: str, request: GenerateRequest) -> GenerateResult:
+        result, error, calls, key, cached = await self.pool.call(model, request, purpose="grader")
+        store = self.pool.store
+        if store is not None:
+            store.record_calls(self.run_id, self.index, self.epoch, calls)
+            if result is not None and not cached and self.pool.use_cache:
+                store.cache_put(key, result.to_cache())
+        if result is None:
+            raise error  # a model grader turns this into model_grader_server_error
+        return result
+
+    def model_name(self, model: str) -> str:
+        """The full ``provider/model`` name a judge call to ``model`` uses."""
+        return resolve_model_name(model)
+
+
+@asynccontextmanager
+async def grading_session(*, store: Store | None = None, base_url: str | None = None, timeout: float = 120.0,
+                          retry: RetryPolicy | None = None, use_cache: bool = True) -> AsyncIterator[PoolGradingContext]:
+    """A grading context for grading outside a run (``grade run``, ``grade file``, rewards)."""
+    pool = ModelPool(base_url=base_url, timeout=timeout, retry=retry, store=store, use_cache=use_cache)
+    try:
+        yield PoolGradingContext(pool)
+    finally:
+        await pool.aclose()
+
