@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InputError, TemplateError
 from ..graders import GradeResult, grade
-from ..models import GenerateRequest, Provider, public_url
+from ..models import GenerateRequest, Provider, public_url, split_model_name
 from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
                     parse_data_source)
 from ..store import SampleRecord, ScoreRecord, Store
@@ -205,6 +205,8 @@ def _models_for(spec: EvalSpec, models: list[str]) -> list[str | None]:
             raise InputError("every row of this eval carries its sample, so no model is called; drop --model",
                              file=spec.source_file, field="data_source")
         return [None]
+    for name in models:
+        split_model_name(name)  # a model named on the command line must say its provider
     if not models and source.model:
         models = [resolve_model_name(source.model)]
     if not models:
