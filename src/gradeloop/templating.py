@@ -116,6 +116,7 @@ def sample_namespace(
     *,
     tool_calls: list[dict] | None = None,
     choices: list[dict] | None = None,
+    finish_reason: str | None = None,
 ) -> dict[str, Any]:
     """Build the ``sample`` namespace from a model output.
 
@@ -127,12 +128,19 @@ def sample_namespace(
         "output_tools": tool_calls or [],
         "choices": choices
         if choices is not None
-        else [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        else [{"index": 0, "message": _message(text, tool_calls), "finish_reason": finish_reason or "stop"}],
     }
     parsed = _parse_json(text)
     if parsed is not None:
         sample["output_json"] = parsed
     return sample
+
+
+def _message(text: str, tool_calls: list[dict] | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return message
 
 
 def _parse_json(text: str) -> Any:

@@ -89,16 +89,14 @@ class GenerateResult:
         """The assistant message's tool calls, in Chat Completions form."""
         return list(self.message.get("tool_calls") or [])
 
-    def all_choices(self) -> list[dict[str, Any]]:
-        """Chat Completions ``choices`` (one built from ``message`` when the provider gave none)."""
-        if self.choices:
-            return self.choices
-        return [{"index": 0, "message": self.message, "finish_reason": self.finish_reason}]
+    def extra_choices(self) -> list[dict[str, Any]] | None:
+        """``choices`` when they hold more than ``message`` and ``finish_reason`` (n > 1), else None."""
+        return self.choices if self.choices and len(self.choices) > 1 else None
 
     def to_cache(self) -> dict[str, Any]:
-        """What the response cache keeps (no raw request)."""
+        """What the response cache keeps (no raw request; a single choice is rebuilt from message)."""
         return {"message": self.message, "finish_reason": self.finish_reason, "usage": asdict(self.usage),
-                "model": self.model, "latency_ms": self.latency_ms, "choices": self.choices}
+                "model": self.model, "latency_ms": self.latency_ms, "choices": self.extra_choices()}
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> "GenerateResult":

@@ -67,6 +67,7 @@ class OpenAIProvider(Provider):
 
             self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self._url, max_retries=0,
                                               timeout=self._timeout)
+            self._response_cls = _http_response_class(openai)
         return self._client
 
     def body(self, request: GenerateRequest) -> dict[str, Any]:
@@ -90,8 +91,10 @@ class OpenAIProvider(Provider):
         client = self._get_client()
         start = time.perf_counter()
         try:
-            raw = await client.chat.completions.with_raw_response.create(**body)
-            content = raw.http_response.content
+            # the SDK's own client and request path, minus building a pydantic object from the
+            # reply: the raw bytes are what gets stored, and parsing them once is enough
+            raw = await client.post("/chat/completions", body=body, cast_to=self._response_cls)
+            content = raw.content
         except openai.APIStatusError as exc:
             raise _status_error(exc) from None
         except openai.APITimeoutError:
@@ -122,6 +125,17 @@ class OpenAIProvider(Provider):
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def _http_response_class(openai: Any) -> type:
+    """The Response class of the HTTP library this openai SDK sends with (httpx or httpx2)."""
+    import importlib
+
+    for base in openai.DefaultAsyncHttpxClient.__mro__:
+        module = importlib.import_module(base.__module__.split(".")[0])
+        if hasattr(module, "Response") and hasattr(module, "AsyncClient"):
+            return module.Response
+    raise RuntimeError("cannot find the openai SDK's HTTP library")
 
 
 def _status_error(exc: Any) -> ProviderError:

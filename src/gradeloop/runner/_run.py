@@ -141,14 +141,14 @@ class _Execution:
             return {}, False
         record = SampleRecord(
             status="ok", model=self.provider.name, input=messages, output=result.message,
-            choices=result.choices, finish_reason=result.finish_reason,
+            choices=result.extra_choices(), finish_reason=result.finish_reason,
             prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
             cached_tokens=result.usage.cached_tokens, latency_ms=result.latency_ms, cached=cached,
             cache_key=key, params=self.params, error=None)
         self.store.record_sample(self.run_id, row.index, epoch, record, calls,
                                  cache_response=None if cached or not self.options.use_cache else result.to_cache())
-        return sample_namespace(result.output_text, tool_calls=result.tool_calls,
-                                choices=result.all_choices()), True
+        return sample_namespace(result.output_text, tool_calls=result.tool_calls, choices=result.extra_choices(),
+                                finish_reason=result.finish_reason), True
 
     def _store_error(self, row: Row, epoch: int, messages: list | None, error: dict, calls: list,
                      key: str | None = None) -> None:
@@ -181,7 +181,7 @@ def _namespace_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
     if stored["status"] == "provided":
         return _given_namespace({"output_text": output.get("content") or "", "choices": stored.get("choices")})
     return sample_namespace(output.get("content") or "", tool_calls=output.get("tool_calls"),
-                            choices=stored.get("choices"))
+                            choices=stored.get("choices"), finish_reason=stored.get("finish_reason"))
 
 
 # -- entry points ---------------------------------------------------------------------
