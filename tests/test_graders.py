@@ -319,3 +319,45 @@ def test_grade_pairs_standalone():
            "operation": "eq"})
     results = asyncio.run(grade_pairs(g, [(sample_namespace("a"), {}), (sample_namespace("b"), {})]))
     assert [r.score for r in results] == [1, 0]
+
+
+def test_every_grader_type_as_testing_criteria(tmp_path):
+    from gradeloop import Store, eval_from_dict, output_item_objects, run_eval, run_object
+
+    judge = judge_rules(tmp_path, [{"match": "Rate", "response": '{"result": 0.9, "steps": []}'},
+                                   {"match": "Tone", "response": '{"result": "positive"}'}])
+    rows = [{"item": {"reference": "the cat sat on the mat"}, "sample": {"output_text": "the cat sat on a mat"}},
+            {"item": {"reference": "the cat sat on the mat"}, "sample": {"output_text": "dogs bark loudly"}}]
+    spec = eval_from_dict({
+        "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+        "testing_criteria": [
+            {"type": "string_check", "name": "mentions cat", "input": "{{ sample.output_text }}", "operation": "like",
+             "reference": "cat"},
+            {"type": "text_similarity", "name": "rouge", "input": "{{ sample.output_text }}",
+             "reference": "{{ item.reference }}", "evaluation_metric": "rouge_l", "pass_threshold": 0.5},
+            {"type": "python", "name": "length", "pass_threshold": 0.5,
+             "source": "def grade(sample, item):\n    return min(1.0, len(sample['output_text']) / 20)\n"},
+            {"type": "score_model", "name": "judge", "model": judge, "pass_threshold": 0.5,
+             "input": [{"role": "user", "content": "Rate: {{ sample.output_text }}"}]},
+            {"type": "label_model", "name": "tone", "model": judge, "labels": ["positive", "negative"],
+             "passing_labels": ["positive"], "input": [{"role": "user", "content": "Tone: {{ sample.output_text }}"}]},
+            {"type": "multi", "name": "combo", "calculate_output": "(a + b) / 2", "pass_threshold": 0.5, "graders": {
+                "a": {"type": "string_check", "name": "a", "input": "{{ sample.output_text }}", "operation": "like",
+                      "reference": "mat"},
+                "b": {"type": "text_similarity", "name": "b", "input": "{{ sample.output_text }}",
+                      "reference": "{{ item.reference }}", "evaluation_metric": "fuzzy_match"}}},
+        ],
+        "data_source": {"type": "jsonl", "source": {"type": "file_content", "content": rows}},
+    })
+    [run_id] = run_eval(spec)
+    store = Store()
+    first, second = output_item_objects(store, run_id)
+    assert first["status"] == "pass" and second["status"] == "fail"
+    assert [r["passed"] for r in second["results"]] == [False, False, True, True, True, False]
+    run = run_object(store, run_id)
+    assert [c["passed"] for c in run["per_testing_criteria_results"]] == [1, 1, 2, 2, 2, 1]
+    types = {r["type"] for r in first["results"]}
+    assert types == {"string-check-grader", "text-similarity-grader", "python-grader", "score-model-grader",
+                     "label-model-grader", "multi-grader"}
+    hashes = store.conn.execute("SELECT DISTINCT grader_hash FROM scores").fetchall()
+    assert len(hashes) == 6
