@@ -361,3 +361,29 @@ def test_every_grader_type_as_testing_criteria(tmp_path):
                      "label-model-grader", "multi-grader"}
     hashes = store.conn.execute("SELECT DISTINCT grader_hash FROM scores").fetchall()
     assert len(hashes) == 6
+
+
+def test_formula_parse_error_flag_at_grading_time():
+    from gradeloop.spec import MultiGrader
+
+    # a multi grader built without the loader: its formula is only checked when it grades
+    g = MultiGrader.model_validate({"type": "multi", "name": "m", "graders": {}, "calculate_output": "a +"})
+    result = run(g, "x")
+    assert result.score == 0 and result.errors == {"formula_parse_error": True} and result.passed is False
+    assert result.to_run_response(g)["metadata"]["errors"]["formula_parse_error"] is True
+
+
+def test_refusal_flag():
+    from gradeloop import GenerateResult
+    from gradeloop.graders import GradingContext
+    from gradeloop.models import Usage
+
+    class Refuses(GradingContext):
+        async def generate(self, model, request):
+            return GenerateResult(message={"role": "assistant", "content": None, "refusal": "I can't help."},
+                                  finish_reason="stop", usage=Usage(3, 4), model=model)
+
+    for g in (score_grader("openai/x"), label_grader("openai/x")):
+        result = run(g, "x", {"q": "q"}, Refuses())
+        assert result.errors == {"model_grader_refusal_error": True} and result.score == 0
+        assert result.token_usage["total_tokens"] == 7
