@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from ..errors import ProviderError
-from ..models import GenerateRequest, GenerateResult
+from ..models import GenerateRequest
 from ..spec import LabelModelGrader, ScoreModelGrader
 from ..templating import render_message
 from ._base import GradeResult, GradingContext, register_grader
@@ -64,25 +64,29 @@ def judge_request(grader: ScoreModelGrader | LabelModelGrader, sample: dict, ite
     return GenerateRequest(messages=messages, params=params)
 
 
-async def _ask(grader: ScoreModelGrader | LabelModelGrader, request: GenerateRequest,
-               context: GradingContext) -> tuple[GenerateResult | None, GradeResult | None]:
-    try:
-        return await context.generate(grader.model, request), None
-    except ProviderError as exc:
-        return None, GradeResult(score=0.0, errors={"model_grader_server_error": True,
-                                                    "model_grader_server_error_details": exc.message},
-                                 details={"sampled_model_name": _name(context, grader.model)})
-
-
-def _name(context: GradingContext, model: str) -> str:
+async def _judge(grader: ScoreModelGrader | LabelModelGrader, sample: dict, item: dict, context: GradingContext,
+                 instruction: str, schema: dict[str, Any]) -> GradeResult | tuple[Any, GradeResult]:
+    """Ask the judge. Returns a finished GradeResult when the call failed or the judge refused,
+    else ``(parsed result value, a GradeResult template)`` carrying details and token usage."""
+    request = judge_request(grader, sample, item, instruction, schema)
     resolve = getattr(context, "model_name", None)
-    return resolve(model) if resolve else model
-
-
-def _usage(result: GenerateResult, model: str) -> tuple[dict[str, int], dict[str, Any]]:
+    name = resolve(grader.model) if resolve else grader.model
+    try:
+        result = await context.generate(grader.model, request)
+    except ProviderError as exc:
+        return GradeResult(score=0.0, errors={"model_grader_server_error": True,
+                                              "model_grader_server_error_details": exc.message},
+                           details={"sampled_model_name": name})
     usage = {"prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens,
              "total_tokens": result.usage.total_tokens}
-    return usage, {model: dict(usage)}
+    template = GradeResult(score=0.0, token_usage=usage, details={
+        "sampled_model_name": name, "token_usage_per_model": {name: dict(usage)}, "judge_output": result.output_text})
+    if result.message.get("refusal"):
+        template.errors["model_grader_refusal_error"] = True
+        return template
+    value, steps = parse_judge_output(result.output_text)
+    template.details["steps"] = steps
+    return value, template
 
 
 def parse_judge_output(text: str) -> tuple[Any, list[dict[str, Any]]]:
@@ -130,22 +134,16 @@ async def grade_score_model(grader: ScoreModelGrader, sample: dict, item: dict,
                             context: GradingContext) -> GradeResult:
     """The judge's ``result`` clipped to ``range``; 0 with ``model_grader_parse_error`` when it is not a number."""
     low, high = grader.range
-    instruction, schema = _score_format(low, high)
-    result, failed = await _ask(grader, judge_request(grader, sample, item, instruction, schema), context)
-    if failed:
-        return failed
-    name = _name(context, grader.model)
-    usage, per_model = _usage(result, name)
-    details: dict[str, Any] = {"sampled_model_name": name, "token_usage_per_model": per_model,
-                               "judge_output": result.output_text}
-    if result.message.get("refusal"):
-        return GradeResult(score=0.0, errors={"model_grader_refusal_error": True}, details=details, token_usage=usage)
-    value, steps = parse_judge_output(result.output_text)
+    outcome = await _judge(grader, sample, item, context, *_score_format(low, high))
+    if isinstance(outcome, GradeResult):
+        return outcome
+    value, result = outcome
     number = _number(value)
     if number is None:
-        return GradeResult(score=0.0, errors={"model_grader_parse_error": True}, details=details, token_usage=usage)
-    details["steps"] = steps
-    return GradeResult(score=min(max(number, low), high), details=details, token_usage=usage)
+        result.errors["model_grader_parse_error"] = True
+    else:
+        result.score = min(max(number, low), high)
+    return result
 
 
 def match_label(value: Any, text: str, labels: list[str]) -> str | None:
@@ -164,20 +162,15 @@ def match_label(value: Any, text: str, labels: list[str]) -> str | None:
 async def grade_label_model(grader: LabelModelGrader, sample: dict, item: dict,
                             context: GradingContext) -> GradeResult:
     """1 when the judge's label is in ``passing_labels``, else 0; the label is in ``details``."""
-    instruction, schema = _label_format(grader.labels)
-    result, failed = await _ask(grader, judge_request(grader, sample, item, instruction, schema), context)
-    if failed:
-        return failed
-    name = _name(context, grader.model)
-    usage, per_model = _usage(result, name)
-    details: dict[str, Any] = {"sampled_model_name": name, "token_usage_per_model": per_model,
-                               "judge_output": result.output_text}
-    if result.message.get("refusal"):
-        return GradeResult(score=0.0, errors={"model_grader_refusal_error": True}, details=details, token_usage=usage)
-    value, steps = parse_judge_output(result.output_text)
-    label = match_label(value, result.output_text, grader.labels)
+    outcome = await _judge(grader, sample, item, context, *_label_format(grader.labels))
+    if isinstance(outcome, GradeResult):
+        return outcome
+    value, result = outcome
+    label = match_label(value, result.details["judge_output"], grader.labels)
     if label is None:
-        return GradeResult(score=0.0, errors={"model_grader_parse_error": True}, details=details, token_usage=usage)
-    details.update({"label": label, "steps": steps})
-    passed = label in grader.passing_labels
-    return GradeResult(score=1.0 if passed else 0.0, passed=passed, details=details, token_usage=usage)
+        result.errors["model_grader_parse_error"] = True
+        return result
+    result.details["label"] = label
+    result.passed = label in grader.passing_labels
+    result.score = 1.0 if result.passed else 0.0
+    return result
