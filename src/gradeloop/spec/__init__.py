@@ -30,6 +30,7 @@ from ._graders import (
     grader_model_for,
     grader_types,
     load_grader,
+    register_grader_check,
     register_grader_model,
 )
 from ._load import Document, read_document, read_jsonl
@@ -68,5 +69,6 @@ __all__ = [
     "parse_data_source",
     "read_document",
     "read_jsonl",
+    "register_grader_check",
     "register_grader_model",
 ]

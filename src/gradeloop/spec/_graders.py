@@ -20,6 +20,7 @@ __all__ = [
     "GraderModel",
     "StringCheckGrader",
     "register_grader_model",
+    "register_grader_check",
     "grader_model_for",
     "grader_types",
     "load_grader",
@@ -202,9 +203,15 @@ class MultiGrader(GraderModel):
 
 
 _MODELS: dict[str, type[GraderModel]] = {}
+_CHECKS: dict[str, Any] = {}
 
-# grader types known by name but not implemented: the error says so instead of "unknown"
-_PENDING: set[str] = set()
+
+def register_grader_check(kind: str, check: Any) -> None:
+    """Add a load-time check for grader type ``kind``: ``check(grader)`` raises
+    ``ValueError(message)`` or ``ValueError(message, loc_tuple)`` to refuse the grader, so the
+    error names the file, line and field. Grader packages use it for what a pydantic model
+    cannot know (e.g. whether a named constraint exists)."""
+    _CHECKS[kind] = check
 
 
 def register_grader_model(model: type[GraderModel]) -> type[GraderModel]:
@@ -215,7 +222,6 @@ def register_grader_model(model: type[GraderModel]) -> type[GraderModel]:
         raise TypeError(f"{model.__name__}.type must be a Literal")
     for name in names:
         _MODELS[name] = model
-        _PENDING.discard(name)
     return model
 
 
@@ -247,18 +253,19 @@ def load_grader(data: Any, doc: Document, loc: tuple = ()) -> GraderModel:
         raise doc.error("required field is missing", loc + ("type",))
     model = _MODELS.get(kind)
     if model is None:
-        if kind in _PENDING:
-            raise doc.error(
-                f"grader type '{kind}' is an OpenAI grader type this version of gradeloop "
-                f"does not implement yet (available: {', '.join(grader_types())})",
-                loc + ("type",),
-            )
         raise doc.error(
             f"unknown grader type '{kind}' (available: {', '.join(grader_types())})", loc + ("type",)
         )
     grader = validate_model(model, data, doc, loc)
     if isinstance(grader, MultiGrader):
         _load_subgraders(grader, doc, loc)
+    check = _CHECKS.get(kind)
+    if check is not None:
+        try:
+            check(grader)
+        except ValueError as exc:
+            where = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], tuple) else ()
+            raise doc.error(str(exc.args[0]), loc + where) from None
     return grader
 
 

@@ -1,0 +1,23 @@
+"""Verifiable instructions (IFEval's 25 and gradeloop's own), one registry, one interface."""
+
+from ._base import (
+    Constraint,
+    NoParams,
+    check_constraint,
+    constraint_ids,
+    get_constraint,
+    loose_variants,
+    parse_params,
+    register_constraint,
+)
+
+__all__ = [
+    "Constraint",
+    "NoParams",
+    "check_constraint",
+    "constraint_ids",
+    "get_constraint",
+    "loose_variants",
+    "parse_params",
+    "register_constraint",
+]
