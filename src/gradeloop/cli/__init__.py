@@ -7,7 +7,7 @@ import sys
 import typer
 
 from ..errors import GradeloopError
-from . import _eval, _grade
+from . import _eval, _grade, _suite
 from ._common import err, fail
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(_eval.app, name="eval")
 app.add_typer(_grade.app, name="grade")
+app.add_typer(_suite.app, name="suite")
 
 
 def _version(value: bool) -> None:

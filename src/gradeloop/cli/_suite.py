@@ -1,0 +1,17 @@
+"""``gradeloop suite …``: built-in eval suites. Each suite adds its own sub-app here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Built-in eval suites: build eval files, score responses.", no_args_is_help=True)
+
+
+def _register() -> None:
+    from . import _suite_categories, _suite_ifeval
+
+    app.add_typer(_suite_ifeval.app, name="ifeval")
+    app.add_typer(_suite_categories.app, name="if-categories")
+
+
+_register()

@@ -1,0 +1,1 @@
+"""Built-in eval suites: generators and scorers that write ordinary eval files."""
