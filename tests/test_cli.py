@@ -105,3 +105,23 @@ def test_secret_never_printed(tmp_path):
         items = run_cli("eval", "items", run_id, "--json")
     for text in (result.stdout, result.stderr, items.stdout):
         assert secret not in text
+
+
+def test_breakdown_by_item_field(tmp_path):
+    rows = [{"item": {"kind": k, "d": {"level": lvl}}, "sample": {"output_text": out}}
+            for k, lvl, out in [("a", 1, "yes"), ("a", 2, "no"), ("b", 1, "yes"), ("c", 2, "yes")]]
+    (tmp_path / "e.json").write_text(json.dumps({
+        "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+        "testing_criteria": [{"type": "string_check", "name": "yes", "input": "{{ sample.output_text }}",
+                              "operation": "eq", "reference": "yes"}],
+        "data_source": {"type": "jsonl", "source": {"type": "file_content", "content": rows}}}))
+    ran = run_cli("eval", "run", str(tmp_path / "e.json"), "--by", "kind", "--json", "--no-progress")
+    [run] = json.loads(ran.stdout)
+    by_kind = {r["value"]: (r["passed"], r["failed"]) for r in run["gradeloop"]["breakdown"]["kind"]}
+    assert by_kind == {"a": (1, 1), "b": (1, 0), "c": (1, 0)}
+    shown = json.loads(run_cli("eval", "show", run["id"], "--by", "d.level", "--by", "missing", "--json").stdout)
+    nested = {r["value"]: r["pass_rate"] for r in shown["gradeloop"]["breakdown"]["d.level"]}
+    assert nested == {1: 1.0, 2: 0.5}
+    assert shown["gradeloop"]["breakdown"]["missing"][0]["value"] is None
+    human = run_cli("eval", "show", run["id"], "--by", "kind")
+    assert "By kind" in human.stdout and "50.0%" in human.stdout

@@ -7,7 +7,7 @@ import gradeloop
 
 EXPECTED = {
     "Eval", "EvalSpec", "GenerateRequest", "GenerateResult", "GradeloopError", "InputError", "NotFoundError",
-    "Provider", "ProviderError", "RetryPolicy", "RunOptions", "Store", "TemplateError", "__version__",
+    "Provider", "ProviderError", "RetryPolicy", "RunOptions", "Store", "TemplateError", "__version__", "breakdown",
     "eval_from_dict", "get_provider", "grader_hash", "graders", "load_eval", "output_item_objects",
     "register_provider", "resume_run", "resume_run_async", "run_eval", "run_eval_async", "run_list",
     "run_object", "run_summary",

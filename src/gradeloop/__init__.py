@@ -7,7 +7,7 @@ The public surface is what ``__all__`` lists; everything else may change.
 from . import graders
 from .errors import GradeloopError, InputError, NotFoundError, ProviderError, TemplateError
 from .models import GenerateRequest, GenerateResult, Provider, get_provider, register_provider
-from .report import output_item_objects, run_list, run_object, run_summary
+from .report import breakdown, output_item_objects, run_list, run_object, run_summary
 from .runner import RetryPolicy, RunOptions, resume_run, resume_run_async, run_eval, run_eval_async
 from .spec import EvalSpec, eval_from_dict, grader_hash, load_eval
 from .store import Store
@@ -31,6 +31,7 @@ __all__ = [
     "Store",
     "TemplateError",
     "__version__",
+    "breakdown",
     "eval_from_dict",
     "get_provider",
     "grader_hash",

@@ -9,7 +9,7 @@ from .graders import criterion_id
 from .spec import parse_criteria
 from .store import Store
 
-__all__ = ["run_object", "output_item_objects", "run_list", "run_summary", "percentile"]
+__all__ = ["run_object", "output_item_objects", "run_list", "run_summary", "percentile", "breakdown"]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -166,3 +166,16 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
         "cached_samples": gl["cached_samples"],
         "latency_p50_ms": gl["latency_ms"]["p50"], "latency_p95_ms": gl["latency_ms"]["p95"],
     }
+
+
+def breakdown(store: Store, run_id: str, field: str) -> list[dict[str, Any]]:
+    """Pass rates grouped by an item field (``category``, ``difficulty``, ``a.b``…), sorted by value:
+    ``[{field, value, passed, failed, errored, total, pass_rate}]``. The pass rate leaves errored items out."""
+    run_id = store.resolve_run_id(run_id)
+    rows = []
+    for value, c in store.counts_by_field(run_id, field).items():
+        graded = c["pass"] + c["fail"]
+        rows.append({"field": field, "value": value, "passed": c["pass"], "failed": c["fail"],
+                     "errored": c["error"], "total": graded + c["error"],
+                     "pass_rate": c["pass"] / graded if graded else None})
+    return sorted(rows, key=lambda r: (r["value"] is None, str(r["value"])))

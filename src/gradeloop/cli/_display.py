@@ -76,3 +76,14 @@ def items_table(items: list[dict[str, Any]], width: int = 60) -> Table:
         scores = ", ".join(f"{r['criterion']}={r['score']:g}" for r in it["results"] if r["score"] is not None)
         table.add_row(str(it["datasource_item_id"]), str(it["epoch"]), it["status"], scores, text)
     return table
+
+
+def breakdown_table(field: str, rows: list[dict[str, Any]]) -> Table:
+    """Pass rate per value of an item field."""
+    table = Table(title=f"By {field}", title_justify="left")
+    for col in (field, "pass", "fail", "error", "pass rate"):
+        table.add_column(col, justify="left" if col == field else "right")
+    for r in rows:
+        value = "(none)" if r["value"] is None else str(r["value"])
+        table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]))
+    return table

@@ -9,11 +9,11 @@ from typing import Optional
 
 import typer
 
-from ..report import output_item_objects, run_list, run_object, run_summary
+from ..report import breakdown, output_item_objects, run_list, run_object, run_summary
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from ._common import err, open_store, out, print_json
-from ._display import criteria_table, items_table, runs_table, short_id, summary_table
+from ._display import breakdown_table, criteria_table, items_table, runs_table, short_id, summary_table
 
 app = typer.Typer(help="Run evals and inspect their results.", no_args_is_help=True)
 
@@ -66,13 +66,25 @@ def _execute(make_coro, progress: bool):
         raise typer.Exit(130) from None
 
 
-def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | None) -> None:
+def _run_json(store, run_id: str, by: list[str]) -> dict:
+    obj = run_object(store, run_id)
+    if by:
+        obj["gradeloop"]["breakdown"] = {field: breakdown(store, run_id, field) for field in by}
+    return obj
+
+
+def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | None, by: list[str] = ()) -> None:
     summaries = [run_summary(store, r) for r in run_ids]
     if as_json:
-        print_json([run_object(store, r) for r in run_ids])
+        print_json([_run_json(store, r, by) for r in run_ids])
     else:
         out.print(summary_table(summaries))
         out.print(criteria_table(summaries))
+        for s in summaries:
+            for field in by:
+                table = breakdown_table(field, breakdown(store, s["run_id"], field))
+                table.title = f"{s['model']} by {field}"
+                out.print(table)
         for s in summaries:
             out.print(f"failures of {s['model']}: gradeloop eval items {short_id(s['run_id'])} --status fail")
     if min_pass_rate is not None:
@@ -97,6 +109,7 @@ def run(
     timeout: float = typer.Option(120.0, min=0.1, help="Seconds before a model call times out."),
     max_attempts: int = typer.Option(6, min=1, help="Attempts per model call (retries on 429, 5xx, timeouts)."),
     min_pass_rate: Optional[float] = typer.Option(None, min=0, max=1, help="Exit 1 when a model's pass rate is lower."),
+    by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run objects as JSON."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
@@ -107,7 +120,7 @@ def run(
     store = open_store()
     run_ids = _execute(lambda reporter: run_eval_async(spec, model, store=store, options=options, reporter=reporter),
                        progress)
-    _report(store, run_ids, as_json, min_pass_rate)
+    _report(store, run_ids, as_json, min_pass_rate, by)
 
 
 @app.command("resume")
@@ -143,11 +156,12 @@ def list_runs(
 @app.command("show")
 def show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    by: list[str] = typer.Option([], "--by", help="Break pass rates down by this item field (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="The run object in OpenAI's shape."),
 ) -> None:
-    """Show one run: status, counts, per-criterion results, usage."""
+    """Show one run: status, counts, per-criterion results, usage; --by FIELD for breakdowns."""
     store = open_store()
-    obj = run_object(store, run_id)
+    obj = _run_json(store, store.resolve_run_id(run_id), by)
     if as_json:
         print_json(obj)
         return
@@ -155,6 +169,8 @@ def show(
     summary = run_summary(store, obj["id"])
     out.print(summary_table([summary]))
     out.print(criteria_table([summary]))
+    for field in by:
+        out.print(breakdown_table(field, breakdown(store, obj["id"], field)))
     if obj["error"]:
         out.print(f"error: {obj['error'].get('message')}")
 

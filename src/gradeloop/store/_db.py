@@ -426,6 +426,17 @@ class Store:
         return {"total": sum(counts.values()), "errored": counts["error"], "failed": counts["fail"],
                 "passed": counts["pass"]}
 
+    def counts_by_field(self, run_id: str, field: str) -> dict[Any, dict[str, int]]:
+        """Output-item status counts grouped by an item field (``a.b`` for nested fields):
+        ``{value: {"pass": n, "fail": n, "error": n}}``; items without the field group under None."""
+        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        out: dict[Any, dict[str, int]] = {}
+        for value, status, n in self.conn.execute(
+                "SELECT json_extract(i.item, ?), o.status, COUNT(*) FROM output_items o JOIN run_items i"
+                " ON i.run_id = o.run_id AND i.idx = o.idx WHERE o.run_id = ? GROUP BY 1, 2", (path, run_id)):
+            out.setdefault(value, {"pass": 0, "fail": 0, "error": 0})[status] = n
+        return out
+
     def criteria_counts(self, run_id: str) -> list[dict[str, Any]]:
         """Per criterion: ``{criterion, name, type, grader_hash, passed, failed, errored, mean_score}``."""
         rows = self.conn.execute(
