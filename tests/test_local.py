@@ -39,7 +39,7 @@ def test_concurrent_requests_are_batched_and_match_sequential_greedy(tiny_model_
     before = dict(engine.stats)
     together = [r.output_text for r in gen(provider, *prompts)]
     assert together == sequential  # left padding and masks keep batched greedy decoding exact
-    assert engine.stats["batches"] - before["batches"] < len(prompts)
+    assert engine.stats["prefills"] - before["prefills"] < len(prompts)
     assert engine.stats["max_batch_seen"] > 1
 
 

@@ -1,0 +1,109 @@
+"""The continuous-batching engine on a tiny random llama."""
+
+import asyncio
+
+import pytest
+
+from gradeloop import GenerateRequest
+from gradeloop.models._engine import Engine, EngineOutput, load_engine_model
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    tokenizer, model = load_engine_model(tiny_model_dir)
+    eng = Engine(tokenizer, model, max_batch=16)
+    yield eng
+    eng.close()
+
+
+def ask(text, **params):
+    return GenerateRequest(messages=[{"role": "user", "content": text}], params={"temperature": 0, **params})
+
+
+def test_a_request_joins_the_running_batch_and_matches_running_alone(engine):
+    alone_long = asyncio.run(engine.generate(ask("the quick brown fox", max_completion_tokens=120)))
+    alone_short = asyncio.run(engine.generate(ask("one two three", max_completion_tokens=6)))
+
+    async def together():
+        long_task = asyncio.create_task(engine.generate(ask("the quick brown fox", max_completion_tokens=120)))
+        await asyncio.sleep(0.05)  # the long request is decoding by now
+        short = await engine.generate(ask("one two three", max_completion_tokens=6))
+        return short, long_task.done(), await long_task
+
+    before = engine.stats["joined_running_batch"]
+    short, long_was_done, long = asyncio.run(together())
+    assert not long_was_done, "the short request must not wait for the long one"
+    assert engine.stats["joined_running_batch"] > before
+    # merging caches (left padding, per-row positions) leaves greedy decoding unchanged
+    assert short.text == alone_short.text and long.text == alone_long.text
+    assert long.usage.completion_tokens == alone_long.usage.completion_tokens
+
+
+def test_many_staggered_requests_equal_sequential(engine):
+    prompts = [ask(p, max_completion_tokens=n) for p, n in
+               [("hello", 5), ("paris", 30), ("billing refund", 12), ("yes no", 50), ("order", 3), ("ten", 20)]]
+    sequential = [asyncio.run(engine.generate(p)).text for p in prompts]
+
+    async def staggered():
+        tasks = []
+        for p in prompts:
+            tasks.append(asyncio.create_task(engine.generate(p)))
+            await asyncio.sleep(0.01)
+        return [(await t).text for t in tasks]
+
+    assert asyncio.run(staggered()) == sequential
+
+
+def test_stream_yields_the_text_piece_by_piece(engine):
+    async def collect():
+        pieces, final = [], None
+        async for piece in engine.stream(ask("the lazy dog", max_completion_tokens=25)):
+            if isinstance(piece, EngineOutput):
+                final = piece
+            else:
+                pieces.append(piece)
+        return pieces, final
+
+    pieces, final = asyncio.run(collect())
+    assert "".join(pieces) == final.text and len(pieces) > 1
+    assert final.time_to_first_token <= final.seconds
+
+
+def test_streamed_text_never_shows_a_stop_string(engine):
+    full = asyncio.run(engine.generate(ask("hello world", max_completion_tokens=20))).text
+    stop = full[4:7]
+    assert len(stop) == 3
+
+    async def collect():
+        return [p async for p in engine.stream(ask("hello world", max_completion_tokens=20, stop=[stop]))]
+
+    out = asyncio.run(collect())
+    final = out[-1]
+    assert final.finish_reason == "stop" and final.text == full[: full.find(stop)]
+    assert "".join(out[:-1]) == final.text
+
+
+def test_bounded_batch_tokens_hold_requests_until_room(tiny_model_dir):
+    tokenizer, model = load_engine_model(tiny_model_dir)
+    small = Engine(tokenizer, model, max_batch=8, max_batch_tokens=60)
+    try:
+        async def run_all():
+            return await asyncio.gather(*(small.generate(ask(f"request {i} hello world", max_completion_tokens=10))
+                                          for i in range(6)))
+        outputs = asyncio.run(run_all())
+        assert all(o.usage.completion_tokens > 0 for o in outputs)
+        assert small.stats["max_batch_seen"] < 6  # memory cap: not all at once
+    finally:
+        small.close()
+
+
+def test_prompt_longer_than_the_budget_is_refused(tiny_model_dir):
+    from gradeloop.errors import ProviderError
+
+    tokenizer, model = load_engine_model(tiny_model_dir)
+    small = Engine(tokenizer, model, max_batch_tokens=8)
+    try:
+        with pytest.raises(ProviderError, match="max_batch_tokens"):
+            asyncio.run(small.generate(ask("one two three four five six seven eight nine ten")))
+    finally:
+        small.close()
