@@ -1,0 +1,66 @@
+"""An OpenAI-compatible server for local, fine-tuned and any other gradeloop models."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ._app import RequestError, create_app, parse_chat_request
+
+__all__ = ["RequestError", "create_app", "parse_chat_request", "serve", "BackgroundServer"]
+
+
+def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          base_url: str | None = None, log_level: str = "info") -> None:
+    """Serve ``models`` until interrupted (uvicorn in the foreground). Bad model names and
+    unreachable upstreams raise InputError before anything listens."""
+    import asyncio
+
+    import uvicorn
+
+    from ..models import get_provider
+
+    async def check_all() -> None:
+        for name in models:
+            await get_provider(name, base_url=base_url).check()
+
+    asyncio.run(check_all())
+    uvicorn.run(create_app(models, api_key=api_key, base_url=base_url), host=host, port=port, log_level=log_level)
+
+
+class BackgroundServer:
+    """The server in a background thread (tests, notebooks). ``url`` is the base URL for clients."""
+
+    def __init__(self, models: list[str], *, port: int = 0, api_key: str | None = None, **options: Any) -> None:
+        import socket
+
+        import uvicorn
+
+        if port == 0:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.port = port
+        config = uvicorn.Config(create_app(models, api_key=api_key, **options), host="127.0.0.1", port=port,
+                                log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="gradeloop-serve", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> "BackgroundServer":
+        self._thread.start()
+        deadline = time.time() + 120
+        while not self._server.started:
+            if not self._thread.is_alive() or time.time() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
