@@ -2,9 +2,11 @@
 
 One worker thread owns the model. Its loop, one token per iteration:
 
-1. admit waiting requests (up to ``max_batch`` rows and ``max_batch_tokens`` padded tokens):
-   prefill them together, pick each one's first token, and merge their KV cache into the
-   running batch (both sides left-padded to the same width);
+1. admit waiting requests (up to ``max_batch`` rows, ``max_batch_tokens`` padded tokens in
+   the batch and ``max_prefill_tokens`` prompt tokens per iteration, so a burst of requests
+   is prefilled in chunks while running rows keep decoding): prefill them together, pick each
+   one's first token, and merge their KV cache into the running batch (both sides left-padded
+   to the same width);
 2. run one decode step for every row, each with its own position, sampling params, seed,
    token budget and stop strings;
 3. rows that finished leave the batch and the KV cache; columns that are padding for every
@@ -12,7 +14,8 @@ One worker thread owns the model. Its loop, one token per iteration:
 
 So a request never waits for another one to finish before it starts. Text streams back to
 the caller's event loop as it is decoded (a partial stop string is held back until it is
-known not to be one).
+known not to be one). Besides the usual sampling params a request may set ``ignore_eos`` (as
+vLLM does) to always generate ``max_completion_tokens`` tokens, for benchmarks.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     on_text: Callable[[str], None] | None = None
+    ignore_eos: bool = False
     enqueued: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
 
@@ -113,13 +117,14 @@ class Engine:
     """Serves concurrent requests to one model with continuous batching (see the module docstring)."""
 
     def __init__(self, tokenizer: Any, model: Any, *, max_batch: int = 32, max_batch_tokens: int = 16384,
-                 threads: int | None = None, name: str = "model") -> None:
+                 max_prefill_tokens: int = 2048, threads: int | None = None, name: str = "model") -> None:
         import torch
         import transformers
 
         self.torch = torch
         self.tokenizer, self.model = tokenizer, model.eval()
         self.max_batch, self.max_batch_tokens = max_batch, max_batch_tokens
+        self.max_prefill_tokens = max_prefill_tokens
         threads = threads or int(os.environ.get("GRADELOOP_THREADS", "0")) or None
         if threads:
             torch.set_num_threads(threads)
@@ -176,7 +181,8 @@ class Engine:
                     temperature=1.0 if temperature is None else float(temperature),
                     top_p=float(params.get("top_p") or 1.0), seed=params.get("seed"),
                     stop=[stop] if isinstance(stop, str) else [s for s in stop if s],
-                    loop=loop, future=loop.create_future(), on_text=on_text)
+                    loop=loop, future=loop.create_future(), on_text=on_text,
+                    ignore_eos=bool(params.get("ignore_eos")))
 
     async def generate(self, request: GenerateRequest) -> EngineOutput:
         """Generate for one request; returns when it is finished."""
@@ -199,8 +205,10 @@ class Engine:
         yield job.future.result()
 
     def close(self) -> None:
-        """Stop the worker thread (requests in flight fail)."""
+        """Stop the worker thread (requests in flight fail) and wait for it."""
         self._queue.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(30)
 
     # -- the worker thread ------------------------------------------------------------
 
@@ -238,6 +246,10 @@ class Engine:
             if job is None:
                 return None
             need = max(width, *(len(j.prompt_ids) for j in jobs), len(job.prompt_ids)) * (len(rows) + len(jobs) + 1)
+            prefill = sum(len(j.prompt_ids) for j in jobs) + len(job.prompt_ids)
+            if jobs and prefill > self.max_prefill_tokens:
+                self._held = job  # prefill in chunks: running rows keep decoding in between
+                break
             if (rows or jobs) and need > self.max_batch_tokens:
                 self._held = job  # bounded memory: it starts when rows finish
                 break
@@ -351,7 +363,7 @@ class Engine:
             if job.first_token_at is None:
                 job.first_token_at = time.perf_counter()
             reason = None
-            if token in self.eos_ids:
+            if token in self.eos_ids and not job.ignore_eos:
                 reason = "stop"
             else:
                 row.tokens.append(token)
