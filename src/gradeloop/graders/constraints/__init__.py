@@ -10,6 +10,8 @@ from ._base import (
     parse_params,
     register_constraint,
 )
+from . import _ifeval  # noqa: F401  (registers IFEval's 25 instructions)
+from . import _categories  # noqa: F401
 
 __all__ = [
     "Constraint",
