@@ -107,3 +107,30 @@ def test_prompt_longer_than_the_budget_is_refused(tiny_model_dir):
             asyncio.run(small.generate(ask("one two three four five six seven eight nine ten")))
     finally:
         small.close()
+
+
+def test_peft_adapter_directory_is_served_merged(tiny_model_dir, tmp_path):
+    peft = pytest.importorskip("peft")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from gradeloop import get_provider
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    model = peft.get_peft_model(base, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapter = tmp_path / "adapter"
+    model.save_pretrained(str(adapter))  # adapter_config.json names the base model's directory
+    merged_dir = tmp_path / "merged"
+    model.merge_and_unload().save_pretrained(str(merged_dir))
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(str(merged_dir))
+
+    def greedy(name):
+        provider = get_provider(name)
+        return asyncio.run(provider.generate(ask("hello world", max_completion_tokens=12))).output_text
+
+    with torch.no_grad():
+        assert greedy(f"hf/{adapter}") == greedy(f"hf/{merged_dir}")
+    assert greedy(f"hf/{adapter}") != greedy(f"hf/{tiny_model_dir}")  # the adapter changed the model
+

@@ -194,13 +194,14 @@ class LocalProvider(_EngineProvider):
 
 @register_provider
 class HFProvider(_EngineProvider):
-    """``hf/<directory>``: any local transformers checkpoint (fine-tuned ones included)."""
+    """``hf/<directory>``: any local transformers checkpoint (fine-tuned ones included), or a PEFT
+    adapter directory whose base model is a local checkpoint (merged on load)."""
 
     provider = "hf"
 
     def model_dir(self) -> Path:
         path = Path(self.model).expanduser()
-        if not (path / "config.json").exists():
-            raise InputError(f"'{self.model}' is not a transformers checkpoint directory (no config.json); "
-                             "hf/ models are read from local disk only", field="model")
+        if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+            raise InputError(f"'{self.model}' is not a transformers checkpoint directory (no config.json or "
+                             "adapter_config.json); hf/ models are read from local disk only", field="model")
         return path
