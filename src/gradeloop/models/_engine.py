@@ -3,7 +3,7 @@
 One worker thread owns the model. Its loop, one token per iteration:
 
 1. admit waiting requests (up to ``max_batch`` rows, ``max_batch_tokens`` padded tokens in
-   the batch and ``max_prefill_tokens`` prompt tokens per iteration, so a burst of requests
+   the batch (by default what fits in ``GRADELOOP_KV_CACHE_GB``, 4 GB) and ``max_prefill_tokens`` prompt tokens per iteration, so a burst of requests
    is prefilled in chunks while running rows keep decoding): prefill them together, pick each
    one's first token, and merge their KV cache into the running batch (both sides left-padded
    to the same width);
@@ -113,18 +113,27 @@ def _load_adapter(model_dir: Path) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def kv_token_budget(config: Any) -> int:
+    """How many cached tokens fit in ``GRADELOOP_KV_CACHE_GB`` (default 4) of fp32 keys and values."""
+    gigabytes = float(os.environ.get("GRADELOOP_KV_CACHE_GB") or 4)
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    per_token = config.num_hidden_layers * 2 * heads * head_dim * 4  # layers x (key, value) x fp32 bytes
+    return max(1024, int(gigabytes * 2**30 / per_token))
+
+
 class Engine:
     """Serves concurrent requests to one model with continuous batching (see the module docstring)."""
 
-    def __init__(self, tokenizer: Any, model: Any, *, max_batch: int = 32, max_batch_tokens: int = 16384,
+    def __init__(self, tokenizer: Any, model: Any, *, max_batch: int = 32, max_batch_tokens: int | None = None,
                  max_prefill_tokens: int = 2048, threads: int | None = None, name: str = "model") -> None:
         import torch
         import transformers
 
         self.torch = torch
         self.tokenizer, self.model = tokenizer, model.eval()
-        self.max_batch, self.max_batch_tokens = max_batch, max_batch_tokens
-        self.max_prefill_tokens = max_prefill_tokens
+        self.max_batch, self.max_prefill_tokens = max_batch, max_prefill_tokens
+        self.max_batch_tokens = max_batch_tokens or kv_token_budget(model.config)
         threads = threads or int(os.environ.get("GRADELOOP_THREADS", "0")) or None
         if threads:
             torch.set_num_threads(threads)

@@ -114,7 +114,7 @@ _ENGINES: dict[Path, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def get_engine(model_dir: Path, *, max_batch: int = 32, max_batch_tokens: int = 16384,
+def get_engine(model_dir: Path, *, max_batch: int = 32, max_batch_tokens: int | None = None,
                threads: int | None = None) -> Engine:
     """The process-wide engine for ``model_dir``, loaded on first use (later options are ignored)."""
     key = model_dir.resolve()
@@ -155,7 +155,7 @@ class _EngineProvider(Provider):
         if self._dir is None:
             self._dir = self.model_dir()
         return await asyncio.to_thread(get_engine, self._dir, max_batch=int(self.options.get("max_batch") or 32),
-                                       max_batch_tokens=int(self.options.get("max_batch_tokens") or 16384),
+                                       max_batch_tokens=self.options.get("max_batch_tokens"),
                                        threads=self.options.get("threads"))
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
