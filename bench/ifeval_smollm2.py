@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--model", default="local/smollm2")
     parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--home", type=Path, default=None,
+                        help="keep the eval and store here (an interrupted run resumes with gradeloop eval resume)")
     args = parser.parse_args()
 
     from gradeloop import Store, output_item_objects, run_eval, run_summary
@@ -37,8 +39,10 @@ def main() -> None:
     from gradeloop.suites import ifeval
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = ifeval.build(args.data, Path(tmp) / "ifeval", limit=args.limit)
-        store = Store(Path(tmp) / "gradeloop.db")
+        home = args.home or Path(tmp)
+        home.mkdir(parents=True, exist_ok=True)
+        path = ifeval.build(args.data, home / "ifeval", limit=args.limit)
+        store = Store(home / "gradeloop.db")
         start = time.perf_counter()
         [run_id] = run_eval(path, [args.model], store=store, progress=True,
                             options=RunOptions(use_cache=False, concurrency=args.concurrency))
