@@ -14,6 +14,7 @@ from ._eval import (
     parse_criteria,
     parse_data_source,
 )
+from ._finetune import TRAINING_METHODS, load_training_file
 from ._formula import Formula, FormulaError, FormulaMathError, parse_formula
 from ._graders import (
     SIMILARITY_METRICS,
@@ -36,6 +37,8 @@ from ._graders import (
 from ._load import Document, read_document, read_jsonl
 
 __all__ = [
+    "TRAINING_METHODS",
+    "load_training_file",
     "SIMILARITY_METRICS",
     "Formula",
     "FormulaError",
