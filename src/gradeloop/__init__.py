@@ -4,7 +4,7 @@ compare models honestly, and fine-tune open models until they pass.
 The public surface is what ``__all__`` lists; everything else may change.
 """
 
-from . import graders
+from . import graders, tune  # noqa: F401  (tune registers ft:<job> model names)
 from .errors import GradeloopError, InputError, NotFoundError, ProviderError, TemplateError
 from .models import GenerateRequest, GenerateResult, Provider, get_provider, register_provider
 from .report import breakdown, output_item_objects, run_list, run_object, run_summary

@@ -22,6 +22,7 @@ __all__ = [
     "Usage",
     "Provider",
     "register_provider",
+    "register_name_resolver",
     "get_provider",
     "provider_names",
     "split_model_name",
@@ -144,7 +145,13 @@ class Provider(abc.ABC):
 
 
 _PROVIDERS: dict[str, type[Provider]] = {}
+_RESOLVERS: dict[str, Any] = {}
 _BUILTINS_LOADED = False
+
+
+def register_name_resolver(prefix: str, build: Any) -> None:
+    """Let names that start with ``prefix`` (``ft:``) build their provider: ``build(name, **options)``."""
+    _RESOLVERS[prefix] = build
 
 
 def register_provider(cls: type[Provider]) -> type[Provider]:
@@ -176,17 +183,23 @@ def provider_names() -> list[str]:
 
 def split_model_name(name: str) -> tuple[str, str]:
     """``"openai/gpt-4.1-mini"`` → ``("openai", "gpt-4.1-mini")``; raises InputError if malformed."""
+    for prefix in _RESOLVERS:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return prefix.rstrip(":/"), name[len(prefix):]
     provider, sep, model = name.partition("/")
     if not sep or not provider or not model:
         raise InputError(
             f"model '{name}' must be written provider/model, e.g. openai/gpt-4.1-mini, local/smollm2, "
-            f"hf/path/to/checkpoint, scripted/responses.yaml", field="model")
+            f"hf/path/to/checkpoint, scripted/responses.yaml, or ft:<job>", field="model")
     return provider, model
 
 
 def get_provider(name: str, *, base_url: str | None = None, **options: Any) -> Provider:
     """Build the provider for ``name`` (``provider/model``)."""
     _load_plugins()
+    for prefix, build in _RESOLVERS.items():
+        if name.startswith(prefix):
+            return build(name, base_url=base_url, **options)
     provider, model = split_model_name(name)
     cls = _PROVIDERS.get(provider)
     if cls is None:

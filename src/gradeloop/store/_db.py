@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GradeloopError, NotFoundError
+from ._jobs import JobsMixin
 from ._migrations import MIGRATIONS
 
 __all__ = ["Store", "default_home", "SampleRecord", "CallRecord", "ScoreRecord", "SCHEMA_VERSION"]
@@ -97,7 +98,7 @@ class ScoreRecord:
     result: dict
 
 
-class Store:
+class Store(JobsMixin):
     """The gradeloop database. ``Store()`` opens (and creates or upgrades) the default one."""
 
     def __init__(self, path: str | Path | None = None) -> None:

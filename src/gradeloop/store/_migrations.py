@@ -110,4 +110,54 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        "0002_fine_tuning",
+        """
+        CREATE TABLE ft_jobs (
+            id TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            model TEXT NOT NULL,
+            method TEXT NOT NULL,
+            training_file TEXT NOT NULL,
+            validation_file TEXT,
+            hyperparameters TEXT NOT NULL,
+            grader TEXT,
+            options TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            suffix TEXT,
+            metadata TEXT,
+            output_dir TEXT NOT NULL,
+            fine_tuned_model TEXT,
+            trained_tokens INTEGER,
+            error TEXT,
+            requested TEXT,
+            pid INTEGER,
+            started_at INTEGER,
+            finished_at INTEGER
+        );
+        CREATE TABLE ft_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            job_id TEXT NOT NULL REFERENCES ft_jobs(id),
+            created_at INTEGER NOT NULL,
+            level TEXT NOT NULL,
+            type TEXT NOT NULL,
+            message TEXT NOT NULL,
+            data TEXT
+        );
+        CREATE INDEX ft_events_job ON ft_events(job_id, seq);
+        CREATE TABLE ft_checkpoints (
+            id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES ft_jobs(id),
+            created_at INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            metrics TEXT,
+            removed INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX ft_checkpoints_job ON ft_checkpoints(job_id, step);
+        """,
+    ),
 ]
