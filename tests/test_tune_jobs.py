@@ -1,0 +1,162 @@
+"""Fine-tuning jobs end to end through the CLI: background worker, events, checkpoints,
+cancel, pause/resume, a crash (kill -9) and resume, and the model used by name in an eval."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import run_cli
+from gradeloop import Store
+
+SFT_ROWS = [{"messages": [{"role": "system", "content": "Answer in one word."},
+                          {"role": "user", "content": f"What comes after {a}?"},
+                          {"role": "assistant", "content": b}]}
+            for a, b in [("one", "two"), ("two", "three"), ("three", "four"), ("four", "five"), ("five", "six"),
+                         ("six", "seven"), ("seven", "eight"), ("eight", "nine")]]
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def create(tiny_model_dir, tmp_path, *extra):
+    train = write_rows(tmp_path / "train.jsonl", SFT_ROWS)
+    result = run_cli("tune", "create", "--method", "supervised", "--model", f"hf/{tiny_model_dir}",
+                     "--training-file", str(train), "--seed", "3", "--json", *extra)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_for(job_id, statuses, timeout=300, condition=None):
+    store = Store()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = json.loads(run_cli("tune", "show", job_id, "--json").stdout)
+        if job["status"] in statuses and (condition is None or condition(store, job)):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"{job_id} did not reach {statuses}: {job['status']}")
+
+
+def metric_steps(store, job_id):
+    return [e["data"]["step"] for e in store.job_events(job_id) if e["type"] == "metrics"]
+
+
+def test_sft_job_runs_in_the_background_and_its_model_is_usable_by_name(tiny_model_dir, tmp_path):
+    job = create(tiny_model_dir, tmp_path, "--hyperparameters", "n_epochs=1 batch_size=2", "--option", "max_steps=4")
+    assert job["object"] == "fine_tuning.job" and job["status"] in ("queued", "running")
+    assert job["method"] == {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 2}}}
+    done = wait_for(job["id"], ("succeeded", "failed"))
+    assert done["status"] == "succeeded", done["error"]
+    assert done["fine_tuned_model"] == f"ft:{job['id']}" and done["finished_at"]
+
+    events = json.loads(run_cli("tune", "events", job["id"], "--json").stdout)
+    assert events["object"] == "list"
+    metrics = [e for e in events["data"] if e["type"] == "metrics"]
+    assert metrics and all(e["object"] == "fine_tuning.job.event" for e in events["data"])
+    assert "train_loss" in metrics[0]["data"] and "step" in metrics[0]["data"]
+
+    ckpts = json.loads(run_cli("tune", "checkpoints", job["id"], "--json").stdout)["data"]
+    assert ckpts and ckpts[0]["fine_tuned_model_checkpoint"].startswith(f"ft:{job['id']}:ckpt-step-")
+
+    eval_file = tmp_path / "eval.json"
+    eval_file.write_text(json.dumps({
+        "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+        "testing_criteria": [{"type": "string_check", "name": "any", "input": "{{ sample.output_text }}",
+                              "operation": "like", "reference": ""}],
+        "data_source": {"type": "completions", "source": {"type": "file_content", "content": [{"item": {"n": "two"}}]},
+                        "input_messages": {"type": "template", "template": [
+                            {"role": "user", "content": "What comes after {{ item.n }}?"}]},
+                        "sampling_params": {"max_completion_tokens": 4, "temperature": 0}}}))
+    for model in (done["fine_tuned_model"], ckpts[0]["fine_tuned_model_checkpoint"]):
+        ran = run_cli("eval", "run", str(eval_file), "--model", model, "--json", "--no-progress")
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)[0]["model"] == model
+    listed = json.loads(run_cli("tune", "list", "--json").stdout)
+    assert listed["object"] == "list" and listed["data"][0]["id"] == job["id"]
+
+
+def test_bad_file_fails_validation_and_nothing_trains(tiny_model_dir, tmp_path):
+    train = write_rows(tmp_path / "train.jsonl", SFT_ROWS[:2] + [{"messages": [{"role": "user", "content": "q"}]}])
+    result = run_cli("tune", "create", "--model", f"hf/{tiny_model_dir}", "--training-file", str(train))
+    assert result.returncode == 2 and f"{train}:3: messages: no assistant message" in result.stderr
+    [job] = Store().list_jobs()
+    assert job["status"] == "failed" and job["error"]["code"] == "invalid_file" and not job["pid"]
+    assert run_cli("tune", "resume", job["id"]).returncode == 2
+
+
+def test_leakage_between_training_and_validation_is_refused(tiny_model_dir, tmp_path):
+    train = write_rows(tmp_path / "train.jsonl", SFT_ROWS)
+    valid = write_rows(tmp_path / "valid.jsonl", SFT_ROWS[3:4])
+    result = run_cli("tune", "create", "--model", f"hf/{tiny_model_dir}", "--training-file", str(train),
+                     "--validation-file", str(valid))
+    assert result.returncode == 2 and f"{train}:4:" in result.stderr and "leak" in result.stderr
+
+
+def test_cancel_a_running_job(tiny_model_dir, tmp_path):
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=400")
+    wait_for(job["id"], ("running",), condition=lambda s, j: len(metric_steps(s, j["id"])) >= 2)
+    assert run_cli("tune", "cancel", job["id"]).returncode == 0
+    done = wait_for(job["id"], ("cancelled", "failed", "succeeded"))
+    assert done["status"] == "cancelled" and done["fine_tuned_model"] is None
+    assert run_cli("tune", "cancel", job["id"]).returncode == 2
+
+
+def test_pause_then_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=40")
+    wait_for(job["id"], ("running",), condition=lambda s, j: len(metric_steps(s, j["id"])) >= 2)
+    assert run_cli("tune", "pause", job["id"]).returncode == 0
+    paused = wait_for(job["id"], ("paused", "failed", "succeeded"))
+    assert paused["status"] == "paused"
+    store = Store()
+    before = metric_steps(store, job["id"])
+    assert store.job_checkpoints(job["id"])
+    assert run_cli("tune", "resume", job["id"]).returncode == 0
+    done = wait_for(job["id"], ("succeeded", "failed"))
+    assert done["status"] == "succeeded", done["error"]
+    after = metric_steps(store, job["id"])[len(before):]
+    assert after and min(after) > max(before)  # the global step went on, it did not restart
+
+
+def test_a_killed_worker_is_noticed_and_the_job_resumes(tiny_model_dir, tmp_path):
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=40")
+    store = Store()
+
+    def checkpointed(s, j):
+        return bool(s.job_checkpoints(j["id"]))
+
+    running = wait_for(job["id"], ("running",), condition=checkpointed)
+    os.killpg(store.get_job(job["id"])["pid"], signal.SIGKILL)
+    crashed = wait_for(job["id"], ("failed",), timeout=60)
+    assert crashed["error"]["code"] == "worker_died"
+    assert run_cli("tune", "resume", job["id"]).returncode == 0
+    done = wait_for(job["id"], ("succeeded", "failed"))
+    assert done["status"] == "succeeded", done["error"]
+    del running
+
+
+def test_unknown_hyperparameter_and_missing_grader(tiny_model_dir, tmp_path):
+    train = write_rows(tmp_path / "train.jsonl", SFT_ROWS)
+    result = run_cli("tune", "create", "--model", f"hf/{tiny_model_dir}", "--training-file", str(train),
+                     "--hyperparameters", "beta=0.1")
+    assert result.returncode == 2 and "'beta' is not a supervised hyperparameter" in result.stderr
+    result = run_cli("tune", "create", "--method", "reinforcement", "--model", f"hf/{tiny_model_dir}",
+                     "--training-file", str(train))
+    assert result.returncode == 2 and "needs a grader" in result.stderr
+    assert Store().list_jobs() == []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_workers():
+    yield
+    store = Store()
+    for job in store.list_jobs(100):
+        if job["pid"]:
+            try:
+                os.killpg(job["pid"], signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
