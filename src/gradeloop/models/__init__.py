@@ -15,6 +15,7 @@ from ._base import (
     register_name_resolver,
     register_provider,
     request_fingerprint,
+    resolves_by_prefix,
     split_model_name,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "register_name_resolver",
     "register_provider",
     "request_fingerprint",
+    "resolves_by_prefix",
     "split_model_name",
 ]

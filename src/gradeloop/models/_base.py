@@ -23,6 +23,7 @@ __all__ = [
     "Provider",
     "register_provider",
     "register_name_resolver",
+    "resolves_by_prefix",
     "get_provider",
     "provider_names",
     "split_model_name",
@@ -160,6 +161,11 @@ def register_provider(cls: type[Provider]) -> type[Provider]:
         raise TypeError(f"{cls.__name__} must set the class attribute 'provider'")
     _PROVIDERS[cls.provider] = cls
     return cls
+
+
+def resolves_by_prefix(name: str) -> bool:
+    """True when ``name`` starts with a registered prefix such as ``ft:``."""
+    return any(name.startswith(prefix) for prefix in _RESOLVERS)
 
 
 def _load_plugins() -> None:

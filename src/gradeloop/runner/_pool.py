@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ..graders import GradingContext
-from ..models import GenerateRequest, GenerateResult, Provider, get_provider, request_fingerprint
+from ..models import GenerateRequest, GenerateResult, Provider, get_provider, request_fingerprint, resolves_by_prefix
 from ..store import CallRecord, Store
 from ._retry import RetryPolicy, call_with_retries
 
@@ -16,8 +16,9 @@ __all__ = ["ModelPool", "PoolGradingContext", "grading_session", "resolve_model_
 
 
 def resolve_model_name(name: str) -> str:
-    """A bare model name (``gpt-4.1``, as OpenAI's files write it) means ``openai/gpt-4.1``."""
-    return name if "/" in name else f"openai/{name}"
+    """A bare model name (``gpt-4.1``, as OpenAI's files write it) means ``openai/gpt-4.1``;
+    ``provider/model`` and prefixed names (``ft:<job>``) stay as they are."""
+    return name if "/" in name or resolves_by_prefix(name) else f"openai/{name}"
 
 
 class ModelPool:
