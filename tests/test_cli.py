@@ -125,3 +125,11 @@ def test_breakdown_by_item_field(tmp_path):
     assert shown["gradeloop"]["breakdown"]["missing"][0]["value"] is None
     human = run_cli("eval", "show", run["id"], "--by", "kind")
     assert "By kind" in human.stdout and "50.0%" in human.stdout
+
+
+def test_key_value_options_take_several_words():
+    from gradeloop.cli import join_key_values
+
+    argv = ["tune", "create", "--hyperparameters", "n_epochs=1", "eval_interval=10", "--json", "--option", "lora=false"]
+    assert join_key_values(argv) == ["tune", "create", "--hyperparameters", "n_epochs=1 eval_interval=10", "--json",
+                                     "--option", "lora=false"]

@@ -160,3 +160,34 @@ def _no_stray_workers():
                 os.killpg(job["pid"], signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def test_rft_job_records_validation_runs_and_keeps_three_checkpoints(tiny_model_dir, tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"Say {w}."}], "answer": w}
+            for w in ["yes", "no", "one", "two", "fox", "dog", "end", "stop"]]
+    train = write_rows(tmp_path / "train.jsonl", rows[:6])
+    valid = write_rows(tmp_path / "valid.jsonl", rows[6:])
+    grader = tmp_path / "grader.yaml"
+    grader.write_text("type: python\nname: length\nsource: |\n  def grade(sample, item):\n"
+                      "      return min(1.0, len(sample['output_text']) / 20)\n")
+    dry = run_cli("tune", "create", "--method", "reinforcement", "--model", f"hf/{tiny_model_dir}",
+                  "--training-file", str(train), "--validation-file", str(valid), "--grader", str(grader),
+                  "--option", "max_completion_tokens=8", "num_generations=2", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert Store().list_jobs() == []  # a dry run creates no job
+    result = run_cli("tune", "create", "--method", "reinforcement", "--model", f"hf/{tiny_model_dir}",
+                     "--training-file", str(train), "--validation-file", str(valid), "--grader", str(grader),
+                     "--hyperparameters", "n_epochs=1", "batch_size=1", "eval_interval=1",
+                     "--option", "max_steps=5", "max_completion_tokens=8", "num_generations=2", "--json")
+    assert result.returncode == 0, result.stderr
+    job = json.loads(result.stdout)
+    assert job["method"]["reinforcement"]["grader"]["type"] == "python"
+    done = wait_for(job["id"], ("succeeded", "failed"))
+    assert done["status"] == "succeeded", done["error"]
+    runs = json.loads(run_cli("eval", "list", "--json").stdout)["data"]
+    validation = [r for r in runs if r["name"].startswith(f"ft:{job['id']}:ckpt-step-")]
+    assert len(validation) >= 4 and all(r["result_counts"]["total"] == 2 for r in validation)
+    kept = json.loads(run_cli("tune", "checkpoints", job["id"], "--json").stdout)["data"]
+    assert 1 <= len(kept) <= 3 and all("valid_reward_mean" in c["metrics"] for c in kept)
+    metrics = [e["data"] for e in Store().job_events(job["id"]) if e["type"] == "metrics"]
+    assert all("train_reward_mean" in m["scores"] for m in metrics)

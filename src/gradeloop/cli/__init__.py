@@ -38,10 +38,30 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Evals in OpenAI's formats on any model."""
 
 
+_MULTI_VALUE = ("--hyperparameters", "--option")
+
+
+def join_key_values(argv: list[str]) -> list[str]:
+    """``--hyperparameters n_epochs=1 eval_interval=10`` (as OpenAI's docs write it) → one value:
+    the key=value words after such an option are joined with spaces."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        out.append(argv[i])
+        if argv[i] in _MULTI_VALUE:
+            words = []
+            while i + 1 < len(argv) and "=" in argv[i + 1] and not argv[i + 1].startswith("-"):
+                words.append(argv[i + 1])
+                i += 1
+            out.append(" ".join(words))
+        i += 1
+    return out
+
+
 def main() -> None:
     """Entry point: runs the app; gradeloop errors print one line and exit 1 or 2."""
     try:
-        code = app(standalone_mode=False)
+        code = app(args=join_key_values(sys.argv[1:]), standalone_mode=False)
     except GradeloopError as exc:
         fail(str(exc))
         sys.exit(exc.exit_code)
