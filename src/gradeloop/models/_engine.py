@@ -354,9 +354,14 @@ class Engine:
 
     def _new_cache(self) -> Any:
         try:
-            return self._cache_cls(config=self.model.config)
+            cache = self._cache_cls(config=self.model.config)
         except TypeError:  # older transformers
             return self._cache_cls()
+        growing = _growing_layer_class()
+        if growing is not None and hasattr(cache, "layers"):
+            plain = growing.__mro__[1]
+            cache.layers = [growing() if type(layer) is plain else layer for layer in cache.layers]
+        return cache
 
     def _generator(self, seed: int | None) -> Any:
         generator = self.torch.Generator()
@@ -435,6 +440,48 @@ class Engine:
     def _fail(self, jobs: list[_Job], error: BaseException) -> None:
         for job in jobs:
             job.loop.call_soon_threadsafe(_settle, job.future, None, error)
+
+
+_GROWING: list[Any] = []
+
+
+def _growing_layer_class() -> Any:
+    """A DynamicLayer that appends into a buffer with spare room (doubling) instead of
+    concatenating the whole cache at every step: long generations copy O(n) once, not O(n²).
+    The engine's batch edits (select, merge, trim) replace ``keys``; the next update notices
+    and rebuilds the buffer from them. None when transformers has no DynamicLayer."""
+    if _GROWING:
+        return _GROWING[0]
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:
+        _GROWING.append(None)
+        return None
+
+    class GrowingLayer(DynamicLayer):
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            keys = self.keys
+            length = keys.shape[-2] if keys is not None and keys.dim() == 4 else 0
+            n = key_states.shape[-2]
+            buffer = getattr(self, "_buffer_keys", None)
+            if buffer is None or getattr(self, "_view", None) is not keys or length + n > buffer.shape[-2]:
+                shape = (key_states.shape[0], key_states.shape[1], max(64, 2 * (length + n)), key_states.shape[3])
+                new_keys, new_values = key_states.new_empty(shape), value_states.new_empty(shape)
+                if length:
+                    new_keys[:, :, :length] = keys
+                    new_values[:, :, :length] = self.values
+                self._buffer_keys, self._buffer_values = new_keys, new_values
+            self._buffer_keys[:, :, length:length + n] = key_states
+            self._buffer_values[:, :, length:length + n] = value_states
+            self.keys = self._buffer_keys[:, :, :length + n]
+            self.values = self._buffer_values[:, :, :length + n]
+            self._view = self.keys
+            return self.keys, self.values
+
+    _GROWING.append(GrowingLayer)
+    return GrowingLayer
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
