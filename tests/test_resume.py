@@ -9,6 +9,8 @@ import sys
 import time
 from collections import Counter
 
+import pytest
+
 from conftest import ROOT, run_cli
 from gradeloop import Store, output_item_objects, run_object
 from gradeloop.testing import FakeOpenAI, Faults
@@ -86,7 +88,8 @@ def test_kill_9_then_resume(tmp_path):
     assert sum(n - 1 for n in served.values() if n > 1) <= 8
 
 
-def test_ctrl_c_marks_the_run_canceled_and_resume_finishes_it(tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_marks_the_run_canceled_and_resume_finishes_it(tmp_path, sig, code):
     eval_file = write_eval(tmp_path)
     db = tmp_path / "gradeloop-home" / "gradeloop.db"
     with FakeOpenAI(latency=0.03) as server:
@@ -97,9 +100,9 @@ def test_ctrl_c_marks_the_run_canceled_and_resume_finishes_it(tmp_path):
         deadline = time.time() + 120
         while count_output_items(db) < 20 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
-        assert proc.returncode == 130 and "gradeloop eval resume" in stderr
+        assert proc.returncode == code and "gradeloop eval resume" in stderr
         store = Store(db)
         [run] = store.list_runs()
         assert run["status"] == "canceled"

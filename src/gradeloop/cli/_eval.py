@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -54,16 +55,25 @@ class _Tracking(Reporter):
 
 
 def _execute(make_coro, progress: bool):
-    """Run the runner coroutine; on Ctrl-C say how to resume and exit 130."""
+    """Run the runner coroutine; on Ctrl-C or SIGTERM mark the runs canceled, say how to resume
+    and exit 130 (143 for SIGTERM)."""
     reporter = _Tracking(progress_reporter() if progress else None)
+    terminated = []
+
+    async def main():
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, lambda: (terminated.append(True), task.cancel()))
+        return await make_coro(reporter)
+
     try:
-        return asyncio.run(make_coro(reporter))
-    except KeyboardInterrupt:
+        return asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         reporter.close()
         err.print("interrupted; finished samples are stored. Resume with:")
         for run_id in reporter.run_ids:
             err.print(f"  gradeloop eval resume {run_id}")
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if terminated else 130) from None
 
 
 def _run_json(store, run_id: str, by: list[str]) -> dict:
