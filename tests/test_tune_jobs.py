@@ -191,3 +191,41 @@ def test_rft_job_records_validation_runs_and_keeps_three_checkpoints(tiny_model_
     assert 1 <= len(kept) <= 3 and all("valid_reward_mean" in c["metrics"] for c in kept)
     metrics = [e["data"] for e in Store().job_events(job["id"]) if e["type"] == "metrics"]
     assert all("train_reward_mean" in m["scores"] for m in metrics)
+
+
+def test_accelerate_configs_are_checked_and_passed_to_the_launcher(tmp_path):
+    from conftest import EXAMPLES
+    from gradeloop.errors import InputError
+    from gradeloop.tune._jobs import check_accelerate_config, launch_command
+
+    for name in ("cpu-2-processes.yaml", "deepspeed-zero2.yaml", "fsdp.yaml"):
+        config = check_accelerate_config(EXAMPLES / "accelerate" / name)
+        command = launch_command("ftjob-x", {"accelerate_config": config})
+        assert command[1:5] == ["-m", "accelerate.commands.launch", "--config_file", config]
+        assert command[-3:] == ["-m", "gradeloop.tune.worker", "ftjob-x"]
+    assert launch_command("ftjob-x", {})[1:] == ["-m", "gradeloop.tune.worker", "ftjob-x"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("num_processes: 2\n")
+    with pytest.raises(InputError, match="not an accelerate config"):
+        check_accelerate_config(bad)
+    with pytest.raises(InputError, match="not found"):
+        check_accelerate_config(tmp_path / "missing.yaml")
+
+
+def test_sft_job_on_two_cpu_processes_with_accelerate(tiny_model_dir, tmp_path):
+    from conftest import EXAMPLES
+
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=3",
+                 f"accelerate_config={EXAMPLES / 'accelerate' / 'cpu-2-processes.yaml'}")
+    done = wait_for(job["id"], ("succeeded", "failed"))
+    assert done["status"] == "succeeded", (done["error"], (tmp_path / "x").exists())
+    store = Store()
+    steps = metric_steps(store, job["id"])
+    assert steps == sorted(set(steps))  # one process reported: no duplicate events
+    assert "accelerate.commands.launch" in " ".join(launch_args(store, job["id"]))
+
+
+def launch_args(store, job_id):
+    from gradeloop.tune._jobs import launch_command
+
+    return launch_command(job_id, store.get_job(job_id)["options"])

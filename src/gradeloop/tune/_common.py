@@ -307,6 +307,20 @@ def _message(step: int, total: int, data: dict[str, Any]) -> str:
     return f"Step {step}/{total}: " + ", ".join(parts)
 
 
+def shared_stop_reason(ctx: Any, state: Any) -> str | None:
+    """The main process asks the job; with several processes (accelerate, torchrun) its answer
+    is broadcast, so every process stops at the same step."""
+    reason = [ctx.stop_requested() if state.is_world_process_zero else None]
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.broadcast_object_list(reason, src=0)
+    except (ImportError, RuntimeError):
+        pass
+    return reason[0]
+
+
 class JobCallback(TrainerCallback):
     """Reports a TRL run to a :class:`JobContext`.
 
@@ -349,7 +363,7 @@ class JobCallback(TrainerCallback):
         data, self.pending = self.pending, {}
         self.latest.update(data)
         self.ctx.metrics(state.global_step, state.max_steps, data, _message(state.global_step, state.max_steps, data))
-        reason = self.ctx.stop_requested()
+        reason = shared_stop_reason(self.ctx, state)
         if reason in ("pause", "cancel"):
             self.stopped = reason
             control.should_training_stop = True

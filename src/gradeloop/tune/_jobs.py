@@ -25,7 +25,7 @@ from ..spec import Document, TRAINING_METHODS, load_grader, load_training_file
 from ..store import Store
 from ._context import JobContext, TrainingSpec
 
-__all__ = ["create_job", "cancel_job", "pause_job", "resume_job", "refresh_job", "job_object", "event_object",
+__all__ = ["launch_command", "check_accelerate_config", "create_job", "cancel_job", "pause_job", "resume_job", "refresh_job", "job_object", "event_object",
            "checkpoint_object", "job_list", "resolve_base_model", "job_dir", "StoreContext", "model_dir_for"]
 
 ACTIVE = ("validating_files", "queued", "running")
@@ -124,6 +124,9 @@ def create_job(store: Store, *, model: str, method: str, training_file: str | Pa
         raise InputError(f"unknown method '{method}' (use {', '.join(TRAINING_METHODS)})", field="method")
     base_dir = resolve_base_model(model)
     hyper = _parse_hyperparameters(method, hyperparameters or {})
+    options = dict(options or {})
+    if options.get("accelerate_config"):
+        options["accelerate_config"] = check_accelerate_config(options["accelerate_config"])
     if method == "reinforcement":
         if grader is None:
             raise InputError("reinforcement fine-tuning needs a grader (--grader grader.yaml)", field="grader")
@@ -133,7 +136,7 @@ def create_job(store: Store, *, model: str, method: str, training_file: str | Pa
         load_grader(grader, Document(data=grader, file="<grader>"))
     job = store.create_job(model=model, method=method, training_file=str(training_file),
                            validation_file=str(validation_file) if validation_file else None, hyperparameters=hyper,
-                           grader=grader, options={**(options or {}), "base_model_dir": str(base_dir)},
+                           grader=grader, options={**options, "base_model_dir": str(base_dir)},
                            seed=seed if seed is not None else int.from_bytes(os.urandom(3), "little"), suffix=suffix,
                            metadata=metadata, output_dir_for=lambda job_id: job_dir(job_id, store))
     folder = Path(job["output_dir"])
@@ -164,14 +167,43 @@ def create_job(store: Store, *, model: str, method: str, training_file: str | Pa
     return store.get_job(job["id"])
 
 
+def launch_command(job_id: str, options: dict[str, Any]) -> list[str]:
+    """The worker's command line: ``python -m gradeloop.tune.worker JOB``, or the same under
+    ``accelerate launch --config_file <accelerate_config>`` (DeepSpeed ZeRO, FSDP, several
+    processes) when the job has one."""
+    worker = ["-m", "gradeloop.tune.worker", job_id]
+    config = options.get("accelerate_config")
+    if not config:
+        return [sys.executable, *worker]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), *worker]
+
+
+def check_accelerate_config(path: Any) -> str:
+    """An accelerate config file that exists and parses; returns its absolute path."""
+    import yaml
+
+    config = Path(str(path)).expanduser().resolve()
+    if not config.is_file():
+        raise InputError("accelerate config not found", file=str(path), field="accelerate_config")
+    try:
+        data = yaml.safe_load(config.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", file=str(path), field="accelerate_config") from None
+    if not isinstance(data, dict) or "distributed_type" not in data:
+        raise InputError("not an accelerate config (no distributed_type); write one with `accelerate config`",
+                         file=str(path), field="accelerate_config")
+    return str(config)
+
+
 def _spawn(store: Store, job_id: str) -> None:
-    """Start the job's worker: a detached process that outlives this one."""
+    """Start the job's worker: a detached process (group) that outlives this one."""
     folder = job_dir(job_id, store)
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "worker.log", "ab")
     env = {**os.environ, "GRADELOOP_HOME": str(store.path.parent)}
-    proc = subprocess.Popen([sys.executable, "-m", "gradeloop.tune.worker", job_id], stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    command = launch_command(job_id, store.get_job(job_id)["options"] or {})
+    proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
     store.update_job(job_id, pid=proc.pid)
 
 

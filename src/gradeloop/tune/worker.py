@@ -8,13 +8,14 @@ with a store-backed context, and records the outcome. Output goes to ``jobs/<id>
 from __future__ import annotations
 
 import fcntl
+import os
 import signal
 import sys
 import time
 import traceback
 
 from ..store import Store
-from ._context import StopTraining
+from ._context import JobContext, StopTraining, TrainingSpec
 from ._jobs import StoreContext, refresh_job, training_spec
 
 TRAINERS = {"supervised": "sft", "dpo": "dpo", "reinforcement": "rft"}
@@ -23,6 +24,15 @@ TRAINERS = {"supervised": "sft", "dpo": "dpo", "reinforcement": "rft"}
 def run(job_id: str) -> int:
     """Train ``job_id``; returns the process exit code."""
     store = Store()
+    rank = int(os.environ.get("RANK") or 0)
+    if rank > 0:  # another process of an accelerate / torchrun launch: trains, reports nothing
+        module = __import__(f"gradeloop.tune.{TRAINERS[store.get_job(job_id)['method']]}", fromlist=["train"])
+        spec = training_spec(store, store.get_job(job_id))
+        try:
+            module.train(FollowerContext(spec))
+        except StopTraining:
+            pass
+        return 0
     job = store.get_job(job_id)
     with open(store.path.parent / "training.lock", "w") as slot:
         fcntl.flock(slot, fcntl.LOCK_EX)  # queued until the previous job releases the slot
@@ -52,6 +62,28 @@ def run(job_id: str) -> int:
                          fine_tuned_model=name, trained_tokens=result.trained_tokens)
         store.add_job_event(job["id"], f"The job has successfully completed: {name}", data=result.metrics)
     return 0
+
+
+class FollowerContext(JobContext):
+    """The context of a non-main process: the main process reports and decides when to stop."""
+
+    def __init__(self, spec: TrainingSpec) -> None:
+        self.spec = spec
+
+    def log(self, message: str, *, level: str = "info", data: dict | None = None) -> None:
+        pass
+
+    def metrics(self, step: int, total_steps: int, data: dict, message: str) -> None:
+        pass
+
+    def checkpoint(self, step: int, path, metrics: dict) -> str:
+        return f"ft:{self.spec.job_id}:ckpt-step-{step}"
+
+    def stop_requested(self) -> str | None:
+        return None
+
+    def record_validation_run(self, step: int, samples: list) -> str | None:
+        return None
 
 
 def _stopped(store: Store, job_id: str, reason: str) -> int:
