@@ -79,6 +79,17 @@ def test_sft_job_runs_in_the_background_and_its_model_is_usable_by_name(tiny_mod
     listed = json.loads(run_cli("tune", "list", "--json").stdout)
     assert listed["object"] == "list" and listed["data"][0]["id"] == job["id"]
 
+    import openai
+
+    from gradeloop.serve import BackgroundServer
+
+    with BackgroundServer([done["fine_tuned_model"]]) as server:  # and in serve, by the same name
+        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
+        assert client.models.list().data[0].id == done["fine_tuned_model"]
+        reply = client.chat.completions.create(model=done["fine_tuned_model"], max_tokens=4,
+                                               messages=[{"role": "user", "content": "What comes after two?"}])
+        assert reply.choices[0].message.content is not None
+
 
 def test_bad_file_fails_validation_and_nothing_trains(tiny_model_dir, tmp_path):
     train = write_rows(tmp_path / "train.jsonl", SFT_ROWS[:2] + [{"messages": [{"role": "user", "content": "q"}]}])
