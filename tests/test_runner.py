@@ -253,3 +253,21 @@ def test_store_is_wal_with_named_migrations():
         raw.execute("PRAGMA user_version = 999")
     with pytest.raises(Exception, match="newer than this gradeloop"):
         Store(store.path)
+
+
+def test_an_older_store_is_upgraded_in_place(tmp_path):
+    from gradeloop.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:  # a store written by the first release: migration 1 only
+        raw.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for statement in MIGRATIONS[0][1].split(";"):
+            if statement.strip():
+                raw.execute(statement)
+        raw.execute("INSERT INTO schema_migrations VALUES ('0001_initial', 0)")
+        raw.execute("INSERT INTO evals VALUES ('eval_1', 'old', '{}', 'h', NULL, 0)")
+        raw.execute("PRAGMA user_version = 1")
+    store = Store(path)
+    assert store.migrations() == [name for name, _ in MIGRATIONS] and store.schema_version() == len(MIGRATIONS)
+    assert store.get_eval("eval_1")["name"] == "old"  # nothing lost
+    assert store.list_jobs() == []  # the new tables exist
