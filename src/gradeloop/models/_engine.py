@@ -21,11 +21,13 @@ vLLM does) to always generate ``max_completion_tokens`` tokens, for benchmarks.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,18 @@ from typing import Any
 
 from ..errors import InputError, ProviderError
 from ._base import GenerateRequest, Usage
+
+# Engines whose worker thread is running. The thread is a daemon so a forgotten engine
+# never keeps the process alive, but a daemon thread still inside a torch kernel when the
+# interpreter tears down aborts the process ("terminate called without an active
+# exception"), so every live engine is stopped and joined at exit.
+_LIVE: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_engines() -> None:
+    for engine in list(_LIVE):
+        engine.close()
 
 __all__ = ["Engine", "EngineOutput", "load_engine_model"]
 
@@ -148,6 +162,7 @@ class Engine:
         self._held: _Job | None = None
         self._thread = threading.Thread(target=self._work, name=f"gradeloop-engine-{name}", daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
     def _eos_ids(self) -> list[int]:
         ids: list[int] = []
@@ -215,6 +230,7 @@ class Engine:
 
     def close(self) -> None:
         """Stop the worker thread (requests in flight fail) and wait for it."""
+        _LIVE.discard(self)
         self._queue.put(None)
         if threading.current_thread() is not self._thread:
             self._thread.join(30)
