@@ -92,7 +92,7 @@ def test_kill_9_then_resume(tmp_path):
 def test_ctrl_c_marks_the_run_canceled_and_resume_finishes_it(tmp_path, sig, code):
     eval_file = write_eval(tmp_path)
     db = tmp_path / "gradeloop-home" / "gradeloop.db"
-    with FakeOpenAI(latency=0.03) as server:
+    with FakeOpenAI(latency=0.1) as server:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gradeloop", "eval", "run", str(eval_file), "--model", "openai/fake",
              "--base-url", server.url, "--concurrency", "4", "--no-progress"],

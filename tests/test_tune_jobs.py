@@ -10,6 +10,7 @@ import pytest
 
 from conftest import run_cli
 from gradeloop import Store
+from gradeloop.tune._jobs import refresh_job
 
 SFT_ROWS = [{"messages": [{"role": "system", "content": "Answer in one word."},
                           {"role": "user", "content": f"What comes after {a}?"},
@@ -32,13 +33,15 @@ def create(tiny_model_dir, tmp_path, *extra):
 
 
 def wait_for(job_id, statuses, timeout=300, condition=None):
+    """Poll the store directly (a CLI call per poll is too slow to catch a tiny model's job
+    mid-run); refresh_job is what ``tune show`` calls, so a dead worker is noticed the same way."""
     store = Store()
     deadline = time.time() + timeout
     while time.time() < deadline:
-        job = json.loads(run_cli("tune", "show", job_id, "--json").stdout)
+        job = refresh_job(store, job_id)
         if job["status"] in statuses and (condition is None or condition(store, job)):
             return job
-        time.sleep(0.5)
+        time.sleep(0.05)
     raise AssertionError(f"{job_id} did not reach {statuses}: {job['status']}")
 
 
@@ -53,6 +56,9 @@ def test_sft_job_runs_in_the_background_and_its_model_is_usable_by_name(tiny_mod
     done = wait_for(job["id"], ("succeeded", "failed"))
     assert done["status"] == "succeeded", done["error"]
     assert done["fine_tuned_model"] == f"ft:{job['id']}" and done["finished_at"]
+    shown = json.loads(run_cli("tune", "show", job["id"], "--json").stdout)
+    assert shown["object"] == "fine_tuning.job" and shown["status"] == "succeeded"
+    assert shown["fine_tuned_model"] == f"ft:{job['id']}" and shown["trained_tokens"] > 0
 
     events = json.loads(run_cli("tune", "events", job["id"], "--json").stdout)
     assert events["object"] == "list"
@@ -118,7 +124,7 @@ def test_cancel_a_running_job(tiny_model_dir, tmp_path):
 
 
 def test_pause_then_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
-    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=40")
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=400")
     wait_for(job["id"], ("running",), condition=lambda s, j: len(metric_steps(s, j["id"])) >= 2)
     assert run_cli("tune", "pause", job["id"]).returncode == 0
     paused = wait_for(job["id"], ("paused", "failed", "succeeded"))
@@ -134,7 +140,7 @@ def test_pause_then_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_pat
 
 
 def test_a_killed_worker_is_noticed_and_the_job_resumes(tiny_model_dir, tmp_path):
-    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=40")
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=400")
     store = Store()
 
     def checkpointed(s, j):
