@@ -96,7 +96,9 @@ def test_ctrl_c_marks_the_run_canceled_and_resume_finishes_it(tmp_path, sig, cod
         proc = subprocess.Popen(
             [sys.executable, "-m", "gradeloop", "eval", "run", str(eval_file), "--model", "openai/fake",
              "--base-url", server.url, "--concurrency", "4", "--no-progress"],
-            cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # a shell running pytest in the background hands SIGINT down ignored; Ctrl-C is the default
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 120
         while count_output_items(db) < 20 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.02)

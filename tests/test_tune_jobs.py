@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cli
 from gradeloop import Store
-from gradeloop.tune._jobs import refresh_job
+from gradeloop.tune._jobs import pause_job, refresh_job
 
 SFT_ROWS = [{"messages": [{"role": "system", "content": "Answer in one word."},
                           {"role": "user", "content": f"What comes after {a}?"},
@@ -32,7 +32,7 @@ def create(tiny_model_dir, tmp_path, *extra):
     return json.loads(result.stdout)
 
 
-def wait_for(job_id, statuses, timeout=300, condition=None):
+def wait_for(job_id, statuses, timeout=600, condition=None):
     """Poll the store directly (a CLI call per poll is too slow to catch a tiny model's job
     mid-run); refresh_job is what ``tune show`` calls, so a dead worker is noticed the same way."""
     store = Store()
@@ -115,7 +115,7 @@ def test_leakage_between_training_and_validation_is_refused(tiny_model_dir, tmp_
 
 
 def test_cancel_a_running_job(tiny_model_dir, tmp_path):
-    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=400")
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=5000")  # never reached: cancelled first
     wait_for(job["id"], ("running",), condition=lambda s, j: len(metric_steps(s, j["id"])) >= 2)
     assert run_cli("tune", "cancel", job["id"]).returncode == 0
     done = wait_for(job["id"], ("cancelled", "failed", "succeeded"))
@@ -124,11 +124,13 @@ def test_cancel_a_running_job(tiny_model_dir, tmp_path):
 
 
 def test_pause_then_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_path):
-    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=400")
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=200")
     wait_for(job["id"], ("running",), condition=lambda s, j: len(metric_steps(s, j["id"])) >= 2)
-    assert run_cli("tune", "pause", job["id"]).returncode == 0
+    pause_job(Store(), job["id"])  # what `tune pause` calls; a CLI start-up could miss a tiny model's job
     paused = wait_for(job["id"], ("paused", "failed", "succeeded"))
     assert paused["status"] == "paused"
+    result = run_cli("tune", "pause", job["id"])
+    assert result.returncode == 2 and "only a running job can be paused" in result.stderr
     store = Store()
     before = metric_steps(store, job["id"])
     assert store.job_checkpoints(job["id"])
@@ -140,7 +142,7 @@ def test_pause_then_resume_continues_from_the_checkpoint(tiny_model_dir, tmp_pat
 
 
 def test_a_killed_worker_is_noticed_and_the_job_resumes(tiny_model_dir, tmp_path):
-    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=400")
+    job = create(tiny_model_dir, tmp_path, "--option", "max_steps=200")
     store = Store()
 
     def checkpointed(s, j):
