@@ -410,6 +410,7 @@ def main() -> None:
                         help="RFT steps (default: the budget over an estimated step time)")
     parser.add_argument("--est-step-seconds", type=float, default=d["est_step_seconds"])
     parser.add_argument("--validations", type=int, default=6, help="RFT validation passes")
+    parser.add_argument("--skip-rft", action="store_true", help="only the SFT baseline (same data, same held-out set)")
     parser.add_argument("--skip-sft", action="store_true")
     parser.add_argument("--sft-samples", type=int, default=d["sft_samples"], help="base-model samples per prompt")
     parser.add_argument("--sft-temperature", type=float, default=0.9)
@@ -471,17 +472,19 @@ def main() -> None:
         results: dict[str, Any] = {"device": dev, "family": family, "probe": rates, "args": {
             k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
         # -- RFT
-        t = time.perf_counter()
-        job = rft_job(store, args, paths, grader, on_gpu)
-        job = wait_for_job(store, job["id"], deadline=time.time() + 1.1 * args.budget_minutes * 60)
-        rft_secs = time.perf_counter() - t
-        model = model_of(store, job)
-        curve = reward_curve(store, job["id"])
-        print(f"RFT job {job['id']}: {job['status']} in {rft_secs / 60:.1f} min, {len(curve)} steps; model {model}")
-        after, secs, after_run = heldout_eval(store, held_rows, grader, model, args.max_completion_tokens, "rft")
-        print(f"after: {model} passes {sum(after)}/{len(after)} ({secs:.0f}s, run {after_run})", flush=True)
-        results["rft"] = {"job": job["id"], "model": model, "seconds": rft_secs, "curve": curve,
-                          **paired(before, after, args.seed)}
+        curve: list[dict[str, Any]] = []
+        if not args.skip_rft:
+            t = time.perf_counter()
+            job = rft_job(store, args, paths, grader, on_gpu)
+            job = wait_for_job(store, job["id"], deadline=time.time() + 1.1 * args.budget_minutes * 60)
+            rft_secs = time.perf_counter() - t
+            model = model_of(store, job)
+            curve = reward_curve(store, job["id"])
+            print(f"RFT job {job['id']}: {job['status']} in {rft_secs / 60:.1f} min, {len(curve)} steps; model {model}")
+            after, secs, after_run = heldout_eval(store, held_rows, grader, model, args.max_completion_tokens, "rft")
+            print(f"after: {model} passes {sum(after)}/{len(after)} ({secs:.0f}s, run {after_run})", flush=True)
+            results["rft"] = {"job": job["id"], "model": model, "seconds": rft_secs, "curve": curve,
+                              **paired(before, after, args.seed)}
 
         # -- SFT on rejection-sampled passing outputs
         if not args.skip_sft:
@@ -521,11 +524,14 @@ def main() -> None:
             print(f"{label:<28}{r['seconds'] / 60:>9.1f} m{100 * r['before']:>7.1f}%{100 * r['after']:>7.1f}%"
                   f"{ci:>24}{r['b']:>4}/{r['c']:<3}{r['p']:>11.4f}")
         print("(b/c: items that went pass->fail / fail->pass; CI: paired bootstrap, 10,000 resamples)")
-        print("\nRFT reward curve (train_reward_mean over windows; valid_reward_mean at validation steps):")
-        print_curve(curve, max(1, len(curve) // 12))
+        if curve:
+            print("\nRFT reward curve (train_reward_mean over windows; valid_reward_mean at validation steps):")
+            print_curve(curve, max(1, len(curve) // 12))
         total = time.perf_counter() - wall
         results["total_seconds"] = total
-        (home / "results.json").write_text(json.dumps(results, indent=2))
+        out = home / "results.json"  # an SFT-only (or RFT-only) rerun in the same --home adds to it
+        merged = {**json.loads(out.read_text()), **results} if out.exists() else results
+        out.write_text(json.dumps(merged, indent=2))
         print(f"\ntotal wall time: {total / 60:.1f} min; results in {home / 'results.json'}")
 
 

@@ -199,10 +199,15 @@ def test_sampling_left_pads_so_a_batch_matches_each_prompt_alone(tiny_model_dir)
 
 
 def test_a_constant_grader_warns_that_a_step_has_no_learning_signal(tiny_model_dir, tmp_path):
-    ctx = RecordingContext(make_spec(tiny_model_dir, tmp_path, NEVER, max_steps=2))
+    ctx = RecordingContext(make_spec(tiny_model_dir, tmp_path, NEVER, hyperparameters={"eval_interval": 2},
+                                     max_steps=3))
     result = rft.train(ctx)
     warned = [m for m in messages(ctx, "warn") if "no learning signal" in m]
-    assert [m.split(":")[0] for m in warned] == ["Step 1", "Step 2"]
+    assert [m.split(":")[0] for m in warned] == ["Step 1", "Step 2", "Step 3"]
+    # a random model never ends within 8 tokens: said at step 1, then once per validation interval
+    cut = [m for m in messages(ctx, "warn") if "were cut at max_completion_tokens=8" in m]
+    assert [m.split(":")[0] for m in cut] == ["Step 1", "Step 3"]
+    assert all(e["usage"]["samples"]["train_truncated_mean"] > 0.5 for e in ctx.metric_events())
     assert all(e["scores"]["train_reward_mean"] == 0 for e in ctx.metric_events())
     assert result.stopped is None
 

@@ -356,6 +356,7 @@ class RFTCallback(JobCallback):
         self.trainer: Any = None  # set once the trainer exists (validation samples from its model)
         self.clock: dict[str, float] = {}
         self.valid: dict[str, float] | None = None
+        self._truncation_warned: int | None = None  # the step of the last truncation warning
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.clock.clear()  # in place: training_reward() holds it and adds grading_start, grading
@@ -398,10 +399,15 @@ class RFTCallback(JobCallback):
                          "all zero. Check the grader on real samples (rft.dry_run), or raise temperature or "
                          "num_generations", level="warn", data={"step": step, "groups_identical": 1.0})
         truncated = logs.get("completions/clipped_ratio", 0.0)
-        if truncated > NO_SIGNAL_TRUNCATED:
+        # A short limit can be deliberate (an instruction to be met early), so this one is said
+        # once per validation interval, not at every step; each step's rate is in its metrics.
+        if truncated > NO_SIGNAL_TRUNCATED and (self._truncation_warned is None
+                                                or step - self._truncation_warned >= self.cfg.eval_interval):
+            self._truncation_warned = step
             self.ctx.log(f"Step {step}: {truncated:.0%} of completions were cut at max_completion_tokens="
                          f"{self.cfg.max_completion_tokens}; their rewards grade unfinished answers. Raise "
-                         "options.max_completion_tokens", level="warn", data={"step": step, "truncated": truncated})
+                         "options.max_completion_tokens (said again at most every eval_interval steps; every "
+                         "step's rate is in its metrics)", level="warn", data={"step": step, "truncated": truncated})
 
     def _poll_stop(self, state, control) -> None:
         reason = [self.ctx.stop_requested() if state.is_world_process_zero else None]
