@@ -273,3 +273,13 @@ def test_hyperparameter_rules(tiny_model_dir, tmp_path):
         rft.resolve_config(dataclasses.replace(auto, hyperparameters={"compute_multiplier": 11}), 40)
     with pytest.raises(InputError, match="options.num_generations"):
         rft.resolve_config(dataclasses.replace(auto, options={"num_generations": 1}), 40)
+    assert cfg.beta == 0 and rft.resolve_config(dataclasses.replace(auto, options={"beta": 0.04}), 40).beta == 0.04
+    with pytest.raises(InputError, match="options.beta"):
+        rft.resolve_config(dataclasses.replace(auto, options={"beta": -1}), 40)
+
+
+def test_a_kl_penalty_is_applied_and_reported(tiny_model_dir, tmp_path):
+    ctx = RecordingContext(make_spec(tiny_model_dir, tmp_path, LENGTH, max_steps=2, beta=0.1))
+    rft.train(ctx)
+    kl = [e["gradeloop"]["kl"] for e in ctx.metric_events()]
+    assert len(kl) == 2 and all(k is not None and k >= 0 for k in kl)

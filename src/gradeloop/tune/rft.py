@@ -22,7 +22,8 @@ Hyperparameters (OpenAI's names; ``"auto"`` or missing as noted):
 - ``reasoning_effort``: not applicable to open models; ignored (said in an event).
 
 Options: ``num_generations``, ``max_completion_tokens`` (sampling length; 512 on a GPU, 128 on
-CPU), ``temperature`` (1.0), ``lora`` (True), ``lora_r``/``lora_alpha``/``lora_dropout``,
+CPU), ``temperature`` (1.0), ``beta`` (0: the weight of a KL penalty toward the base model,
+which keeps a policy from trading everything else for the reward), ``lora`` (True), ``lora_r``/``lora_alpha``/``lora_dropout``,
 ``max_steps``, ``per_device_batch_size`` (completions per forward/backward pass, default 8; a
 step's ``batch_size * num_generations`` completions are split into gradient-accumulation
 micro-batches of at most this size), ``use_vllm`` (GRPO's vLLM generation when vllm imports and
@@ -102,6 +103,7 @@ class RFTConfig:
     lora: bool
     use_vllm: bool
     seed: int
+    beta: float = 0.0  # KL penalty toward the base model (TRL's GRPO beta; 0 = none, TRL's default)
 
     def as_openai(self) -> dict[str, Any]:
         """The hyperparameters under OpenAI's names, as the job reports them."""
@@ -144,7 +146,8 @@ def resolve_config(spec: TrainingSpec, n_rows: int) -> RFTConfig:
         eval_samples=_given(h, "eval_samples", int, 1) or 1,
         max_completion_tokens=_given(o, "max_completion_tokens", int, 1, where="options") or (512 if on_gpu else 128),
         temperature=_given(o, "temperature", float, 1e-3, 100, where="options") or 1.0,
-        lora=lora, use_vllm=bool(o.get("use_vllm")) and on_gpu and _vllm_importable(), seed=spec.seed)
+        lora=lora, use_vllm=bool(o.get("use_vllm")) and on_gpu and _vllm_importable(), seed=spec.seed,
+        beta=_given(o, "beta", float, 0, 100, where="options") or 0.0)
 
 
 def _vllm_importable() -> bool:
@@ -217,7 +220,7 @@ def _grpo_trainer(spec: TrainingSpec, cfg: RFTConfig, model: Any, tokenizer: Any
         max_steps=cfg.total_steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation,
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_tokens,
-        temperature=cfg.temperature, use_vllm=cfg.use_vllm, vllm_mode=spec.options.get("vllm_mode", "colocate"),
+        temperature=cfg.temperature, beta=cfg.beta, use_vllm=cfg.use_vllm, vllm_mode=spec.options.get("vllm_mode", "colocate"),
         logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
         dataloader_num_workers=0, gradient_checkpointing=checkpointing, **device,
     )
