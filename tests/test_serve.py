@@ -149,7 +149,6 @@ def test_cli_serve(tmp_path):
     import socket
     import subprocess
     import sys
-    import time
 
     from conftest import ROOT, run_cli
 
@@ -159,16 +158,15 @@ def test_cli_serve(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "gradeloop", "serve", "--model", "scripted/echo", "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()
-                break
-            except httpx.TransportError:
-                assert time.time() < deadline and proc.poll() is None, proc.stderr.read()
-                time.sleep(0.1)
+        # ready when uvicorn says it listens; end of stream means the server exited instead
+        seen = []
+        while not seen or "Uvicorn running on" not in seen[-1]:
+            line = proc.stderr.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+        models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()
         assert models["data"][0]["id"] == "scripted/echo"
         reply = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x").chat.completions.create(
             model="scripted/echo", messages=[{"role": "user", "content": "ping"}])
