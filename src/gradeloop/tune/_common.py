@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
                      "pip install 'gradeloop[local,tune]'", field="method") from None
 
 __all__ = ["BASE_LEARNING_RATES", "Hyperparameters", "resolve_hyperparameters", "device_settings", "prepare_process",
-           "load_base", "use_lora", "lora_config", "training_arguments", "max_seq_length", "valid_subset",
+           "load_base", "load_job", "use_lora", "lora_config", "training_arguments", "max_seq_length", "valid_subset",
            "chat_messages", "row_tools", "JobCallback", "run_training"]
 
 BASE_LEARNING_RATES = {  # (method, lora) -> learning rate that learning_rate_multiplier scales
@@ -151,6 +151,26 @@ def prepare_process() -> None:
     threads = int(os.environ.get("GRADELOOP_THREADS") or 0)
     if threads:
         torch.set_num_threads(threads)
+
+
+def load_job(ctx: JobContext, method: str, noun: str) -> tuple[list[dict], list[dict], Hyperparameters, Any, Any]:
+    """The SFT / DPO prologue: ``(rows, valid_rows, hyperparameters, tokenizer, model)``.
+
+    Reads and checks the training (and validation) file, resolves the hyperparameters, logs
+    "Training on N <noun> (M validation)", seeds, then loads the base model."""
+    import transformers
+
+    from ..spec import load_training_file
+
+    spec = ctx.spec
+    rows = load_training_file(spec.training_file, method)
+    valid_rows = load_training_file(spec.validation_file, method) if spec.validation_file else []
+    hp = resolve_hyperparameters(method, spec.hyperparameters, len(rows), lora=use_lora(spec))
+    ctx.log(f"Training on {len(rows)} {noun} ({len(valid_rows)} validation)",
+            data={"hyperparameters": hp.as_openai(), "learning_rate": hp.learning_rate, "lora": use_lora(spec)})
+    transformers.set_seed(spec.seed)  # before the model: LoRA's initial weights are random
+    tokenizer, model = load_base(spec)
+    return rows, valid_rows, hp, tokenizer, model
 
 
 def load_base(spec: TrainingSpec) -> tuple[Any, Any]:

@@ -15,9 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..spec import load_training_file
-from ._common import (JobCallback, chat_messages, load_base, lora_config, max_seq_length, prepare_process,
-                      resolve_hyperparameters, run_training, training_arguments, use_lora, valid_subset)
+from ._common import (JobCallback, chat_messages, load_job, lora_config, max_seq_length, prepare_process,
+                      run_training, training_arguments, valid_subset)
 from ._context import JobContext, TrainResult
 
 __all__ = ["train", "preference_example"]
@@ -27,19 +26,11 @@ def train(ctx: JobContext) -> TrainResult:
     """Train ``ctx.spec.base_model_dir`` on the DPO file; returns the final model (a LoRA
     adapter by default, a full checkpoint with ``options["lora"] = False``)."""
     import datasets
-    import transformers
     from trl import DPOConfig, DPOTrainer
 
     prepare_process()
     spec = ctx.spec
-    rows = load_training_file(spec.training_file, "dpo")
-    valid_rows = load_training_file(spec.validation_file, "dpo") if spec.validation_file else []
-    hp = resolve_hyperparameters("dpo", spec.hyperparameters, len(rows), lora=use_lora(spec))
-    ctx.log(f"Training on {len(rows)} preference pairs ({len(valid_rows)} validation)",
-            data={"hyperparameters": hp.as_openai(), "learning_rate": hp.learning_rate, "lora": use_lora(spec)})
-
-    transformers.set_seed(spec.seed)  # before the model: LoRA's initial weights are random
-    tokenizer, model = load_base(spec)
+    rows, valid_rows, hp, tokenizer, model = load_job(ctx, "dpo", "preference pairs")
 
     def dataset(source: list[dict[str, Any]]) -> Any:
         examples = [preference_example(row, tokenizer.chat_template) for row in source]

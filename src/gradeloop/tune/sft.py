@@ -24,10 +24,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
-from ..spec import load_training_file
 from ..spec._load import read_jsonl
-from ._common import (JobCallback, chat_messages, load_base, lora_config, max_seq_length, prepare_process,
-                      resolve_hyperparameters, row_tools, run_training, training_arguments, use_lora, valid_subset)
+from ._common import (JobCallback, chat_messages, load_job, lora_config, max_seq_length, prepare_process,
+                      row_tools, run_training, training_arguments, valid_subset)
 from ._context import JobContext, TrainResult
 
 __all__ = ["train", "tokenize_conversation"]
@@ -37,19 +36,11 @@ def train(ctx: JobContext) -> TrainResult:
     """Fine-tune ``ctx.spec.base_model_dir`` on the SFT file; returns the final model (a LoRA
     adapter by default, ``options["lora"] = False`` for full fine-tuning)."""
     import datasets
-    import transformers
     from trl import SFTConfig, SFTTrainer
 
     prepare_process()
     spec = ctx.spec
-    rows = load_training_file(spec.training_file, "supervised")
-    valid_rows = load_training_file(spec.validation_file, "supervised") if spec.validation_file else []
-    hp = resolve_hyperparameters("supervised", spec.hyperparameters, len(rows), lora=use_lora(spec))
-    ctx.log(f"Training on {len(rows)} examples ({len(valid_rows)} validation)",
-            data={"hyperparameters": hp.as_openai(), "learning_rate": hp.learning_rate, "lora": use_lora(spec)})
-
-    transformers.set_seed(spec.seed)  # before the model: LoRA's initial weights are random
-    tokenizer, model = load_base(spec)
+    rows, valid_rows, hp, tokenizer, model = load_job(ctx, "supervised", "examples")
 
     def dataset(source: list[dict[str, Any]], path: Any) -> Any:
         out = []
