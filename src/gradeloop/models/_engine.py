@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import inspect
 import os
 import queue
@@ -458,20 +459,15 @@ class Engine:
             job.loop.call_soon_threadsafe(_settle, job.future, None, error)
 
 
-_GROWING: list[Any] = []
-
-
+@functools.cache
 def _growing_layer_class() -> Any:
     """A DynamicLayer that appends into a buffer with spare room (doubling) instead of
     concatenating the whole cache at every step: long generations copy O(n) once, not O(n²).
     The engine's batch edits (select, merge, trim) replace ``keys``; the next update notices
     and rebuilds the buffer from them. None when transformers has no DynamicLayer."""
-    if _GROWING:
-        return _GROWING[0]
     try:
         from transformers.cache_utils import DynamicLayer
     except ImportError:
-        _GROWING.append(None)
         return None
 
     class GrowingLayer(DynamicLayer):
@@ -496,7 +492,6 @@ def _growing_layer_class() -> Any:
             self._view = self.keys
             return self.keys, self.values
 
-    _GROWING.append(GrowingLayer)
     return GrowingLayer
 
 

@@ -25,8 +25,8 @@ from ..spec import Document, TRAINING_METHODS, load_grader, load_training_file
 from ..store import Store
 from ._context import JobContext, TrainingSpec
 
-__all__ = ["launch_command", "check_accelerate_config", "create_job", "cancel_job", "pause_job", "resume_job", "refresh_job", "job_object", "event_object",
-           "checkpoint_object", "job_list", "resolve_base_model", "job_dir", "StoreContext", "model_dir_for"]
+__all__ = ["launch_command", "check_accelerate_config", "create_job", "cancel_job", "pause_job", "resume_job",
+           "refresh_job", "job_object", "event_object", "checkpoint_object", "job_list", "resolve_base_model", "job_dir", "StoreContext", "model_dir_for"]
 
 ACTIVE = ("validating_files", "queued", "running")
 HYPERPARAMETERS = {

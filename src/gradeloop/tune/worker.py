@@ -24,16 +24,14 @@ TRAINERS = {"supervised": "sft", "dpo": "dpo", "reinforcement": "rft"}
 def run(job_id: str) -> int:
     """Train ``job_id``; returns the process exit code."""
     store = Store()
-    rank = int(os.environ.get("RANK") or 0)
-    if rank > 0:  # another process of an accelerate / torchrun launch: trains, reports nothing
-        module = __import__(f"gradeloop.tune.{TRAINERS[store.get_job(job_id)['method']]}", fromlist=["train"])
-        spec = training_spec(store, store.get_job(job_id))
+    job = store.get_job(job_id)
+    if int(os.environ.get("RANK") or 0) > 0:  # another process of an accelerate / torchrun launch: trains, reports nothing
+        module = __import__(f"gradeloop.tune.{TRAINERS[job['method']]}", fromlist=["train"])
         try:
-            module.train(FollowerContext(spec))
+            module.train(FollowerContext(training_spec(store, job)))
         except StopTraining:
             pass
         return 0
-    job = store.get_job(job_id)
     with open(store.path.parent / "training.lock", "w") as slot:
         fcntl.flock(slot, fcntl.LOCK_EX)  # queued until the previous job releases the slot
         job = refresh_job(store, job_id)
