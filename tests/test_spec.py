@@ -193,6 +193,14 @@ def test_malformed_jsonl_line(tmp_path):
     assert err.file.endswith("rows.jsonl") and err.line == 4 and "invalid JSON" in err.message
 
 
+def test_truncated_jsonl_line_is_called_truncated(tmp_path):
+    for cut in ('{"item": {"question": "x", "ans', '{"item": {"question": "x", "answer": '):
+        err = error_of(write(tmp_path, rows=ROWS + cut))
+        assert err.line == 4 and "truncated" in err.message and "column" not in err.message
+    err = error_of(write(tmp_path, rows=ROWS + '{"item": {"question": "x"} oops}\n'))
+    assert err.line == 4 and "column 28" in err.message and "truncated" not in err.message
+
+
 def test_row_without_item(tmp_path):
     err = error_of(write(tmp_path, rows='{"question": "2+2?", "answer": "4"}\n'))
     assert err.line == 1 and '"item"' in err.message

@@ -123,11 +123,16 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
                 try:
                     yield number, json.loads(raw)
                 except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"invalid JSON: {exc.msg} (column {exc.colno})", file=name, line=number
-                    ) from None
+                    raise InputError(_jsonl_problem(raw, exc), file=name, line=number) from None
         except UnicodeDecodeError as exc:
             raise InputError(f"file is not UTF-8 text: {exc.reason}", file=name) from None
+
+
+def _jsonl_problem(raw: str, exc: json.JSONDecodeError) -> str:
+    """What is wrong with one JSONL line, said so that a cut-off line reads as one."""
+    if exc.pos >= len(raw.rstrip()) or exc.msg.startswith("Unterminated string"):
+        return "invalid JSON: the line ends before its value does (a truncated line, or one value split over several lines)"
+    return f"invalid JSON: {exc.msg} (column {exc.colno})"
 
 
 def validate_model(cls: type[M], data: Any, doc: Document, loc: Loc = ()) -> M:
