@@ -204,27 +204,6 @@ def outcomes(store: Any, run_id: str) -> dict[int, int]:
 # -- paired statistics ----------------------------------------------------------------------
 
 
-def mcnemar_exact(before: list[int], after: list[int]) -> tuple[int, int, float]:
-    """(b, c, p): b = pass->fail, c = fail->pass; p = two-sided exact binomial test of b vs c
-    (p = 0.5) on the discordant pairs."""
-    b = sum(1 for x, y in zip(before, after) if x and not y)
-    c = sum(1 for x, y in zip(before, after) if y and not x)
-    n = b + c
-    if n == 0:
-        return b, c, 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
-    return b, c, min(1.0, 2 * tail)
-
-
-def paired_bootstrap(before: list[int], after: list[int], *, reps: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile CI of mean(after) - mean(before), resampling items (pairs) with replacement."""
-    rng = random.Random(seed)
-    diffs = [y - x for x, y in zip(before, after)]
-    n = len(diffs)
-    stats = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(reps))
-    return stats[int(0.025 * reps)], stats[int(0.975 * reps) - 1]
-
-
 # -- device -----------------------------------------------------------------------------
 
 
@@ -335,6 +314,8 @@ def heldout_eval(store: Any, rows: list[dict[str, Any]], grader: dict[str, Any],
 
 
 def paired(before: list[int], after: list[int], seed: int) -> dict[str, Any]:
+    from gradeloop.stats import mcnemar_exact, paired_bootstrap
+
     b, c, p = mcnemar_exact(before, after)
     low, high = paired_bootstrap(before, after, seed=seed)
     n = len(before)

@@ -84,3 +84,14 @@ def build_tiny_model(path: Path, *, seed: int = 0, layers: int = 2) -> Path:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A directory with a tiny random llama checkpoint (hf/<dir>)."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    """A continuous-batching engine on the tiny llama, one per test module."""
+    from gradeloop.models._engine import Engine, load_engine_model
+
+    tokenizer, model = load_engine_model(tiny_model_dir)
+    eng = Engine(tokenizer, model, max_batch=16)
+    yield eng
+    eng.close()

@@ -8,14 +8,6 @@ from gradeloop import GenerateRequest
 from gradeloop.models._engine import Engine, EngineOutput, load_engine_model
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_model_dir):
-    tokenizer, model = load_engine_model(tiny_model_dir)
-    eng = Engine(tokenizer, model, max_batch=16)
-    yield eng
-    eng.close()
-
-
 def ask(text, **params):
     return GenerateRequest(messages=[{"role": "user", "content": text}], params={"temperature": 0, **params})
 

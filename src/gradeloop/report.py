@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from .graders import criterion_id
 from .spec import parse_criteria
+from .stats import pass_at_k, rate
 from .store import Store
 
-__all__ = ["run_object", "output_item_objects", "run_list", "run_summary", "percentile", "breakdown"]
+__all__ = ["run_object", "output_item_objects", "run_list", "run_summary", "percentile", "breakdown",
+           "compare_runs"]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -39,6 +42,8 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
     by_index = {c["criterion"]: c for c in store.criteria_counts(rid)}
     usage = store.usage(rid)
     latencies = store.latencies(rid)
+    outcomes = list(store.item_outcomes(rid).values())
+    interval = rate(outcomes)
     data_source = dict(run["data_source"] or {})
     if run["model"] and data_source.get("type") != "jsonl":
         data_source["model"] = run["model"]
@@ -73,6 +78,9 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
             "cached_samples": sum(u["cached_samples"] for u in usage if u["purpose"] == "sample"),
             "usage_by_purpose": usage,
             "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
+            "pass_rate": {"value": interval.value, "low": interval.low, "high": interval.high, "confidence": 0.95,
+                          "items": interval.items},
+            "pass_at_k": _pass_at_k(outcomes, epochs),
             "criteria": [
                 {"name": c.name, "type": c.type, "id": criterion_id(c),
                  "grader_hash": by_index.get(i, {}).get("grader_hash"),
@@ -84,6 +92,16 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
             "calls": store.call_counts(rid),
         },
     }
+
+
+def _pass_at_k(outcomes: list[list[int]], epochs: int) -> dict[str, float]:
+    """Mean unbiased pass@k over items that have all ``epochs`` samples, for k = 1, 2, 5, 10, …
+    up to ``epochs`` (empty for one epoch)."""
+    full = [o for o in outcomes if len(o) == epochs]
+    if epochs < 2 or not full:
+        return {}
+    ks = sorted({k for k in (1, 2, 5, 10, 20, 50, 100) if k <= epochs} | {epochs})
+    return {str(k): sum(pass_at_k(epochs, sum(o), k) for o in full) / len(full) for k in ks}
 
 
 def run_list(store: Store, *, limit: int = 50, status: str | None = None) -> dict[str, Any]:
@@ -159,6 +177,8 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
         "total": counts["total"], "passed": counts["passed"], "failed": counts["failed"],
         "errored": counts["errored"],
         "pass_rate": counts["passed"] / graded if graded else None,
+        "pass_rate_interval": [gl["pass_rate"]["low"], gl["pass_rate"]["high"]],
+        "pass_at_k": gl["pass_at_k"],
         "criteria": [{"name": c["name"], "pass_rate": c["passed"] / (c["passed"] + c["failed"])
                       if c["passed"] + c["failed"] else None} for c in gl["criteria"]],
         "prompt_tokens": sum(u["prompt_tokens"] for u in run["per_model_usage"]),
@@ -179,3 +199,84 @@ def breakdown(store: Store, run_id: str, field: str) -> list[dict[str, Any]]:
                      "errored": c["error"], "total": graded + c["error"],
                      "pass_rate": c["pass"] / graded if graded else None})
     return sorted(rows, key=lambda r: (r["value"] is None, str(r["value"])))
+
+
+def _outcomes(store: Store, run_id: str) -> tuple[dict[tuple[str, int], dict[str, Any]], int]:
+    """Per item of a run, keyed by its content (and its occurrence, for repeated items):
+    ``{"item", "all": [0/1 per epoch], "criteria": {name: [0/1 per epoch]}}``; and how many
+    output items errored (left out)."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    seen: dict[str, int] = {}
+    keys: dict[int, tuple[str, int]] = {}
+    errored = 0
+    for o in store.output_items(run_id):
+        if o["index"] not in keys:
+            text = json.dumps(o["item"], sort_keys=True, default=str)
+            keys[o["index"]] = (text, seen.get(text, 0))
+            seen[text] = seen.get(text, 0) + 1
+        entry = out.setdefault(keys[o["index"]], {"item": o["item"], "all": [], "criteria": {}})
+        if o["status"] == "error":
+            errored += 1
+            continue
+        entry["all"].append(int(o["status"] == "pass"))
+        for s in o["scores"]:
+            if s["passed"] is not None:
+                entry["criteria"].setdefault(s["name"], []).append(int(s["passed"]))
+    return out, errored
+
+
+def _field(item: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(item, dict) or part not in item:
+            return None
+        item = item[part]
+    return item
+
+
+def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None = None,
+                 confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """B against A, item by item, on the items both runs answered (matched by content, so
+    two runs of the same eval file compare even when they were started apart).
+
+    Returns ``{"object": "gradeloop.comparison", "a", "b", "items", "overall", "criteria", "by"}``;
+    each comparison holds both pass rates with intervals, the difference with its paired
+    bootstrap interval, the p-value (McNemar exact for one sample per item, else a sign-flip
+    test), and the smallest difference this many items can detect. Raises InputError when
+    the runs share no item.
+    """
+    from .errors import InputError
+    from .stats import compare_paired
+
+    runs = [store.get_run(store.resolve_run_id(r)) for r in (run_a, run_b)]
+    (oa, ea), (ob, eb) = (_outcomes(store, r["id"]) for r in runs)
+    shared = [k for k in oa if k in ob]
+    if not shared:
+        raise InputError(f"runs {runs[0]['id']} and {runs[1]['id']} share no item: compare runs of the same eval",
+                         field="run_id")
+
+    def compare(keys: list[tuple[str, int]], criterion: str | None = None) -> dict[str, Any]:
+        def pick(entry: dict[str, Any]) -> list[int]:
+            return entry["all"] if criterion is None else entry["criteria"].get(criterion, [])
+        result = compare_paired([pick(oa[k]) for k in keys], [pick(ob[k]) for k in keys],
+                                confidence=confidence, seed=seed)
+        return result.to_dict()
+
+    names = [n for n in dict.fromkeys(c for k in shared for c in oa[k]["criteria"])
+             if any(n in ob[k]["criteria"] for k in shared)]
+    groups = []
+    for field in by or []:
+        values: dict[str, list[tuple[str, int]]] = {}
+        for k in shared:
+            values.setdefault(json.dumps(_field(oa[k]["item"], field), default=str), []).append(k)
+        for value, keys in sorted(values.items()):
+            groups.append({"field": field, "value": json.loads(value), **compare(keys)})
+    return {
+        "object": "gradeloop.comparison",
+        "a": {"run_id": runs[0]["id"], "model": runs[0]["model"] or None, "name": runs[0]["name"]},
+        "b": {"run_id": runs[1]["id"], "model": runs[1]["model"] or None, "name": runs[1]["name"]},
+        "items": {"paired": len(shared), "only_in_a": len(oa) - len(shared), "only_in_b": len(ob) - len(shared),
+                  "errored_a": ea, "errored_b": eb},
+        "overall": compare(shared),
+        "criteria": [{"name": n, **compare(shared, n)} for n in names],
+        "by": groups,
+    }

@@ -3,7 +3,9 @@
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length) to serve
 ``POST /v1/chat/completions`` and ``GET /v1/models``, answers deterministically, records
 every request, and can inject faults: 500s, 429s with ``Retry-After``, hangs longer than a
-client's timeout, malformed bodies and dropped connections.
+client's timeout, malformed bodies and dropped connections. ``capacity`` makes it behave like
+a rate-limited endpoint: a request that arrives while ``capacity`` others are being answered
+gets a 429.
 
     with FakeOpenAI(faults=Faults(rate=0.2)) as server:
         run_eval(spec, ["openai/fake"], options=RunOptions(base_url=server.url))
@@ -63,9 +65,13 @@ class FakeOpenAI:
     """The server. ``url`` is the base URL to give a client (``http://127.0.0.1:PORT/v1``)."""
 
     def __init__(self, *, port: int = 0, latency: float = 0.0, faults: Faults | None = None,
-                 responder: Responder = echo_responder, record: bool = True) -> None:
+                 responder: Responder = echo_responder, record: bool = True, capacity: int | None = None) -> None:
         self.port = port
         self.latency = latency
+        self.capacity = capacity
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.over_capacity = 0  # 429s sent because of ``capacity``
         self.faults = faults or Faults()
         self.responder = responder
         self.record = record
@@ -171,10 +177,24 @@ class FakeOpenAI:
         except ValueError:
             return await _send(writer, 400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
         fault = self._draw_fault()
+        if self.capacity is not None and self.in_flight >= self.capacity:
+            fault = "over_capacity"
         if self.record:
             safe_headers = {k: v for k, v in headers.items() if k in ("content-type", "user-agent")}
             with self._lock:
                 self.requests.append(_Record(body=body, fault=fault, at=time.time(), headers=safe_headers))
+        if fault == "over_capacity":
+            self.over_capacity += 1
+            return await _send(writer, 429, {"error": {"message": "too many requests in flight", "type": "rate_limit"}},
+                               extra={"Retry-After": f"{self.faults.retry_after:g}"})
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(fault, body, writer)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, fault: str | None, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault == "500":

@@ -24,14 +24,23 @@ def short_id(run_id: str) -> str:
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
     """One row per run: counts, pass rate, tokens, latency."""
     table = Table(title="Results", title_justify="left")
-    for col in ("model", "run", "pass", "fail", "error", "pass rate", "tokens in/out", "cached", "p50", "p95"):
+    for col in ("model", "run", "pass", "fail", "error", "pass rate", "95% CI", "tokens in/out", "cached", "p50",
+                "p95"):
         table.add_column(col, justify="left" if col in ("model", "run") else "right")
     for s in summaries:
+        low, high = s["pass_rate_interval"]
         table.add_row(
             s["model"], short_id(s["run_id"]), str(s["passed"]), str(s["failed"]), str(s["errored"]),
-            _pct(s["pass_rate"]), f"{s['prompt_tokens']}/{s['completion_tokens']}", str(s["cached_samples"]),
+            _pct(s["pass_rate"]), "–" if low is None else f"{100 * low:.1f}–{100 * high:.1f}",
+            f"{s['prompt_tokens']}/{s['completion_tokens']}", str(s["cached_samples"]),
             _ms(s["latency_p50_ms"]), _ms(s["latency_p95_ms"]))
     return table
+
+
+def pass_at_k_line(summary: dict[str, Any]) -> str:
+    """``pass@1 40.0%, pass@2 55.0%, pass@5 …`` (unbiased, over items with every sample)."""
+    values = ", ".join(f"pass@{k} {_pct(v)}" for k, v in summary["pass_at_k"].items())
+    return f"{summary['model']}: {values}"
 
 
 def criteria_table(summaries: list[dict[str, Any]]) -> Table:
@@ -87,3 +96,63 @@ def breakdown_table(field: str, rows: list[dict[str, Any]]) -> Table:
         value = "(none)" if r["value"] is None else str(r["value"])
         table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]))
     return table
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def comparison_table(cmp: dict[str, Any]) -> Table:
+    """``eval compare``: both pass rates with intervals, the paired difference and its test."""
+    a, b = cmp["a"], cmp["b"]
+    label_a = f"A {a['model'] or short_id(a['run_id'])}"
+    label_b = f"B {b['model'] or short_id(b['run_id'])}"
+    level = round(100 * cmp["overall"]["confidence"])
+    table = Table(title=f"B vs A on {cmp['items']['paired']} paired items ({level}% intervals)", title_justify="left")
+    for col in ("", label_a, label_b, "B − A (points)", "A only / B only", "p"):
+        table.add_column(col, justify="left" if not col else "right")
+
+    def rate(r: dict[str, Any]) -> str:
+        if r["value"] is None:
+            return "–"
+        return f"{100 * r['value']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]"
+
+    def row(name: str, c: dict[str, Any]) -> None:
+        diff = "–" if c["difference"] is None else f"{_signed(c['difference'])} [{_signed(c['low'])}, {_signed(c['high'])}]"
+        table.add_row(name, rate(c["a"]), rate(c["b"]), diff, f"{c['only_a']} / {c['only_b']}", _p(c["p_value"]))
+
+    row("all criteria", cmp["overall"])
+    for c in cmp["criteria"] if len(cmp["criteria"]) > 1 else []:  # one criterion: the row above
+        row(c["name"], c)
+    for g in cmp["by"]:
+        row(f"{g['field']} = {g['value']}", g)
+    return table
+
+
+def comparison_notes(cmp: dict[str, Any]) -> list[str]:
+    """What the table cannot say: the test used, what was left out, what the items can detect."""
+    o, items = cmp["overall"], cmp["items"]
+    test = {"mcnemar-exact": "McNemar's exact test (one sample per item)",
+            "sign-flip": "a sign-flip permutation test on per-item pass rates (several samples per item)"}
+    notes = [f"p: {test.get(o['test'], 'no test')}; interval of B − A: paired bootstrap over items."]
+    left = []
+    if items["only_in_a"] or items["only_in_b"]:
+        left.append(f"{items['only_in_a']} items only in A, {items['only_in_b']} only in B")
+    if items["errored_a"] or items["errored_b"]:
+        left.append(f"errored samples: {items['errored_a']} in A, {items['errored_b']} in B")
+    if left:
+        notes.append("left out: " + "; ".join(left) + ".")
+    if o["detectable"] is not None:
+        notes.append(f"power: with {items['paired']} items and this share of items on which the runs disagree, "
+                     f"a true difference of {100 * o['detectable']:.1f} points is found 4 times in 5; smaller ones "
+                     "are easily missed.")
+    if len(cmp["criteria"]) > 1 or cmp["by"]:
+        notes.append("the rows below 'all criteria' are separate tests: their p-values are not corrected for "
+                     "multiple comparisons.")
+    return notes

@@ -1,4 +1,4 @@
-"""``gradeloop eval …``: run, resume, list, show, items, validate."""
+"""``gradeloop eval …``: run, resume, list, show, items, compare, validate."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Optional
 
 import typer
 
-from ..report import breakdown, output_item_objects, run_list, run_object, run_summary
+from ..report import breakdown, compare_runs, output_item_objects, run_list, run_object, run_summary
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from ._common import err, open_store, out, print_json
-from ._display import breakdown_table, criteria_table, items_table, runs_table, short_id, summary_table
+from ._display import (breakdown_table, comparison_notes, comparison_table, criteria_table, items_table,
+                       pass_at_k_line, runs_table, short_id, summary_table)
 
 app = typer.Typer(help="Run evals and inspect their results.", no_args_is_help=True)
 
@@ -91,6 +92,8 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
         out.print(summary_table(summaries))
         out.print(criteria_table(summaries))
         for s in summaries:
+            if s["pass_at_k"]:
+                out.print(pass_at_k_line(s))
             for field in by:
                 table = breakdown_table(field, breakdown(store, s["run_id"], field))
                 table.title = f"{s['model']} by {field}"
@@ -111,7 +114,10 @@ def run(
     eval_file: Path = typer.Argument(..., help="Eval definition (YAML or JSON): OpenAI's create-eval body plus data_source."),
     model: list[str] = typer.Option([], "--model", "-m", help="provider/model; repeat for one run per model."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Samples per item (default: the file's 'epochs' or 1)."),
-    concurrency: Optional[int] = typer.Option(None, min=1, help="Requests in flight per model (default: the provider's)."),
+    concurrency: Optional[int] = typer.Option(None, min=1, help="Requests in flight per model (default: the provider's); "
+                                              "halved on 429/503 answers and grown back, up to this."),
+    fixed_concurrency: bool = typer.Option(False, "--fixed-concurrency",
+                                           help="Keep --concurrency requests in flight even when the endpoint answers 429."),
     base_url: Optional[str] = typer.Option(None, envvar="OPENAI_BASE_URL", help="OpenAI-compatible server for openai/ models."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N items."),
     name: Optional[str] = typer.Option(None, help="Run name (default: the eval's name)."),
@@ -125,7 +131,8 @@ def run(
 ) -> None:
     """Run an eval on one or more models; prints a summary per model."""
     spec = load_eval(eval_file)
-    options = RunOptions(epochs=epochs, concurrency=concurrency, base_url=base_url, use_cache=not no_cache,
+    options = RunOptions(epochs=epochs, concurrency=concurrency, adaptive_concurrency=not fixed_concurrency,
+                         base_url=base_url, use_cache=not no_cache,
                          timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
     store = open_store()
     run_ids = _execute(lambda reporter: run_eval_async(spec, model, store=store, options=options, reporter=reporter),
@@ -179,6 +186,8 @@ def show(
     summary = run_summary(store, obj["id"])
     out.print(summary_table([summary]))
     out.print(criteria_table([summary]))
+    if summary["pass_at_k"]:
+        out.print(pass_at_k_line(summary))
     for field in by:
         out.print(breakdown_table(field, breakdown(store, obj["id"], field)))
     if obj["error"]:
@@ -202,6 +211,25 @@ def items(
         out.print(items_table(objs))
 
 
+@app.command("compare")
+def compare(
+    run_a: str = typer.Argument(..., help="The baseline run (id or unique prefix)."),
+    run_b: str = typer.Argument(..., help="The run compared with it."),
+    by: list[str] = typer.Option([], "--by", help="Also compare within each value of this item field (repeatable)."),
+    confidence: float = typer.Option(0.95, min=0.5, max=0.999, help="Level of the intervals."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Compare two runs of the same eval item by item: pass rates with intervals, the paired
+    difference with its interval and p-value, and what this many items can detect."""
+    cmp = compare_runs(open_store(), run_a, run_b, by=by, confidence=confidence)
+    if as_json:
+        print_json(cmp)
+        return
+    out.print(comparison_table(cmp))
+    for note in comparison_notes(cmp):
+        out.print(note)
+
+
 @app.command("validate")
 def validate(
     eval_file: Path = typer.Argument(..., help="Eval definition to check."),
@@ -214,4 +242,6 @@ def validate(
     if as_json:
         print_json(summary)
     else:
-        out.print(f"ok: {spec.name}: {len(spec.rows)} rows, {len(spec.testing_criteria)} criteria")
+        n = len(spec.testing_criteria)
+        rows = f"{len(spec.rows)} row{'s' if len(spec.rows) != 1 else ''}"
+        out.print(f"ok: {spec.name}: {rows}, {n} {'criterion' if n == 1 else 'criteria'}")

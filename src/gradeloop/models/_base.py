@@ -141,6 +141,10 @@ class Provider(abc.ABC):
     async def check(self) -> None:
         """Fail fast (InputError) when the provider cannot work at all, e.g. an unreachable server."""
 
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Fail fast (InputError, field relative to the sampling params) when this model
+        cannot honour a run's sampling ``params``, e.g. a JSON schema it cannot enforce."""
+
     async def aclose(self) -> None:
         """Release clients, threads and models."""
 

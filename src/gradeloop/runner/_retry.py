@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..errors import ProviderError
 from ..models import GenerateRequest, GenerateResult, Provider
 from ..store import CallRecord
+from ._limit import CONGESTION_STATUS, AdaptiveLimit
 
 
 @dataclass
@@ -35,38 +36,50 @@ class RetryPolicy:
 
 async def call_with_retries(
     provider: Provider, request: GenerateRequest, policy: RetryPolicy, purpose: str,
+    limiter: AdaptiveLimit | None = None,
 ) -> tuple[GenerateResult | None, ProviderError | None, list[CallRecord]]:
     """Call ``provider`` until it answers or the policy gives up.
 
-    Returns ``(result, last_error, calls)``: exactly one of result and error is set, and
-    ``calls`` records every attempt (request and response bodies, no headers).
+    Each attempt holds a slot of ``limiter`` (when given) and tells it how it went; the
+    waits between attempts hold none. Returns ``(result, last_error, calls)``: exactly one
+    of result and error is set, and ``calls`` records every attempt (request and response
+    bodies, no headers).
     """
     calls: list[CallRecord] = []
     waited = 0.0
     for attempt in range(1, policy.max_attempts + 1):
+        epoch = await limiter.acquire() if limiter is not None else 0
         started = time.time()
         t0 = time.perf_counter()
+        error: ProviderError | None = None
+        answered = False
         try:
             result = await provider.generate(request)
+            answered = True
         except ProviderError as exc:
-            latency = (time.perf_counter() - t0) * 1000
+            error = exc
+        finally:
+            if limiter is not None:  # also when cancelled: the slot is never lost
+                limiter.release(epoch, ok=answered,
+                                congested=error is not None and error.status_code in CONGESTION_STATUS)
+        if error is None:
             calls.append(CallRecord(purpose=purpose, provider=provider.provider, model=provider.model,
-                                    base_url=provider.base_url, attempt=attempt, status="error",
-                                    request=None, response=None, error=exc.to_dict(), prompt_tokens=None,
-                                    completion_tokens=None, latency_ms=latency, created_at=started))
-            if not exc.retryable or attempt == policy.max_attempts:
-                return None, exc, calls
-            pause = policy.delay(attempt, exc)
-            if waited + pause > policy.max_total_wait:
-                return None, exc, calls
-            waited += pause
-            await asyncio.sleep(pause)
-            continue
+                                    base_url=provider.base_url, attempt=attempt, status="ok",
+                                    request=result.request, response=result.response, error=None,
+                                    prompt_tokens=result.usage.prompt_tokens,
+                                    completion_tokens=result.usage.completion_tokens,
+                                    latency_ms=result.latency_ms, created_at=started))
+            return result, None, calls
+        latency = (time.perf_counter() - t0) * 1000
         calls.append(CallRecord(purpose=purpose, provider=provider.provider, model=provider.model,
-                                base_url=provider.base_url, attempt=attempt, status="ok",
-                                request=result.request, response=result.response, error=None,
-                                prompt_tokens=result.usage.prompt_tokens,
-                                completion_tokens=result.usage.completion_tokens,
-                                latency_ms=result.latency_ms, created_at=started))
-        return result, None, calls
+                                base_url=provider.base_url, attempt=attempt, status="error",
+                                request=None, response=None, error=error.to_dict(), prompt_tokens=None,
+                                completion_tokens=None, latency_ms=latency, created_at=started))
+        if not error.retryable or attempt == policy.max_attempts:
+            return None, error, calls
+        pause = policy.delay(attempt, error)
+        if waited + pause > policy.max_total_wait:
+            return None, error, calls
+        waited += pause
+        await asyncio.sleep(pause)
     raise AssertionError("unreachable")

@@ -9,6 +9,7 @@ every unit that has an output item and only grades units that have a sample.
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,12 @@ __all__ = ["RunOptions", "run_eval", "run_eval_async", "resume_run", "resume_run
 
 @dataclass
 class RunOptions:
-    """How to run: epochs, concurrency per model, endpoint, cache, retries, row limit."""
+    """How to run: epochs, concurrency per model (the ceiling, when ``adaptive_concurrency``
+    lowers it on 429s and 503s), endpoint, cache, retries, row limit."""
 
     epochs: int | None = None
     concurrency: int | None = None
+    adaptive_concurrency: bool = True
     base_url: str | None = None
     use_cache: bool = True
     timeout: float = 120.0
@@ -44,7 +47,8 @@ class RunOptions:
     def to_config(self) -> dict[str, Any]:
         """What the store keeps so that a resume runs the same way."""
         # credentials in a URL (user:password@host) are secrets: never stored
-        return {"epochs": self.epochs, "concurrency": self.concurrency, "base_url": public_url(self.base_url),
+        return {"epochs": self.epochs, "concurrency": self.concurrency,
+                "adaptive_concurrency": self.adaptive_concurrency, "base_url": public_url(self.base_url),
                 "use_cache": self.use_cache, "timeout": self.timeout, "limit": self.limit,
                 "retry": asdict(self.retry)}
 
@@ -52,6 +56,7 @@ class RunOptions:
     def from_config(cls, config: dict[str, Any]) -> "RunOptions":
         """Rebuild options stored by :meth:`to_config`."""
         return cls(epochs=config.get("epochs"), concurrency=config.get("concurrency"),
+                   adaptive_concurrency=config.get("adaptive_concurrency", True),
                    base_url=config.get("base_url"), use_cache=config.get("use_cache", True),
                    timeout=config.get("timeout", 120.0), limit=config.get("limit"),
                    retry=RetryPolicy(**config.get("retry", {})))
@@ -85,6 +90,8 @@ class _Execution:
                     await self._unit(row, epoch, stored)
 
             limit = self.options.concurrency or (self.provider.default_concurrency if self.provider else 64)
+            if self.provider is not None:
+                self.pool.limiter(self.provider.name, limit)  # the workers' calls wait on it
             await asyncio.gather(*(worker() for _ in range(max(1, min(limit, len(units))))))
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.store.set_run_status(self.run_id, "canceled",
@@ -133,9 +140,8 @@ class _Execution:
             self._store_error(row, epoch, None, {"code": "invalid_variable_error", "message": exc.message}, [])
             return {}, False
         request = GenerateRequest(messages=messages, params=self.params)
-        # the workers already bound this model's concurrency
         result, error, calls, key, cached = await self.pool.call(self.provider.name, request, purpose="sample",
-                                                                 epoch=epoch, limit=False)
+                                                                 epoch=epoch)
         if result is None:
             self._store_error(row, epoch, messages, error.to_dict(), calls, key)
             return {}, False
@@ -189,7 +195,14 @@ def _namespace_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
 
 def _pool(options: RunOptions, store: Store) -> ModelPool:
     return ModelPool(base_url=options.base_url, timeout=options.timeout, retry=options.retry, store=store,
-                     use_cache=options.use_cache)
+                     use_cache=options.use_cache, adaptive=options.adaptive_concurrency)
+
+
+async def _close(pool: ModelPool, reporter: Reporter) -> None:
+    reporter.close()
+    for name, limit in pool.pushed_back().items():
+        print(f"gradeloop: {name}: {limit.summary()}", file=sys.stderr)
+    await pool.aclose()
 
 
 def _models_for(spec: EvalSpec, models: list[str]) -> list[str | None]:
@@ -215,6 +228,25 @@ def _models_for(spec: EvalSpec, models: list[str]) -> list[str | None]:
     return list(dict.fromkeys(models))
 
 
+def _check_params(spec: EvalSpec, provider: Provider) -> None:
+    """Refuse sampling params ``provider`` cannot honour (InputError at their line in the eval
+    file); warn about those it ignores."""
+    source = spec.data_source if isinstance(spec.data_source, CompletionsDataSource) else None
+    if source is None or not spec.needs_model:
+        return
+    params = source.sampling_params.to_request()
+    written = ((spec.raw.get("data_source") or {}).get("sampling_params") or {})
+    loc = ("data_source", "sampling_params", "response_format" if "response_format" in written else "text")
+    try:
+        provider.check_params(params)
+    except InputError as exc:
+        raise spec.error(f"{provider.name}: {exc.message}", loc) from None
+    if params.get("tools") and not provider.supports_tools:
+        print(f"gradeloop: warning: {provider.name} cannot call tools; the eval's tools are ignored", file=sys.stderr)
+    if params.get("response_format") and not provider.supports_response_format:
+        print(f"gradeloop: warning: {provider.name} ignores response_format", file=sys.stderr)
+
+
 async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None = None, *,
                          store: Store | None = None, options: RunOptions | None = None,
                          reporter: Reporter | None = None) -> list[str]:
@@ -233,6 +265,7 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
     for p in chosen:
         if p is not None:
             await p.check()
+            _check_params(spec, p)
     rows = spec.rows[: options.limit] if options.limit else spec.rows
     epochs = options.epochs or spec.epochs
     eval_id = store.add_eval(spec.definition(), spec.source_file)
@@ -250,8 +283,7 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
     try:
         await asyncio.gather(*(ex.execute() for ex in executions))
     finally:
-        reporter.close()
-        await pool.aclose()
+        await _close(pool, reporter)
     return [ex.run_id for ex in executions]
 
 
@@ -282,8 +314,7 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     try:
         await execution.execute()
     finally:
-        reporter.close()
-        await pool.aclose()
+        await _close(pool, reporter)
     return run["id"]
 
 

@@ -20,11 +20,11 @@ from ..errors import InputError, ProviderError
 from ..models import GenerateRequest, Provider, get_provider
 from ..models._engine import EngineOutput
 from ..models._local import _EngineProvider
+from ..models._structured import check_response_format, json_schema_of, with_json_instruction
 
 __all__ = ["create_app", "RequestError", "parse_chat_request"]
 
 MAX_N = 16
-JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 
 
 class RequestError(Exception):
@@ -108,16 +108,16 @@ def parse_chat_request(body: Any, served: list[str]) -> tuple[str, list[dict], d
     return model, messages, params, n, stream, include_usage
 
 
-def _json_mode(messages: list[dict], params: dict) -> list[dict]:
-    """Best effort for ``response_format`` json: tell the model (local models cannot be forced)."""
-    fmt = params.get("response_format") or {}
-    if fmt.get("type") not in ("json_object", "json_schema"):
-        return messages
-    instruction = JSON_INSTRUCTION
-    schema = (fmt.get("json_schema") or {}).get("schema")
-    if schema:
-        instruction += f" It must match this JSON schema: {json.dumps(schema)}"
-    return [{"role": "system", "content": instruction}] + messages
+def _native_json(provider: Provider, params: dict) -> bool:
+    """Whether ``provider`` enforces the request's json ``response_format`` itself (local
+    engines constrain every token); raises a 400 for a schema that cannot be enforced."""
+    if json_schema_of(params) is None or not isinstance(provider, _EngineProvider):
+        return False
+    try:
+        check_response_format(params)
+    except InputError as exc:
+        raise RequestError(exc.message, param="response_format") from None
+    return True
 
 
 def extract_json(text: str) -> str:
@@ -159,9 +159,11 @@ class _Server:
         return {"object": "list", "data": [{"id": name, "object": "model", "created": self.created,
                                             "owned_by": "gradeloop"} for name in self.providers]}
 
-    def requests(self, messages: list[dict], params: dict, n: int) -> list[GenerateRequest]:
-        messages = _json_mode(messages, params)
-        params = {k: v for k, v in params.items() if k != "response_format"}
+    def requests(self, messages: list[dict], params: dict, n: int, native_json: bool) -> list[GenerateRequest]:
+        schema = json_schema_of(params)
+        if schema is not None and not native_json:  # best effort: tell the model, pick the JSON out after
+            messages = with_json_instruction(messages, schema)
+            params = {k: v for k, v in params.items() if k != "response_format"}
         out = []
         for i in range(n):
             p = dict(params)
@@ -170,13 +172,13 @@ class _Server:
             out.append(GenerateRequest(messages=messages, params=p))
         return out
 
-    async def complete(self, model: str, requests: list[GenerateRequest], json_mode: bool) -> dict[str, Any]:
+    async def complete(self, model: str, requests: list[GenerateRequest], extract: bool) -> dict[str, Any]:
         provider = self.providers[model]
         results = await asyncio.gather(*(_generate(provider, r) for r in requests))
         choices, prompt_tokens, completion_tokens = [], 0, 0
         for i, (text, reason, usage) in enumerate(results):
             choices.append({"index": i, "message": {"role": "assistant",
-                                                    "content": extract_json(text) if json_mode else text},
+                                                    "content": extract_json(text) if extract else text},
                             "finish_reason": reason, "logprobs": None})
             prompt_tokens = usage.prompt_tokens
             completion_tokens += usage.completion_tokens
@@ -239,9 +241,9 @@ async def _generate(provider: Provider, request: GenerateRequest) -> tuple[str, 
     try:
         result = await provider.generate(request)
     except ProviderError as exc:
-        raise RequestError(exc.message, status=400 if exc.kind == "context_length_exceeded" else 500,
-                           kind="invalid_request_error" if exc.kind == "context_length_exceeded" else "server_error",
-                           code=exc.kind) from None
+        refused = exc.kind in ("context_length_exceeded", "invalid_response_format")
+        raise RequestError(exc.message, status=400 if refused else 500,
+                           kind="invalid_request_error" if refused else "server_error", code=exc.kind) from None
     return result.output_text, result.finish_reason, result.usage
 
 
@@ -291,12 +293,13 @@ def create_app(models: list[str], *, api_key: str | None = None, base_url: str |
             except ValueError:
                 raise RequestError("the request body is not valid JSON") from None
             model, messages, params, n, stream, include_usage = parse_chat_request(body, list(providers))
-            requests = server.requests(messages, params, n)
+            native_json = _native_json(providers[model], params)
+            requests = server.requests(messages, params, n, native_json)
             if stream:
                 return StreamingResponse(server.stream(model, requests, include_usage), media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})
-            json_mode = (params.get("response_format") or {}).get("type") in ("json_object", "json_schema")
-            return JSONResponse(await server.complete(model, requests, json_mode))
+            extract = json_schema_of(params) is not None and not native_json
+            return JSONResponse(await server.complete(model, requests, extract))
         except RequestError as exc:
             return error(exc)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -239,6 +240,7 @@ class EvalSpec:
     epochs: int
     source_file: str | None
     raw: dict[str, Any]
+    lines: dict[Any, int] = dataclass_field(default_factory=dict, repr=False)
 
     def definition(self) -> dict[str, Any]:
         """The create-eval body (name, data_source_config, testing_criteria, metadata)."""
@@ -250,6 +252,11 @@ class EvalSpec:
     def data_source_dict(self) -> dict[str, Any] | None:
         """The run data source as written in the file (rows stay where they were)."""
         return self.raw.get("data_source")
+
+    def error(self, message: str, loc: tuple[str | int, ...]) -> InputError:
+        """An InputError naming this eval's file and the line of ``loc`` (or of its nearest
+        ancestor) in it."""
+        return Document(data=self.raw, file=self.source_file or "<eval>", lines=self.lines).error(message, loc)
 
     @property
     def needs_model(self) -> bool:
@@ -309,7 +316,7 @@ def _build(doc: Document, base_dir: Path) -> EvalSpec:
     return EvalSpec(
         name=name, data_source_config=body.data_source_config, testing_criteria=criteria,
         data_source=source, rows=rows, metadata=body.metadata or {}, epochs=body.epochs,
-        source_file=doc.file, raw=raw,
+        source_file=doc.file, raw=raw, lines=doc.lines,
     )
 
 

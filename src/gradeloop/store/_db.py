@@ -427,6 +427,15 @@ class Store(JobsMixin):
         return {"total": sum(counts.values()), "errored": counts["error"], "failed": counts["fail"],
                 "passed": counts["pass"]}
 
+    def item_outcomes(self, run_id: str) -> dict[int, list[int]]:
+        """Per item index, the 0/1 outcome of each graded (not errored) output item, by epoch."""
+        out: dict[int, list[int]] = {}
+        for idx, status in self.conn.execute(
+                "SELECT idx, status FROM output_items WHERE run_id = ? AND status != 'error' ORDER BY idx, epoch",
+                (run_id,)):
+            out.setdefault(idx, []).append(int(status == "pass"))
+        return out
+
     def counts_by_field(self, run_id: str, field: str) -> dict[Any, dict[str, int]]:
         """Output-item status counts grouped by an item field (``a.b`` for nested fields):
         ``{value: {"pass": n, "fail": n, "error": n}}``; items without the field group under None."""

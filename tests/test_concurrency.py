@@ -1,0 +1,108 @@
+"""Adaptive concurrency: fewer requests in flight when an endpoint answers 429, more as it recovers."""
+
+import asyncio
+
+from gradeloop import RetryPolicy, RunOptions, Store, eval_from_dict, run_eval, run_object
+from gradeloop.runner._limit import AdaptiveLimit
+from gradeloop.testing import FakeOpenAI
+
+
+def test_the_limit_halves_once_per_wave_of_rate_limits():
+    async def scenario():
+        limit = AdaptiveLimit(32)
+        epochs = [await limit.acquire() for _ in range(32)]
+        for epoch in epochs:  # 32 answers of one wave all say 429
+            limit.release(epoch, ok=False, congested=True)
+        assert (limit.limit, limit.congested, limit.decreases) == (16, 32, 1)
+        epochs = [await limit.acquire() for _ in range(16)]
+        limit.release(epochs[0], ok=False, congested=True)
+        limit.release(epochs[1], ok=False, congested=True)
+        assert limit.limit == 8 and limit.lowest == 8
+        for epoch in epochs[2:]:
+            limit.release(epoch, ok=True)
+        return limit
+
+    limit = asyncio.run(scenario())
+    assert limit.in_flight == 0
+
+
+def test_the_limit_grows_by_one_per_limit_successes_up_to_the_ceiling_and_never_below_one():
+    async def scenario():
+        limit = AdaptiveLimit(3)
+        for _ in range(4):
+            limit.release(await limit.acquire(), ok=False, congested=True)
+        assert limit.limit == 1 and limit.lowest == 1
+        seen = []
+        for _ in range(20):
+            limit.release(await limit.acquire(), ok=True)
+            seen.append(limit.limit)
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen[:6] == [2, 2, 3, 3, 3, 3] and max(seen) == 3
+
+
+def test_a_fixed_limit_stays_put_and_waiters_get_freed_slots():
+    async def scenario():
+        limit = AdaptiveLimit(2, adaptive=False)
+        a, b = await limit.acquire(), await limit.acquire()
+        third = asyncio.ensure_future(limit.acquire())
+        await asyncio.sleep(0.01)
+        assert not third.done()
+        cancelled = asyncio.ensure_future(limit.acquire())
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        limit.release(a, ok=False, congested=True)
+        await asyncio.sleep(0.01)
+        assert third.done() and limit.limit == 2 and limit.in_flight == 2
+        limit.release(b, ok=True)
+        limit.release(third.result(), ok=True)
+        assert limit.in_flight == 0
+        assert await asyncio.wait_for(limit.acquire(), 1) == 0  # the cancelled waiter took nothing
+
+    asyncio.run(scenario())
+
+
+def spec(rows):
+    return eval_from_dict({
+        "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+        "testing_criteria": [{"type": "string_check", "name": "echo", "input": "{{ sample.output_text }}",
+                              "operation": "eq", "reference": "{{ item.q }}"}],
+        "data_source": {"type": "completions",
+                        "source": {"type": "file_content", "content": [{"item": {"q": f"q{i}"}} for i in range(rows)]},
+                        "input_messages": {"type": "template", "template": [{"role": "user", "content": "{{ item.q }}"}]}},
+    })
+
+
+def run_against(capacity, *, adaptive):
+    retry = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.2, max_total_wait=5)
+    with FakeOpenAI(capacity=capacity, latency=0.02) as server:
+        options = RunOptions(base_url=server.url, concurrency=32, adaptive_concurrency=adaptive, retry=retry,
+                             use_cache=False)
+        [run_id] = run_eval(spec(120), ["openai/fake"], options=options)
+        return run_object(Store(), run_id)["result_counts"], server.over_capacity
+
+
+def test_a_rate_limited_endpoint_gets_fewer_requests_and_every_item_completes(capsys):
+    counts, rate_limited = run_against(4, adaptive=True)
+    assert counts["errored"] == 0 and counts["passed"] == 120
+    assert "concurrency went down to" in capsys.readouterr().err
+    fixed_counts, fixed_rate_limited = run_against(4, adaptive=False)
+    assert "concurrency fixed at 32" in capsys.readouterr().err
+    # 32 in flight against room for 4: most requests bounce, again and again
+    print("429s adaptive/fixed:", rate_limited, fixed_rate_limited, fixed_counts)
+    assert fixed_counts["errored"] > 0, "items ran out of retries against a fixed 32"
+    assert rate_limited * 2 < fixed_rate_limited, (rate_limited, fixed_rate_limited)
+
+
+def test_the_choice_is_kept_for_a_resume():
+    options = RunOptions(concurrency=8, adaptive_concurrency=False)
+    again = RunOptions.from_config(options.to_config())
+    assert again.adaptive_concurrency is False and again.concurrency == 8
+
+
+def test_the_cli_offers_a_fixed_concurrency():
+    from conftest import run_cli
+
+    result = run_cli("eval", "run", "--help", env={"COLUMNS": "200"})
+    assert "--fixed-concurrency" in result.stdout
