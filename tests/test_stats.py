@@ -148,3 +148,32 @@ def test_runs_with_epochs_report_pass_at_k_and_an_item_level_interval():
     assert extra["pass_rate"]["items"] == 10 and extra["pass_rate"]["value"] == pytest.approx(1 / 3)
     shown = run_cli("eval", "show", run_id, env={"COLUMNS": "200"})
     assert "pass@1 33.3%, pass@2 66.7%, pass@3 100.0%" in shown.stdout
+
+
+def test_a_regression_gate_and_the_paired_line_after_a_run_of_two_models(tmp_path):
+    import yaml
+
+    from gradeloop.testing import FakeOpenAI
+
+    [a] = run_eval(eval_from_dict(graded_eval(range(0, 30))))
+    [b] = run_eval(eval_from_dict(graded_eval(range(0, 10))))
+    worse = run_cli("eval", "compare", a, b, "--fail-on-regression")
+    assert worse.returncode == 1 and "regression: B is 50.0 points worse" in worse.stderr
+    assert run_cli("eval", "compare", b, a, "--fail-on-regression").returncode == 0
+
+    def by_model(body):  # "good" answers every question, "bad" none
+        return body["messages"][-1]["content"].split()[-1] if body["model"] == "good" else "no idea"
+
+    definition = graded_eval(range(0))
+    definition["data_source"] = {
+        "type": "completions",
+        "source": {"type": "file_content",
+                   "content": [{"item": r["item"]} for r in definition["data_source"]["source"]["content"]]},
+        "input_messages": {"type": "template", "template": [{"role": "user", "content": "{{ item.answer }}"}]}}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    with FakeOpenAI(responder=by_model) as server:
+        result = run_cli("eval", "run", str(path), "-m", "openai/bad", "-m", "openai/good", "--base-url", server.url,
+                         "--no-progress", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "openai/good vs openai/bad: +100.0 points [+100.0, +100.0] on 40 paired items, p <0.0001" in result.stdout

@@ -135,12 +135,25 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
     return table
 
 
+def comparison_line(cmp: dict[str, Any]) -> str:
+    """One line: B against A, paired (printed after a run of several models)."""
+    o = cmp["overall"]
+    if o["difference"] is None:
+        return f"{cmp['b']['model']} vs {cmp['a']['model']}: no item graded in both runs"
+    return (f"{cmp['b']['model']} vs {cmp['a']['model']}: {_signed(o['difference'])} points "
+            f"[{_signed(o['low'])}, {_signed(o['high'])}] on {o['paired_items']} paired items, "
+            f"p {'' if _p(o['p_value']).startswith('<') else '= '}{_p(o['p_value'])} "
+            f"(gradeloop eval compare {short_id(cmp['a']['run_id'])} {short_id(cmp['b']['run_id'])})")
+
+
 def comparison_notes(cmp: dict[str, Any]) -> list[str]:
     """What the table cannot say: the test used, what was left out, what the items can detect."""
     o, items = cmp["overall"], cmp["items"]
     test = {"mcnemar-exact": "McNemar's exact test (one sample per item)",
             "sign-flip": "a sign-flip permutation test on per-item pass rates (several samples per item)"}
     notes = [f"p: {test.get(o['test'], 'no test')}; interval of B − A: paired bootstrap over items."]
+    if cmp["a"]["run_id"] == cmp["b"]["run_id"]:
+        notes.append("A and B are the same run.")
     left = []
     if items["only_in_a"] or items["only_in_b"]:
         left.append(f"{items['only_in_a']} items only in A, {items['only_in_b']} only in B")

@@ -14,8 +14,8 @@ from ..report import breakdown, compare_runs, output_item_objects, run_list, run
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from ._common import err, open_store, out, print_json
-from ._display import (breakdown_table, comparison_notes, comparison_table, criteria_table, items_table,
-                       pass_at_k_line, runs_table, short_id, summary_table)
+from ._display import (breakdown_table, comparison_line, comparison_notes, comparison_table, criteria_table,
+                       items_table, pass_at_k_line, runs_table, short_id, summary_table)
 
 app = typer.Typer(help="Run evals and inspect their results.", no_args_is_help=True)
 
@@ -98,6 +98,8 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
                 table = breakdown_table(field, breakdown(store, s["run_id"], field))
                 table.title = f"{s['model']} by {field}"
                 out.print(table)
+        for other in run_ids[1:]:  # several models on the same items: each against the first, paired
+            out.print(comparison_line(compare_runs(store, run_ids[0], other)))
         for s in summaries:
             out.print(f"failures of {s['model']}: gradeloop eval items {short_id(s['run_id'])} --status fail")
     if min_pass_rate is not None:
@@ -217,6 +219,8 @@ def compare(
     run_b: str = typer.Argument(..., help="The run compared with it."),
     by: list[str] = typer.Option([], "--by", help="Also compare within each value of this item field (repeatable)."),
     confidence: float = typer.Option(0.95, min=0.5, max=0.999, help="Level of the intervals."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
+                                            help="Exit 1 when B is worse than A beyond chance (p below 1 - confidence)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Compare two runs of the same eval item by item: pass rates with intervals, the paired
@@ -224,10 +228,15 @@ def compare(
     cmp = compare_runs(open_store(), run_a, run_b, by=by, confidence=confidence)
     if as_json:
         print_json(cmp)
-        return
-    out.print(comparison_table(cmp))
-    for note in comparison_notes(cmp):
-        out.print(note)
+    else:
+        out.print(comparison_table(cmp))
+        for note in comparison_notes(cmp):
+            out.print(note)
+    overall = cmp["overall"]
+    if fail_on_regression and overall["difference"] is not None and overall["difference"] < 0 \
+            and overall["p_value"] < 1 - confidence:
+        err.print(f"regression: B is {-100 * overall['difference']:.1f} points worse than A (p = {overall['p_value']:.4f})")
+        raise typer.Exit(1)
 
 
 @app.command("validate")
