@@ -144,7 +144,9 @@ class _EngineProvider(Provider):
     def identity(self) -> dict[str, Any]:
         if self._fingerprint is None:
             self._fingerprint = self._identity_fingerprint()
-        return {"provider": self.provider, "model": self.model, "weights": self._fingerprint}
+        # "decoding" changes when the engine's outputs for the same request change (2: response_format
+        # is enforced), so cached answers of an older engine are not served again
+        return {"provider": self.provider, "model": self.model, "weights": self._fingerprint, "decoding": 2}
 
     def _identity_fingerprint(self) -> str:
         return directory_fingerprint(self.model_dir())
