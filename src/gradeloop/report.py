@@ -12,7 +12,7 @@ from .stats import pass_at_k, rate
 from .store import Store
 
 __all__ = ["run_object", "output_item_objects", "run_list", "run_summary", "percentile", "breakdown",
-           "compare_runs"]
+           "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS"]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -280,3 +280,92 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
         "criteria": [{"name": n, **compare(shared, n)} for n in names],
         "by": groups,
     }
+
+
+EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+
+
+def export_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """One flat row per output item, for a spreadsheet or a dataframe: run, model, item index,
+    epoch, status, the item (JSON text), the input messages (JSON text), the output text,
+    finish reason, tokens, latency, and ``<criterion>.score`` / ``<criterion>.passed`` per
+    criterion."""
+    run = store.get_run(store.resolve_run_id(run_id))
+    names = [c.name for c in _criteria(store, run)]
+    rows = []
+    for o in store.output_items(run["id"]):
+        sample = o["sample"] or {}
+        output = sample.get("output") or {}
+        given = o["given_sample"] or {}
+        row: dict[str, Any] = {
+            "run_id": run["id"], "model": run["model"] or None, "datasource_item_id": o["index"], "epoch": o["epoch"],
+            "status": o["status"], "item": json.dumps(o["item"], ensure_ascii=False),
+            "input": json.dumps(sample.get("input") or [], ensure_ascii=False),
+            "output_text": output.get("content") if isinstance(output.get("content"), str) else given.get("output_text"),
+            "finish_reason": sample.get("finish_reason"), "prompt_tokens": sample.get("prompt_tokens"),
+            "completion_tokens": sample.get("completion_tokens"), "latency_ms": sample.get("latency_ms"),
+            "error": json.dumps(sample["error"]) if sample.get("error") else None,
+        }
+        by_name = {s["name"]: s for s in o["scores"]}
+        for name in names:
+            score = by_name.get(name)
+            row[f"{name}.score"] = score["score"] if score else None
+            row[f"{name}.passed"] = score["passed"] if score else None
+        rows.append(row)
+    return rows
+
+
+def export_run(store: Store, run_id: str, path: str, fmt: str | None = None) -> int:
+    """Write the run's output items to ``path`` (``-`` for standard output, not for parquet):
+    ``jsonl`` (OpenAI's output item objects, one per line), ``csv`` or ``parquet`` (the flat
+    rows of :func:`export_rows`). The format defaults to the file's suffix. Returns the number
+    of rows written; the file appears whole or not at all."""
+    import os
+    import sys
+
+    from .errors import InputError
+
+    fmt = fmt or (os.path.splitext(path)[1].lstrip(".").lower() if path != "-" else "jsonl")
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"unknown export format '{fmt}' (use one of: {', '.join(EXPORT_FORMATS)})", field="format")
+    if fmt == "parquet" and path == "-":
+        raise InputError("parquet cannot go to standard output; give a file", field="out")
+    if fmt == "jsonl":
+        rows: list[dict[str, Any]] = output_item_objects(store, run_id)
+    else:
+        rows = export_rows(store, run_id)
+    if path == "-":
+        _write_rows(sys.stdout, rows, fmt)
+        return len(rows)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        if fmt == "parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise InputError("parquet export needs pyarrow: pip install pyarrow", field="format") from None
+            pq.write_table(pa.Table.from_pylist(rows), tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                _write_rows(handle, rows, fmt)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}", file=path) from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return len(rows)
+
+
+def _write_rows(handle: Any, rows: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "jsonl":
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    import csv
+
+    fields = list(rows[0]) if rows else ["run_id"]
+    writer = csv.DictWriter(handle, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)

@@ -1,4 +1,4 @@
-"""``gradeloop eval …``: run, resume, list, show, items, compare, validate."""
+"""``gradeloop eval …``: run, resume, list, show, items, compare, export, validate."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from ..report import breakdown, compare_runs, output_item_objects, run_list, run_object, run_summary
+from ..report import breakdown, compare_runs, export_run, output_item_objects, run_list, run_object, run_summary
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from ._common import err, open_store, out, print_json
@@ -237,6 +237,22 @@ def compare(
             and overall["p_value"] < 1 - confidence:
         err.print(f"regression: B is {-100 * overall['difference']:.1f} points worse than A (p = {overall['p_value']:.4f})")
         raise typer.Exit(1)
+
+
+@app.command("export")
+def export(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    out_path: str = typer.Option("-", "--out", "-o", help="File to write; '-' for standard output."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f",
+                                      help="jsonl (OpenAI's output items), csv or parquet (one flat row per output "
+                                           "item, a score and passed column per criterion); default: the file's "
+                                           "suffix, jsonl on standard output."),
+) -> None:
+    """Write a run's output items to a file for notebooks, spreadsheets and other tools."""
+    store = open_store()
+    rows = export_run(store, store.resolve_run_id(run_id), out_path, fmt.lower() if fmt else None)
+    if out_path != "-":
+        err.print(f"wrote {rows} output items to {out_path}")
 
 
 @app.command("validate")
