@@ -387,3 +387,18 @@ def test_refusal_flag():
         result = run(g, "x", {"q": "q"}, Refuses())
         assert result.errors == {"model_grader_refusal_error": True} and result.score == 0
         assert result.token_usage["total_tokens"] == 7
+
+
+def test_the_reward_hacking_guard_example_ranks_a_bent_answer_low():
+    from conftest import EXAMPLES
+
+    reward = as_reward(EXAMPLES / "graders" / "keyword-on-topic.yaml")
+    constraints = [{"id": "keywords:existence", "keywords": ["whistle"]}]
+    reference = "Glaciers are huge rivers of ice that form when snow piles up for many years and slowly flow downhill."
+    answers = ["Glaciers are giant rivers of ice. Snow piles up for years, and they slowly move downhill, "
+               "like a whistle-quiet slide.",
+               "A whistle is a small instrument that makes a loud sound when you blow air through it.",
+               "Glaciers are giant rivers of ice that slowly move downhill."]
+    on_topic, bent, no_keyword = reward(prompts=["p"] * 3, completions=answers, constraints=[constraints] * 3,
+                                        reference=[reference] * 3)
+    assert no_keyword == 0.0 and on_topic > 0.7 and bent < 0.3
