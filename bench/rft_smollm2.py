@@ -23,6 +23,12 @@ What it does
        (temperature ``--sft-temperature``, the runner's ``epochs``); passing samples
        (``gradeloop.tune.data.sft_rows(passing_only=True)``) train a ``supervised`` job; the
        same held-out eval and paired test. Its budget counts the sampling time.
+    7. **Guarded RFT** (``--guard``, with ``--skip-sft``). The reward becomes the family grader
+       times the cosine similarity (shipped MiniLM) of the completion to the base model's greedy
+       answer to the bare question (no instruction): examples/graders/keyword-on-topic.yaml's
+       shape. Every held-out run in the store (base, RFT, SFT, guarded RFT) also gets its mean
+       on-topic similarity to the base model's plain answers, so reward hacking (the answer bent
+       around the instruction) shows as a number.
 
 Device: CUDA when available (bf16 through gradeloop's device settings, ``use_vllm`` when vllm
 imports; defaults scale up), else the CPU. ``--home DIR`` keeps the store and the jobs for
@@ -31,6 +37,7 @@ imports; defaults scale up), else the CPU. ``--home DIR`` keeps the store and th
     GRADELOOP_THREADS=2 .venv/bin/python bench/rft_smollm2.py --home /tmp/rft-bench
     .venv/bin/python bench/rft_smollm2.py --probe-only                 # the family table only
     .venv/bin/python bench/rft_smollm2.py --budget-minutes 5 --train-prompts 40 --heldout-prompts 30  # smoke
+    GRADELOOP_THREADS=2 .venv/bin/python bench/rft_smollm2.py --home /tmp/rft-bench --skip-probe --skip-sft --guard
 """
 
 from __future__ import annotations
@@ -304,6 +311,44 @@ def print_curve(curve: list[dict[str, Any]], every: int) -> None:
     print("per step: " + " ".join(f"{r['train']:.2f}" for r in curve))
 
 
+def plain_answers(store: Any, questions: list[str], max_tokens: int, label: str) -> list[str]:
+    """The base model's greedy answers to the bare questions (no instruction): what an on-topic
+    answer looks like."""
+    rows = [{"messages": [{"role": "user", "content": q}]} for q in questions]
+    grader = {"type": "string_check", "name": "answered", "input": "{{ sample.output_text }}", "operation": "ne",
+              "reference": ""}
+    [run_id] = run_evals([eval_spec(f"plain answers {label}", rows, grader, max_tokens=max_tokens)], "local/smollm2",
+                         store)
+    return answers_of(store, run_id, len(rows))
+
+
+def answers_of(store: Any, run_id: str, n: int) -> list[str]:
+    """The output text of each item of a run (epoch 0), in item order."""
+    texts = {o["index"]: ((o["sample"] or {}).get("output") or {}).get("content") or ""
+             for o in store.output_items(run_id) if o["epoch"] == 0}
+    return [texts.get(i, "") for i in range(n)]
+
+
+def on_topic(answers: list[str], references: list[str]) -> list[float]:
+    """Cosine similarity of each answer to its reference (the shipped MiniLM, as in the reward)."""
+    from gradeloop.graders import grade_many
+    from gradeloop.spec import Document, load_grader
+
+    grader = load_grader(ON_TOPIC, Document(data=ON_TOPIC, file="<bench>"), ())
+    pairs = [({"output_text": a}, {"reference": r}) for a, r in zip(answers, references)]
+    return [r.score for r in asyncio.run(grade_many(grader, pairs))]
+
+
+ON_TOPIC = {"type": "text_similarity", "name": "close to a plain answer", "evaluation_metric": "cosine",
+            "input": "{{ sample.output_text }}", "reference": "{{ item.reference }}", "pass_threshold": 0.5}
+
+
+def guarded(grader: dict[str, Any]) -> dict[str, Any]:
+    """The family grader times on-topic similarity (examples/graders/keyword-on-topic.yaml)."""
+    return {"type": "multi", "name": f"{grader['name']}, on topic",
+            "graders": {"instruction": grader, "on_topic": ON_TOPIC}, "calculate_output": "instruction * on_topic"}
+
+
 def heldout_eval(store: Any, rows: list[dict[str, Any]], grader: dict[str, Any], model: str, max_tokens: int,
                  label: str) -> tuple[list[int], float, str]:
     """Greedy held-out eval of ``model``: (per-item 0/1 in row order, seconds, run id)."""
@@ -393,6 +438,8 @@ def main() -> None:
     parser.add_argument("--validations", type=int, default=6, help="RFT validation passes")
     parser.add_argument("--skip-rft", action="store_true", help="only the SFT baseline (same data, same held-out set)")
     parser.add_argument("--skip-sft", action="store_true")
+    parser.add_argument("--guard", action="store_true",
+                        help="RFT reward x on-topic similarity to the base model's plain answer (see step 7)")
     parser.add_argument("--sft-samples", type=int, default=d["sft_samples"], help="base-model samples per prompt")
     parser.add_argument("--sft-temperature", type=float, default=0.9)
     parser.add_argument("--sft-epochs", type=int, default=3)
@@ -435,6 +482,16 @@ def main() -> None:
         train_rows = make_rows(family, side[:n_train], args.seed)
         valid_rows = make_rows(family, side[n_train:n_train + args.valid_prompts], args.seed + 1)
         held_rows = make_rows(family, held[:args.heldout_prompts], args.seed + 2)
+        held_refs: list[str] = []
+        if args.guard:
+            t = time.perf_counter()
+            refs = plain_answers(store, side[:n_train + args.valid_prompts] + held[:args.heldout_prompts],
+                                 args.max_completion_tokens, family)
+            for row, ref in zip(train_rows + valid_rows, refs):
+                row["reference"] = ref
+            held_refs = refs[n_train + args.valid_prompts:]
+            print(f"guard: the base model's plain answers to {len(refs)} bare questions "
+                  f"({time.perf_counter() - t:.0f}s) are the on-topic references", flush=True)
         data = home / "data"
         data.mkdir(exist_ok=True)
         paths = {"train": write_jsonl(data / f"{family}.train.jsonl", train_rows),
@@ -456,16 +513,18 @@ def main() -> None:
         curve: list[dict[str, Any]] = []
         if not args.skip_rft:
             t = time.perf_counter()
-            job = rft_job(store, args, paths, grader, on_gpu)
+            job = rft_job(store, args, paths, guarded(grader) if args.guard else grader, on_gpu)
             job = wait_for_job(store, job["id"], deadline=time.time() + 1.1 * args.budget_minutes * 60)
             rft_secs = time.perf_counter() - t
             model = model_of(store, job)
             curve = reward_curve(store, job["id"])
             print(f"RFT job {job['id']}: {job['status']} in {rft_secs / 60:.1f} min, {len(curve)} steps; model {model}")
-            after, secs, after_run = heldout_eval(store, held_rows, grader, model, args.max_completion_tokens, "rft")
+            label = "rft-guarded" if args.guard else "rft"
+            after, secs, after_run = heldout_eval(store, held_rows, grader, model, args.max_completion_tokens, label)
             print(f"after: {model} passes {sum(after)}/{len(after)} ({secs:.0f}s, run {after_run})", flush=True)
-            results["rft"] = {"job": job["id"], "model": model, "seconds": rft_secs, "curve": curve,
-                              **paired(before, after, args.seed)}
+            results["rft_guarded" if args.guard else "rft"] = {
+                "job": job["id"], "model": model, "seconds": rft_secs, "curve": curve, "run": after_run,
+                **paired(before, after, args.seed)}
 
         # -- SFT on rejection-sampled passing outputs
         if not args.skip_sft:
@@ -497,7 +556,8 @@ def main() -> None:
               f"{args.max_completion_tokens} tokens; device: {dev}")
         print(f"{'method':<28}{'train wall':>11}{'before':>8}{'after':>8}{'diff [95% CI]':>24}{'b/c':>8}"
               f"{'McNemar p':>11}")
-        for key, label in (("rft", f"RFT ({len(curve)} steps)"), ("sft", "SFT on passing samples")):
+        for key, label in (("rft", f"RFT ({len(curve)} steps)"), ("sft", "SFT on passing samples"),
+                           ("rft_guarded", f"RFT, guarded ({len(curve)} st.)")):
             if key not in results:
                 continue
             r = results[key]
@@ -505,6 +565,15 @@ def main() -> None:
             print(f"{label:<28}{r['seconds'] / 60:>9.1f} m{100 * r['before']:>7.1f}%{100 * r['after']:>7.1f}%"
                   f"{ci:>24}{r['b']:>4}/{r['c']:<3}{r['p']:>11.4f}")
         print("(b/c: items that went pass->fail / fail->pass; CI: paired bootstrap, 10,000 resamples)")
+        if held_refs:
+            print("\non-topic: mean cosine similarity of held-out answers to the base model's plain answers "
+                  "(the same questions without the instruction)")
+            for name in ("base", "rft", "sft", "rft-guarded"):
+                runs = [r for r in store.list_runs(limit=500) if r["name"] == f"held-out {name}"]
+                if runs:
+                    sims = on_topic(answers_of(store, runs[0]["id"], len(held_refs)), held_refs)
+                    results.setdefault("on_topic", {})[name] = sum(sims) / len(sims)
+                    print(f"  {name:<12}{sum(sims) / len(sims):.3f}   (run {runs[0]['id']})")
         if curve:
             print("\nRFT reward curve (train_reward_mean over windows; valid_reward_mean at validation steps):")
             print_curve(curve, max(1, len(curve) // 12))
