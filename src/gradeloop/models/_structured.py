@@ -10,6 +10,7 @@ content. llguidance is imported on first use.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from typing import Any
@@ -60,7 +61,12 @@ def _llguidance() -> Any:
 
 def grammar_of(schema: dict[str, Any]) -> str:
     """The llguidance grammar of ``schema``; InputError (field ``response_format``) when the
-    schema cannot be compiled."""
+    schema cannot be compiled. Compiled once per distinct schema."""
+    return _grammar(json.dumps(schema, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(schema: str) -> str:
     llguidance = _llguidance()
     try:
         grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, overrides=_JSON_OPTIONS)
@@ -104,10 +110,6 @@ class TokenConstraint:
     def finished(self) -> bool:
         """The grammar is complete: nothing but the end of the text may follow."""
         return bool(self.matcher.is_stopped())
-
-    @property
-    def error(self) -> str | None:
-        return self.matcher.get_error() if self.matcher.is_error() else None
 
 
 class Constraints:

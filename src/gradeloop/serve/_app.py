@@ -20,7 +20,7 @@ from ..errors import InputError, ProviderError
 from ..models import GenerateRequest, Provider, get_provider
 from ..models._engine import EngineOutput
 from ..models._local import _EngineProvider
-from ..models._structured import check_response_format, json_schema_of, with_json_instruction
+from ..models._structured import json_schema_of, with_json_instruction
 
 __all__ = ["create_app", "RequestError", "parse_chat_request"]
 
@@ -110,11 +110,11 @@ def parse_chat_request(body: Any, served: list[str]) -> tuple[str, list[dict], d
 
 def _native_json(provider: Provider, params: dict) -> bool:
     """Whether ``provider`` enforces the request's json ``response_format`` itself (local
-    engines constrain every token); raises a 400 for a schema that cannot be enforced."""
-    if json_schema_of(params) is None or not isinstance(provider, _EngineProvider):
+    engines constrain every token); raises a 400 for a schema it cannot enforce."""
+    if json_schema_of(params) is None or not provider.supports_response_format:
         return False
     try:
-        check_response_format(params)
+        provider.check_params(params)
     except InputError as exc:
         raise RequestError(exc.message, param="response_format") from None
     return True
