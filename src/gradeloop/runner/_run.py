@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, TemplateError
+from ..errors import InputError, ProviderError, TemplateError
 from ..graders import GradeResult, grade
-from ..models import GenerateRequest, Provider, public_url, split_model_name
+from ..models import GenerateRequest, Provider, check_message, message_text, public_url, split_model_name
 from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
                     parse_data_source)
 from ..store import SampleRecord, ScoreRecord, Store
@@ -105,6 +105,8 @@ class _Execution:
         self.store.set_run_status(self.run_id, "completed")
 
     async def _unit(self, row: Row, epoch: int, stored: dict | None) -> None:
+        if stored is not None and not _usable(stored):
+            stored = None  # stored by an older gradeloop from a reply that makes no sample: sample again
         if stored is not None:
             sample, ok = _namespace_from_stored(stored), stored["status"] != "error"
         else:
@@ -182,11 +184,24 @@ def _given_namespace(given: dict[str, Any]) -> dict[str, Any]:
     return sample
 
 
+def _usable(stored: dict[str, Any]) -> bool:
+    """False for an ok sample whose output (or a choice's) is not a message a sample is made of."""
+    if stored["status"] != "ok":
+        return True
+    try:
+        check_message(stored.get("output"))
+        for choice in stored.get("choices") or []:
+            check_message(choice.get("message"))
+    except (ProviderError, AttributeError):
+        return False
+    return True
+
+
 def _namespace_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
     output = stored.get("output") or {}
     if stored["status"] == "provided":
-        return _given_namespace({"output_text": output.get("content") or "", "choices": stored.get("choices")})
-    return sample_namespace(output.get("content") or "", tool_calls=output.get("tool_calls"),
+        return _given_namespace({"output_text": message_text(output), "choices": stored.get("choices")})
+    return sample_namespace(message_text(output), tool_calls=output.get("tool_calls"),
                             choices=stored.get("choices"), finish_reason=stored.get("finish_reason"))
 
 

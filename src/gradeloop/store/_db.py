@@ -374,6 +374,11 @@ class Store(JobsMixin):
         row = self.conn.execute("SELECT response FROM response_cache WHERE key = ?", (key,)).fetchone()
         return _loads(row[0]) if row else None
 
+    def cache_delete(self, key: str) -> None:
+        """Forget the cached response for ``key`` (one that no longer makes a sample)."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM response_cache WHERE key = ?", (key,))
+
     # -- reading results --------------------------------------------------------------
 
     @staticmethod
