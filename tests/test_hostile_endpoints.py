@@ -1,12 +1,18 @@
-"""Hostile or broken endpoints never crash or hang a run (issue 11, points 7 and 8).
+"""Hostile or broken endpoints never crash or hang a run (issue 11, points 7 to 10).
 
 Every case runs against a real HTTP server on 127.0.0.1 (gradeloop.testing.FakeOpenAI).
 """
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 
+from conftest import ROOT, run_cli
 from gradeloop import (RetryPolicy, RunOptions, Store, eval_from_dict, output_item_objects, resume_run, run_eval,
                        run_object)
 from gradeloop.models import GenerateResult
@@ -209,3 +215,142 @@ def test_timeout_is_a_deadline_for_the_whole_attempt():
     with sqlite3.connect(store.path) as conn:
         codes = [json.loads(r[0])["code"] for r in conn.execute("SELECT error FROM model_calls")]
     assert codes == ["timeout", "timeout"]
+
+
+# -- point 9: a reply with no content and no tool call is flagged and counted --------------------
+
+
+def test_empty_output_is_flagged_and_counted(tmp_path):
+    spec = echo_eval(4)
+    silent = {"item 1", "item 3"}
+
+    def answer(body):
+        if body["messages"][-1]["content"] in silent:
+            return {"role": "assistant", "content": None}
+        return echo_responder(body)
+
+    with FakeOpenAI(responder=answer) as server:
+        [run_id] = run_eval(spec, ["openai/fake"], options=RunOptions(base_url=server.url, retry=FAST))
+    store = Store()
+    run = run_object(store, run_id)
+    assert run["result_counts"] == {"total": 4, "errored": 0, "failed": 2, "passed": 2}  # still graded as usual
+    assert run["gradeloop"]["empty_outputs"] == 2
+    items = output_item_objects(store, run_id)
+    assert [o["gradeloop"]["empty_output"] for o in items] == [False, True, False, True]
+    assert [o["status"] for o in items] == ["pass", "fail", "pass", "fail"]
+
+    shown = run_cli("eval", "show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    header = [c.strip() for c in next(line for line in lines if "error" in line and "empty" in line).split("┃")]
+    row = [c.strip() for c in next(line for line in lines if "openai/fake" in line).split("│")]
+    assert row[header.index("empty")] == "2"
+    as_json = json.loads(run_cli("eval", "show", run_id, "--json").stdout)
+    assert as_json["gradeloop"]["empty_outputs"] == 2
+    listed = run_cli("eval", "items", run_id, "--status", "fail")
+    assert listed.stdout.count("(empty output)") == 2
+
+
+# -- point 10: a dead runner is noticed; resume finishes the run, --retry-errors its errors -------
+
+
+def write_eval_file(tmp_path, n: int):
+    rows = "\n".join(json.dumps({"item": {"q": f"item {i}"}}) for i in range(n))
+    (tmp_path / "rows.jsonl").write_text(rows + "\n")
+    path = tmp_path / "eval.yaml"
+    path.write_text(
+        "name: killed\n"
+        "data_source_config: {type: custom, item_schema: {type: object, required: [q]}}\n"
+        "testing_criteria:\n"
+        "  - {type: string_check, name: echo, input: '{{ sample.output_text }}', operation: eq,"
+        " reference: '{{ item.q }}'}\n"
+        "data_source:\n"
+        "  type: completions\n"
+        "  source: {type: file, path: rows.jsonl}\n"
+        "  input_messages: {type: template, template: [{role: user, content: '{{ item.q }}'}]}\n")
+    return path
+
+
+def output_item_count(db) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT COUNT(*) FROM output_items").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_killed_runner_shows_interrupted_and_resumes(tmp_path):
+    n = 40
+    eval_file = write_eval_file(tmp_path, n)
+    db = tmp_path / "gradeloop-home" / "gradeloop.db"
+    with FakeOpenAI(latency=0.2) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gradeloop", "eval", "run", str(eval_file), "--model", "openai/fake",
+             "--base-url", server.url, "--concurrency", "2", "--no-progress"],
+            cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 120
+            while output_item_count(db) < 4 and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            store = Store(db)
+            [run] = store.list_runs()
+            assert run_object(store, run["id"])["status"] == "in_progress"  # a live runner is not interrupted
+            refused = run_cli("eval", "resume", run["id"], "--no-progress")
+            assert refused.returncode == 2 and "still running" in refused.stderr
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert output_item_count(db) < n, "the kill must land in the middle of the run"
+
+        shown = run_cli("eval", "show", run["id"])
+        assert shown.returncode == 0, shown.stderr
+        assert "status: interrupted" in shown.stdout
+        assert f"gradeloop eval resume {run['id']}" in " ".join(shown.stdout.split())
+        listed = run_cli("eval", "list")
+        assert "interrupted" in listed.stdout and f"gradeloop eval resume {run['id'][8:20]}" in listed.stdout
+        obj = json.loads(run_cli("eval", "show", run["id"], "--json").stdout)
+        assert obj["status"] == "failed" and obj["error"]["code"] == "interrupted"
+        assert obj["gradeloop"]["interrupted"] and obj["gradeloop"]["resume_command"].endswith(run["id"])
+
+        resumed = run_cli("eval", "resume", run["id"], "--json", "--no-progress")
+        assert resumed.returncode == 0, resumed.stderr
+    obj = run_object(store, run["id"])
+    assert obj["status"] == "completed" and not obj["gradeloop"]["interrupted"]
+    assert obj["result_counts"] == {"total": n, "errored": 0, "failed": 0, "passed": n}
+
+
+def test_resume_retry_errors_runs_errored_items_again(tmp_path):
+    spec = echo_eval(12)
+    with FakeOpenAI(faults=Faults(rate=0.5, kinds=("500",), seed=4)) as server:
+        [run_id] = run_eval(spec, ["openai/fake"], options=RunOptions(base_url=server.url, retry=RetryPolicy(
+            max_attempts=1)))
+        store = Store()
+        before = {o["datasource_item_id"]: o for o in output_item_objects(store, run_id)}
+        errored = {i for i, o in before.items() if o["status"] == "error"}
+        assert 0 < len(errored) < 12
+        server.faults = Faults()  # healthy now
+        plain = run_cli("eval", "resume", run_id, "--no-progress")
+        assert plain.returncode == 0 and run_object(store, run_id)["result_counts"]["errored"] == len(errored)
+        resumed = run_cli("eval", "resume", run_id, "--retry-errors", "--no-progress")
+        assert resumed.returncode == 0, resumed.stderr
+        asked = [r.body["messages"][-1]["content"] for r in server.requests[-len(errored):]]
+    assert sorted(asked) == sorted(f"item {i}" for i in errored)  # only the errored items ran again
+    run = run_object(store, run_id)
+    assert run["status"] == "completed"
+    assert run["result_counts"] == {"total": 12, "errored": 0, "failed": 0, "passed": 12}
+    after = {o["datasource_item_id"]: o for o in output_item_objects(store, run_id)}
+    assert all(after[i]["id"] == before[i]["id"] for i in before if i not in errored)  # the rest is kept
+    assert run["gradeloop"]["calls"]["failed_attempts"] == len(errored)  # the 500s stay on record
+
+
+def test_runner_liveness_tells_a_reused_pid_and_another_host():
+    from gradeloop.store import runner_alive, runner_identity
+
+    me = runner_identity()
+    assert runner_alive(me) is True
+    if me["start"] is not None:  # Linux: a pid now used by another process is not the runner
+        assert runner_alive({**me, "start": str(int(me["start"]) + 1)}) is False
+    assert runner_alive({**me, "host": me["host"] + "-elsewhere"}) is None
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert runner_alive({**me, "pid": child.pid, "start": None}) is False

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from .graders import criterion_id
+from .models import is_empty_message
 from .spec import parse_criteria
 from .stats import pass_at_k, rate
 from .store import Store
@@ -31,9 +32,16 @@ def _criteria(store: Store, run: dict[str, Any]) -> list[Any]:
 
 
 def run_object(store: Store, run_id: str) -> dict[str, Any]:
-    """The run as OpenAI's ``eval.run`` object, plus a ``gradeloop`` block of additions."""
-    run = store.get_run(run_id)
-    rid = run["id"]
+    """The run as OpenAI's ``eval.run`` object, plus a ``gradeloop`` block of additions.
+
+    A run whose runner died (kill -9, crash) is ``failed`` with the error code ``interrupted``
+    (:meth:`Store.reap_interrupted`); ``gradeloop.interrupted`` says so and
+    ``gradeloop.resume_command`` says how to finish it. ``gradeloop.empty_outputs`` counts the
+    graded samples in which the model said nothing (each also counted as passed or failed;
+    ``result_counts`` keeps OpenAI's shape)."""
+    rid = store.resolve_run_id(run_id)
+    store.reap_interrupted([rid])
+    run = store.get_run(rid)
     criteria = _criteria(store, run)
     epochs = (run["config"] or {}).get("epochs") or 1
     total = len(store.run_items(rid)) * epochs
@@ -90,8 +98,15 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
                 for i, c in enumerate(criteria)
             ],
             "calls": store.call_counts(rid),
+            "empty_outputs": sum(is_empty_message(m) for m in store.outputs_without_text(rid)),
+            "interrupted": _interrupted(run),
+            "resume_command": f"gradeloop eval resume {rid}" if run["status"] in ("failed", "canceled") else None,
         },
     }
+
+
+def _interrupted(run: dict[str, Any]) -> bool:
+    return run["status"] == "failed" and (run["error"] or {}).get("code") == "interrupted"
 
 
 def _pass_at_k(outcomes: list[list[int]], epochs: int) -> dict[str, float]:
@@ -106,6 +121,7 @@ def _pass_at_k(outcomes: list[list[int]], epochs: int) -> dict[str, float]:
 
 def run_list(store: Store, *, limit: int = 50, status: str | None = None) -> dict[str, Any]:
     """OpenAI's list shape: ``{"object": "list", "data": [run, …], first_id, last_id, has_more}``."""
+    store.reap_interrupted()
     runs = store.list_runs(limit=limit + 1, status=status)
     data = [run_object(store, r["id"]) for r in runs[:limit]]
     return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
@@ -138,9 +154,14 @@ def output_item_objects(store: Store, run_id: str, *, status: str | None = None,
             "object": "eval.run.output_item", "id": o["id"], "run_id": run["id"], "eval_id": run["eval_id"],
             "created_at": o["created_at"], "status": o["status"], "datasource_item_id": o["index"],
             "datasource_item": o["item"], "results": results, "sample": _sample_object(o["sample"]),
-            "epoch": o["epoch"],
+            "epoch": o["epoch"], "gradeloop": {"empty_output": _empty(o["sample"])},
         })
     return items
+
+
+def _empty(sample: dict[str, Any] | None) -> bool:
+    """True for a model's sample that holds no text, no tool call and no refusal."""
+    return bool(sample) and sample["status"] == "ok" and is_empty_message(sample["output"] or {})
 
 
 def _sample_object(sample: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -175,7 +196,7 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     return {
         "run_id": run["id"], "model": run["model"] or "(given samples)", "status": run["status"],
         "total": counts["total"], "passed": counts["passed"], "failed": counts["failed"],
-        "errored": counts["errored"],
+        "errored": counts["errored"], "empty": gl["empty_outputs"],
         "pass_rate": counts["passed"] / graded if graded else None,
         "pass_rate_interval": [gl["pass_rate"]["low"], gl["pass_rate"]["high"]],
         "pass_at_k": gl["pass_at_k"],
@@ -305,6 +326,7 @@ def export_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
             "finish_reason": sample.get("finish_reason"), "prompt_tokens": sample.get("prompt_tokens"),
             "completion_tokens": sample.get("completion_tokens"), "latency_ms": sample.get("latency_ms"),
             "error": json.dumps(sample["error"]) if sample.get("error") else None,
+            "empty_output": _empty(o["sample"]),
         }
         by_name = {s["name"]: s for s in o["scores"]}
         for name in names:

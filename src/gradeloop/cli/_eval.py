@@ -15,7 +15,7 @@ from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resum
 from ..spec import load_eval
 from ._common import err, open_store, out, print_json
 from ._display import (breakdown_table, comparison_line, comparison_notes, comparison_table, criteria_table,
-                       items_table, pass_at_k_line, runs_table, short_id, summary_table)
+                       items_table, pass_at_k_line, runs_table, short_id, status_label, summary_table)
 
 app = typer.Typer(help="Run evals and inspect their results.", no_args_is_help=True)
 
@@ -124,7 +124,8 @@ def run(
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N items."),
     name: Optional[str] = typer.Option(None, help="Run name (default: the eval's name)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Call the model even when the response cache has an answer."),
-    timeout: float = typer.Option(120.0, min=0.1, help="Seconds before a model call times out."),
+    timeout: float = typer.Option(120.0, min=0.1, help="Deadline in seconds for each attempt at a model call, "
+                                  "from connecting to the last byte."),
     max_attempts: int = typer.Option(6, min=1, help="Attempts per model call (retries on 429, 5xx, timeouts)."),
     min_pass_rate: Optional[float] = typer.Option(None, min=0, max=1, help="Exit 1 when a model's pass rate is lower."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
@@ -146,13 +147,16 @@ def run(
 def resume(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     base_url: Optional[str] = typer.Option(None, help="Override the stored server URL (credentials in URLs are never stored)."),
+    retry_errors: bool = typer.Option(False, "--retry-errors",
+                                      help="Run the errored items again (their output items and failed samples are "
+                                           "dropped first; the rest is kept)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Finish a run that was interrupted (Ctrl-C, crash, kill -9) without repeating finished work."""
     store = open_store()
-    rid = _execute(lambda reporter: resume_run_async(run_id, store=store, base_url=base_url, reporter=reporter),
-                   progress)
+    rid = _execute(lambda reporter: resume_run_async(run_id, store=store, base_url=base_url, reporter=reporter,
+                                                     retry_errors=retry_errors), progress)
     _report(store, [rid], as_json, None)
 
 
@@ -170,6 +174,10 @@ def list_runs(
         out.print("no runs yet: gradeloop eval run EVAL.yaml --model local/smollm2")
     else:
         out.print(runs_table(listing["data"]))
+        for run in listing["data"]:
+            if run["gradeloop"]["interrupted"]:
+                short = short_id(run["id"])
+                out.print(f"{short} was interrupted; resume with: gradeloop eval resume {short}")
 
 
 @app.command("show")
@@ -184,7 +192,7 @@ def show(
     if as_json:
         print_json(obj)
         return
-    out.print(f"[bold]{obj['id']}[/bold]  {obj['name']}  status: {obj['status']}")
+    out.print(f"[bold]{obj['id']}[/bold]  {obj['name']}  status: {status_label(obj)}")
     summary = run_summary(store, obj["id"])
     out.print(summary_table([summary]))
     out.print(criteria_table([summary]))
@@ -194,6 +202,9 @@ def show(
         out.print(breakdown_table(field, breakdown(store, obj["id"], field)))
     if obj["error"]:
         out.print(f"error: {obj['error'].get('message')}")
+    command = obj["gradeloop"]["resume_command"]
+    if command and command not in (obj["error"] or {}).get("message", ""):
+        out.print(f"resume with: {command}")
 
 
 @app.command("items")

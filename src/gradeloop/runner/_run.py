@@ -9,6 +9,7 @@ every unit that has an output item and only grades units that have a sample.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..graders import GradeResult, grade
 from ..models import GenerateRequest, Provider, check_message, message_text, public_url, split_model_name
 from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
                     parse_data_source)
-from ..store import SampleRecord, ScoreRecord, Store
+from ..store import SampleRecord, ScoreRecord, Store, runner_alive
 from ..templating import sample_namespace
 from ._messages import build_messages
 from ._progress import Reporter, progress_reporter
@@ -303,13 +304,18 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
 
 
 async def resume_run_async(run_id: str, *, store: Store | None = None, reporter: Reporter | None = None,
-                           options: RunOptions | None = None, base_url: str | None = None) -> str:
+                           options: RunOptions | None = None, base_url: str | None = None,
+                           retry_errors: bool = False) -> str:
     """Finish an interrupted run: units with output items are skipped, stored samples are
     only graded, the rest are sampled. ``base_url`` overrides the stored one (give it when
-    the original carried credentials, which are never stored). Returns the run id."""
+    the original carried credentials, which are never stored). ``retry_errors`` first drops
+    the errored units (:meth:`Store.drop_errored`) so that they run again. Raises InputError
+    while another process still runs it. Returns the run id."""
     store = store or Store()
     reporter = reporter or Reporter()
-    run = store.get_run(run_id)
+    run = _resumable(store, run_id)
+    if retry_errors:
+        store.drop_errored(run["id"])
     definition = store.get_eval(run["eval_id"])["definition"]
     criteria = parse_criteria(definition["testing_criteria"])
     source = parse_data_source(run["data_source"]) if run["data_source"] else None
@@ -333,6 +339,19 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     return run["id"]
 
 
+def _resumable(store: Store, run_id: str) -> dict[str, Any]:
+    """The run, unless another live process is running it (InputError)."""
+    run_id = store.resolve_run_id(run_id)
+    store.reap_interrupted([run_id])
+    run = store.get_run(run_id)
+    runner = run.get("runner") or {}
+    if run["status"] in ("queued", "in_progress") and runner.get("pid") != os.getpid() \
+            and runner_alive(runner):
+        raise InputError(f"run {run['id']} is still running (pid {runner['pid']}); wait for it, or stop it "
+                         "(Ctrl-C, or kill) and resume then", field="run_id")
+    return run
+
+
 def run_eval(spec: EvalSpec | str | Path, models: list[str] | None = None, *, store: Store | None = None,
              options: RunOptions | None = None, progress: bool = False) -> list[str]:
     """Synchronous :func:`run_eval_async`; ``progress=True`` shows a rich progress bar."""
@@ -341,8 +360,8 @@ def run_eval(spec: EvalSpec | str | Path, models: list[str] | None = None, *, st
 
 
 def resume_run(run_id: str, *, store: Store | None = None, progress: bool = False,
-               base_url: str | None = None) -> str:
+               base_url: str | None = None, retry_errors: bool = False) -> str:
     """Synchronous :func:`resume_run_async`."""
-    return asyncio.run(resume_run_async(run_id, store=store, base_url=base_url,
+    return asyncio.run(resume_run_async(run_id, store=store, base_url=base_url, retry_errors=retry_errors,
                                         reporter=progress_reporter() if progress else None))
 
