@@ -112,6 +112,7 @@ def test_replies_that_make_no_sample_are_retried_and_never_cached():
 def test_item_whose_replies_never_make_a_sample_is_errored_and_run_goes_on():
     spec = echo_eval(2)
     bad = {"role": "assistant", "content": {"a": 1}}
+
     def answer(body):
         return bad if body["messages"][-1]["content"] == "item 0" else echo_responder(body)
 

@@ -224,7 +224,8 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """Answer one request. Raise :class:`~gradeloop.errors.ProviderError` on failure
-        (``retryable=True`` for 429s, 5xx, timeouts and dropped connections)."""
+        (``retryable=True`` for 429s, 5xx, timeouts and dropped connections). The runner
+        checks the result with :meth:`GenerateResult.validate` before it becomes a sample."""
 
     def identity(self) -> dict[str, Any]:
         """What identifies this model's outputs in the response cache."""
