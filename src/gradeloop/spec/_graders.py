@@ -86,6 +86,21 @@ class InputMessage(BaseModel):
     type: Literal["message"] | None = None
 
 
+def one_token_cap(data: Any) -> Any:
+    """``sampling_params`` with OpenAI's other spelling of the token cap,
+    ``max_completions_tokens`` (its API reference and cookbooks use both), renamed to
+    ``max_completion_tokens``. Both spelled with different values is an error."""
+    if not isinstance(data, dict) or "max_completions_tokens" not in data:
+        return data
+    data = dict(data)
+    value = data.pop("max_completions_tokens")
+    if data.get("max_completion_tokens", value) != value:
+        raise ValueError("max_completion_tokens and max_completions_tokens are the same setting "
+                         "(OpenAI spells it both ways); give one")
+    data["max_completion_tokens"] = value
+    return data
+
+
 class ModelGraderSamplingParams(BaseModel):
     """A model grader's ``sampling_params``. OpenAI spells the token cap
     ``max_completions_tokens`` here; ``max_completion_tokens`` is accepted too."""
@@ -101,10 +116,10 @@ class ModelGraderSamplingParams(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _accept_chat_spelling(cls, data: Any) -> Any:
+        data = one_token_cap(data)
         if isinstance(data, dict) and "max_completion_tokens" in data:
             data = dict(data)
-            value = data.pop("max_completion_tokens")
-            data.setdefault("max_completions_tokens", value)
+            data["max_completions_tokens"] = data.pop("max_completion_tokens")
         return data
 
     def to_request(self) -> dict[str, Any]:
@@ -240,9 +255,11 @@ def grader_model_for(kind: str) -> type[GraderModel] | None:
     return _MODELS.get(kind)
 
 
-def load_grader(data: Any, doc: Document, loc: tuple = ()) -> GraderModel:
+def load_grader(data: Any, doc: Document, loc: tuple = (), *, default_name: str | None = None) -> GraderModel:
     """Validate one grader object found at ``loc`` in ``doc``.
 
+    A grader without a ``name`` (OpenAI's RFT guide publishes such ``multi`` graders) is named
+    ``default_name`` (a multi grader's key for its sub-graders), else after its type.
     Returns the typed grader; raises InputError (file, line, field) on an unknown type or
     a bad field.
     """
@@ -256,6 +273,8 @@ def load_grader(data: Any, doc: Document, loc: tuple = ()) -> GraderModel:
         raise doc.error(
             f"unknown grader type '{kind}' (available: {', '.join(grader_types())})", loc + ("type",)
         )
+    if data.get("name") is None:
+        data = {**data, "name": default_name or kind}
     grader = validate_model(model, data, doc, loc)
     if isinstance(grader, MultiGrader):
         _load_subgraders(grader, doc, loc)
@@ -286,7 +305,7 @@ def _load_subgraders(grader: MultiGrader, doc: Document, loc: tuple) -> None:
                             "(letters, digits, underscores)", where)
         if key in subs:
             raise doc.error(f"two graders share the key '{key}'", where)
-        subs[key] = load_grader(value, doc, where)
+        subs[key] = load_grader(value, doc, where, default_name=key)
     grader._subs = subs
     try:
         grader.formula()

@@ -1,0 +1,149 @@
+"""OpenAI's published spellings and shapes read unchanged: the run token cap spelled
+``max_completions_tokens``, paths into a tool call's JSON arguments, graders without a
+``name``, and clear refusals of what only OpenAI's platform can do (hosted tools, stored logs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from gradeloop.errors import InputError
+from gradeloop.graders import grade
+from gradeloop.spec import Document, eval_from_dict, load_grader
+from gradeloop.templating import render, resolve, sample_namespace
+
+CRITERION = {"type": "string_check", "name": "exact", "input": "{{ sample.output_text }}", "reference": "a",
+             "operation": "eq"}
+
+
+def body(kind: str, sampling_params: dict | None = None, source: dict | None = None) -> dict:
+    return {
+        "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+        "testing_criteria": [CRITERION],
+        "data_source": {"type": kind, "model": "scripted/echo",
+                        "input_messages": {"type": "template", "template": [{"role": "user", "content": "hi"}]},
+                        "source": source or {"type": "file_content", "content": [{"item": {}}]},
+                        "sampling_params": sampling_params or {}},
+    }
+
+
+def refused(data: dict) -> InputError:
+    with pytest.raises(InputError) as info:
+        eval_from_dict(data, name="eval.json")
+    return info.value
+
+
+# -- 14: max_completions_tokens in run sampling_params ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["completions", "responses"])
+def test_max_completions_tokens_is_the_token_cap_of_a_run(kind):
+    spec = eval_from_dict(body(kind, {"max_completions_tokens": 7, "temperature": 0}))
+    assert spec.data_source.sampling_params.to_request() == {"max_completion_tokens": 7, "temperature": 0}
+
+
+@pytest.mark.parametrize("kind", ["completions", "responses"])
+def test_both_spellings_with_different_values_are_one_clear_error(kind):
+    err = refused(body(kind, {"max_completions_tokens": 7, "max_completion_tokens": 8}))
+    assert err.field == "data_source.sampling_params" and err.file == "eval.json"
+    assert "max_completion_tokens and max_completions_tokens" in err.message and "give one" in err.message
+    same = eval_from_dict(body(kind, {"max_completions_tokens": 7, "max_completion_tokens": 7}))
+    assert same.data_source.sampling_params.max_completion_tokens == 7
+
+
+def test_a_model_graders_token_cap_follows_the_same_rule():
+    base = {"type": "score_model", "name": "j", "model": "scripted/echo", "input": [{"role": "user", "content": "x"}]}
+    for spelling in ("max_completions_tokens", "max_completion_tokens"):
+        grader = load_grader({**base, "sampling_params": {spelling: 9}}, Document(data={}, file="g.json"))
+        assert grader.sampling_params.to_request() == {"max_completion_tokens": 9}
+    bad = {**base, "sampling_params": {"max_completions_tokens": 9, "max_completion_tokens": 3}}
+    with pytest.raises(InputError, match="give one"):
+        load_grader(bad, Document(data=bad, file="g.json"))
+
+
+# -- 15: paths into a tool call's JSON arguments --------------------------------------------
+
+
+def tool_sample(arguments: str) -> dict:
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_stock_price", "arguments": arguments}}
+    return sample_namespace(None, tool_calls=[call])
+
+
+def test_a_path_reads_into_the_arguments_json_and_the_string_stays_whole():
+    arguments = json.dumps({"symbols": ["AAPL", "MSFT"], "period": {"days": 5}})
+    ctx = {"sample": tool_sample(arguments)}
+    assert resolve("sample.output_tools[0].function.arguments.symbols", ctx) == ["AAPL", "MSFT"]
+    assert render("{{ sample.output_tools[0].function.arguments.period.days }}", ctx) == "5"
+    assert render("{{sample.output_tools[0].function.arguments.symbols[1]}}", ctx) == "MSFT"
+    assert render("{{ sample.output_tools[0].function.arguments }}", ctx) == arguments
+
+
+def test_a_string_check_grades_a_tool_argument():
+    grader = load_grader({"type": "string_check", "name": "symbol", "operation": "eq", "reference": "{{ item.symbol }}",
+                          "input": "{{ sample.output_tools[0].function.arguments.symbols[0] }}"},
+                         Document(data={}, file="g.json"))
+    good = asyncio.run(grade(grader, tool_sample('{"symbols": ["AAPL"]}'), {"symbol": "AAPL"}))
+    bad = asyncio.run(grade(grader, tool_sample('{"symbols": ["MSFT"]}'), {"symbol": "AAPL"}))
+    assert (good.score, bad.score) == (1.0, 0.0) and not good.errors and not bad.errors
+
+
+def test_unparseable_arguments_with_a_path_are_an_invalid_variable_error():
+    grader = load_grader({"type": "string_check", "name": "symbol", "operation": "eq", "reference": "AAPL",
+                          "input": "{{ sample.output_tools[0].function.arguments.symbols }}"},
+                         Document(data={}, file="g.json"))
+    result = asyncio.run(grade(grader, tool_sample("symbols=AAPL"), {}))
+    assert result.score == 0.0 and result.errors == {"invalid_variable_error": True}
+    assert "not JSON" in result.details["error"]
+    missing = asyncio.run(grade(grader, tool_sample('{"period": 5}'), {}))
+    assert missing.errors == {"invalid_variable_error": True} and "no field 'symbols'" in missing.details["error"]
+
+
+# -- 16: graders without a name -----------------------------------------------------------
+
+
+def test_the_rft_guides_multi_grader_without_a_name_loads():
+    data = {"type": "multi", "calculate_output": "0.5 * compliant + 0.5 * explanation",
+            "graders": {"compliant": {"type": "string_check", "input": "{{ sample.output_json.compliant }}",
+                                      "reference": "{{ item.compliant }}", "operation": "eq"},
+                        "explanation": {"type": "text_similarity", "input": "{{ sample.output_json.explanation }}",
+                                        "reference": "{{ item.explanation }}", "evaluation_metric": "cosine"}}}
+    grader = load_grader(data, Document(data=data, file="grader.json"))
+    assert grader.name == "multi"
+    assert {k: g.name for k, g in grader.sub_graders().items()} == {"compliant": "compliant",
+                                                                    "explanation": "explanation"}
+
+
+def test_an_unnamed_criterion_is_named_after_its_type():
+    unnamed = {k: v for k, v in CRITERION.items() if k != "name"}
+    spec = eval_from_dict({**body("completions"), "testing_criteria": [unnamed]})
+    assert spec.testing_criteria[0].name == "string_check"
+    err = refused({**body("completions"), "testing_criteria": [unnamed, unnamed]})
+    assert err.field == "testing_criteria[1].name" and "named after its type" in err.message
+
+
+# -- 17: what only OpenAI's platform can do, refused at load time ----------------------------
+
+
+@pytest.mark.parametrize("kind", ["completions", "responses"])
+@pytest.mark.parametrize("tool", ["web_search_preview", "file_search", "mcp", "code_interpreter", "image_generation",
+                                  "computer_use_preview"])
+def test_hosted_tools_are_refused_naming_the_field_and_what_works(kind, tool):
+    function = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    if kind == "completions":
+        function = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    err = refused(body(kind, {"tools": [function, {"type": tool}]}))
+    assert err.file == "eval.json" and err.field == "data_source.sampling_params.tools[1].type"
+    assert repr(tool) in err.message and "only function tools work" in err.message
+
+
+@pytest.mark.parametrize("kind,source", [
+    ("completions", {"type": "stored_completions", "model": "gpt-4o", "limit": 10}),
+    ("responses", {"type": "responses", "model": "gpt-4.1", "created_after": 1700000000}),
+])
+def test_stored_log_sources_say_what_to_use_instead(kind, source):
+    err = refused(body(kind, source=source))
+    assert err.field == "data_source.source.type"
+    assert f"source type '{source['type']}'" in err.message and "OpenAI's logs" in err.message
+    assert "export them to JSONL" in err.message and "{type: file, path: rows.jsonl}" in err.message
