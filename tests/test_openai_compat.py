@@ -147,3 +147,63 @@ def test_stored_log_sources_say_what_to_use_instead(kind, source):
     assert err.field == "data_source.source.type"
     assert f"source type '{source['type']}'" in err.message and "OpenAI's logs" in err.message
     assert "export them to JSONL" in err.message and "{type: file, path: rows.jsonl}" in err.message
+
+
+# -- 18: OpenAI's list objects, model names and usage ---------------------------------------
+
+LIST_KEYS = {"object", "data", "first_id", "last_id", "has_more"}
+
+
+def check_list(listing: dict, ids: list[str], has_more: bool = False) -> None:
+    assert set(listing) == LIST_KEYS and listing["object"] == "list" and listing["has_more"] is has_more
+    assert [o["id"] for o in listing["data"]] == ids
+    assert (listing["first_id"], listing["last_id"]) == ((ids[0], ids[-1]) if ids else (None, None))
+
+
+def test_tune_list_events_and_checkpoints_print_openais_list_object(tmp_path):
+    from conftest import run_cli
+    from gradeloop import Store
+
+    store = Store()
+    job = store.create_job(model="hf/some/dir", method="supervised", training_file="t.jsonl", validation_file=None,
+                           hyperparameters={}, grader=None, options={}, seed=1, suffix=None, metadata=None,
+                           output_dir_for=lambda job_id: str(tmp_path / job_id))
+    store.update_job(job["id"], status="succeeded")
+    for n in range(3):
+        store.add_job_event(job["id"], f"event {n}")
+    store.add_checkpoint(job["id"], 2, f"ft:{job['id']}:ckpt-step-2", str(tmp_path / "c2"), {"train_loss": 1.0})
+    jobs = json.loads(run_cli("tune", "list", "--json").stdout)
+    check_list(jobs, [job["id"]])
+    assert jobs["data"][0]["model"] == "some/dir"
+    assert (jobs["data"][0]["gradeloop"]["model"], jobs["data"][0]["gradeloop"]["provider"]) == ("hf/some/dir", "hf")
+    events = json.loads(run_cli("tune", "events", job["id"], "--limit", "2", "--json").stdout)
+    newest = [e["id"] for e in store.job_events(job["id"], newest_first=True)][:2]
+    check_list(events, newest, has_more=True)
+    ckpts = json.loads(run_cli("tune", "checkpoints", job["id"], "--json").stdout)
+    check_list(ckpts, [c["id"] for c in store.job_checkpoints(job["id"])])
+
+
+def test_run_objects_name_the_model_as_openai_does_and_keep_judge_usage_apart(fake_server):
+    from gradeloop import RunOptions, Store, output_item_objects, run_eval, run_list, run_object
+
+    judge = {"type": "score_model", "name": "judge", "model": "fake", "pass_threshold": 0.5,
+             "input": [{"role": "user", "content": "Score 1 for: {{ sample.output_text }}"}]}
+    spec = eval_from_dict({
+        "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+        "testing_criteria": [judge],
+        "data_source": {"type": "completions", "model": "gpt-4.1",
+                        "source": {"type": "file_content", "content": [{"item": {"q": f"q{i}"}} for i in range(3)]},
+                        "input_messages": {"type": "template", "template": [{"role": "user", "content": "{{ item.q }}"}]}},
+    })
+    [run_id] = run_eval(spec, ["openai/fake"], options=RunOptions(base_url=fake_server.url))
+    store = Store()
+    run = run_object(store, run_id)
+    assert run["model"] == "fake" and run["data_source"]["model"] == "fake"
+    assert (run["gradeloop"]["model"], run["gradeloop"]["provider"]) == ("openai/fake", "openai")
+    # the judge is the same model: two entries, told apart by purpose, never one merged count
+    usage = sorted(run["per_model_usage"], key=lambda u: u["gradeloop"]["purpose"])
+    assert [(u["model_name"], u["gradeloop"]["purpose"], u["invocation_count"]) for u in usage] == [
+        ("fake", "grader", 3), ("fake", "sample", 3)]
+    assert all(u["prompt_tokens"] > 0 for u in usage)
+    assert output_item_objects(store, run_id)[0]["sample"]["model"] == "fake"
+    check_list(run_list(store), [run_id])

@@ -16,6 +16,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..spec import read_document
 from ..store import Store
+from ..report import list_object
 from ._common import err, out, print_json
 
 app = typer.Typer(help="Fine-tune open models (SFT, DPO, RFT) with OpenAI's files and job semantics.",
@@ -163,7 +164,7 @@ def list_jobs(limit: int = typer.Option(20, min=1), as_json: bool = typer.Option
     for col in ("job", "method", "model", "status", "fine_tuned_model", "created"):
         table.add_column(col)
     for job in listing["data"]:
-        table.add_row(job["id"], job["method"]["type"], job["model"], job["status"], job["fine_tuned_model"] or "",
+        table.add_row(job["id"], job["method"]["type"], job["gradeloop"]["model"], job["status"], job["fine_tuned_model"] or "",
                       dt.datetime.fromtimestamp(job["created_at"]).strftime("%m-%d %H:%M"))
     out.print(table)
 
@@ -178,7 +179,7 @@ def show(job_id: str = typer.Argument(...), as_json: bool = typer.Option(False, 
     if as_json:
         print_json(obj)
         return
-    out.print(f"[bold]{obj['id']}[/bold]  {obj['method']['type']}  {obj['model']}  status: {obj['status']}")
+    out.print(f"[bold]{obj['id']}[/bold]  {obj['method']['type']}  {obj['gradeloop']['model']}  status: {obj['status']}")
     if obj["fine_tuned_model"]:
         out.print(f"model: {obj['fine_tuned_model']}")
     if obj["error"]:
@@ -213,8 +214,7 @@ def events(
         return
     newest = store.job_events(job["id"], limit=limit + 1, newest_first=True)
     if as_json:
-        print_json({"object": "list", "data": [event_object(e) for e in newest[:limit]],
-                    "has_more": len(newest) > limit})
+        print_json(list_object([event_object(e) for e in newest[:limit]], has_more=len(newest) > limit))
         return
     for event in reversed(newest[:limit]):
         _print_event(event)
@@ -229,7 +229,7 @@ def checkpoints(job_id: str = typer.Argument(...), as_json: bool = typer.Option(
     job = store.get_job(job_id)
     ckpts = [checkpoint_object(c) for c in store.job_checkpoints(job["id"])]
     if as_json:
-        print_json({"object": "list", "data": ckpts, "has_more": False})
+        print_json(list_object(ckpts))
         return
     if not ckpts:
         out.print("no checkpoints yet")

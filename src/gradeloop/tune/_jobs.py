@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..models import split_model_name
+from ..report import list_object, openai_model_name
 from ..spec import Document, TRAINING_METHODS, load_grader, load_training_file
 from ..store import Store
 from ._context import JobContext, TrainingSpec
@@ -358,12 +359,13 @@ def job_object(store: Store, job: dict[str, Any]) -> dict[str, Any]:
     return {
         "object": "fine_tuning.job", "id": job["id"], "created_at": job["created_at"], "error": job["error"],
         "fine_tuned_model": job["fine_tuned_model"], "finished_at": job["finished_at"],
-        "hyperparameters": hyper if job["method"] == "supervised" else None, "model": job["model"],
+        "hyperparameters": hyper if job["method"] == "supervised" else None,
+        "model": openai_model_name(job["model"])[0],
         "organization_id": "local", "result_files": [], "seed": job["seed"], "status": job["status"],
         "trained_tokens": job["trained_tokens"], "training_file": job["training_file"],
         "validation_file": job["validation_file"], "estimated_finish": None, "integrations": [],
         "metadata": job["metadata"] or {}, "method": method, "suffix": job["suffix"],
-        "gradeloop": {"options": options, "output_dir": job["output_dir"], "requested": job["requested"],
+        "gradeloop": {"model": job["model"], "provider": openai_model_name(job["model"])[1], "options": options, "output_dir": job["output_dir"], "requested": job["requested"],
                       "latest_metrics": metrics, "last_event": latest[0]["message"] if latest else None},
     }
 
@@ -385,6 +387,5 @@ def checkpoint_object(ckpt: dict[str, Any]) -> dict[str, Any]:
 def job_list(store: Store, limit: int = 20) -> dict[str, Any]:
     """OpenAI's list shape of jobs, newest first."""
     jobs = [refresh_job(store, j["id"]) for j in store.list_jobs(limit + 1)]
-    data = [job_object(store, j) for j in jobs[:limit]]
-    return {"object": "list", "data": data, "has_more": len(jobs) > limit}
+    return list_object([job_object(store, j) for j in jobs[:limit]], has_more=len(jobs) > limit)
 
