@@ -135,6 +135,7 @@ def create_job(store: Store, *, model: str, method: str, training_file: str | Pa
             raise InputError("reinforcement fine-tuning needs a validation file (--validation-file)",
                              field="validation_file")
         load_grader(grader, Document(data=grader, file="<grader>"))
+    _check_response_format(method, options.get("response_format"))
     job = store.create_job(model=model, method=method, training_file=str(training_file),
                            validation_file=str(validation_file) if validation_file else None, hyperparameters=hyper,
                            grader=grader, options={**options, "base_model_dir": str(base_dir)},
@@ -346,12 +347,30 @@ class StoreContext(JobContext):
 # -- OpenAI shapes ----------------------------------------------------------------------
 
 
+def _check_response_format(method: str, response_format: Any) -> None:
+    """An RFT job's ``response_format`` must be OpenAI's ``json_schema`` (or ``json_object``)
+    form whose schema compiles to a grammar; other methods take none."""
+    if response_format is None:
+        return
+    if method != "reinforcement":
+        raise InputError("response_format applies to reinforcement fine-tuning only", field="response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind not in ("json_schema", "json_object"):
+        raise InputError("response_format must be {type: json_schema, json_schema: {name, schema, strict}} "
+                         f"or {{type: json_object}}, got type {kind!r}", field="response_format")
+    from ..models._structured import check_response_format
+
+    check_response_format({"response_format": response_format})
+
+
 def job_object(store: Store, job: dict[str, Any]) -> dict[str, Any]:
     """OpenAI's ``fine_tuning.job`` (plus a ``gradeloop`` block: progress and latest metrics)."""
     hyper = job["hyperparameters"] or {}
     method: dict[str, Any] = {"type": job["method"], job["method"]: {"hyperparameters": hyper}}
     if job["method"] == "reinforcement":
         method["reinforcement"]["grader"] = job["grader"]
+        if (job["options"] or {}).get("response_format"):
+            method["reinforcement"]["response_format"] = job["options"]["response_format"]
     latest = store.job_events(job["id"], limit=1, newest_first=True)
     metrics = next((e["data"] for e in store.job_events(job["id"], newest_first=True, limit=200)
                     if e["type"] == "metrics"), None)
