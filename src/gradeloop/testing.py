@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = ["FakeOpenAI", "Faults", "echo_responder"]
 
-Responder = Callable[[dict[str, Any]], str]
+Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]  # text, or a whole assistant message
 
 
 @dataclass
@@ -210,18 +210,21 @@ class FakeOpenAI:
             return False
         if fault == "malformed":
             return await _send_raw(writer, 200, b'{"id": "chatcmpl-broken", "choices": [')
-        text = self.responder(body)
+        reply = self.responder(body)
+        message = reply if isinstance(reply, dict) else None  # a whole assistant message (tool calls)
+        text = reply if message is None else (message.get("content") or "")
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         words = text.split(" ")
-        finish = "stop"
-        if limit and len(words) > limit:
+        finish = "stop" if message is None or not message.get("tool_calls") else "tool_calls"
+        if message is None and limit and len(words) > limit:
             text, finish = " ".join(words[:limit]), "length"
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         completion_tokens = len(text.split())
         return await _send(writer, 200, {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "choices": [{"index": 0, "message": message or {"role": "assistant", "content": text},
+                         "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         })

@@ -217,17 +217,15 @@ class _EvalBody(_Strict):
     object: str | None = None
     created_at: int | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _config_type(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            cfg = data.get("data_source_config")
-            if isinstance(cfg, dict) and cfg.get("type") in ("logs", "stored_completions"):
-                raise ValueError(
-                    f"data_source_config type '{cfg['type']}' reads OpenAI's stored logs; "
-                    "use type 'custom' with an item_schema"
-                )
-        return data
+
+def _check_config_type(doc: Document) -> None:
+    cfg = doc.data.get("data_source_config")
+    if isinstance(cfg, dict) and cfg.get("type") in ("logs", "stored_completions"):
+        raise doc.error(
+            f"data_source_config type '{cfg['type']}' reads OpenAI's stored logs, which gradeloop cannot "
+            "read; export them to JSONL (one {\"item\": {...}} per line), describe an item with "
+            "{type: custom, item_schema: {...}} and use {type: file, path: rows.jsonl} as the run's source",
+            ("data_source_config", "type"))
 
 
 @dataclass
@@ -312,6 +310,7 @@ class _DataSourceHolder(_Strict):
 def _build(doc: Document, base_dir: Path) -> EvalSpec:
     if not isinstance(doc.data, dict):
         raise doc.error("an eval definition must be a mapping with data_source_config and testing_criteria")
+    _check_config_type(doc)
     body = validate_model(_EvalBody, doc.data, doc)
     criteria = [load_grader(c, doc, ("testing_criteria", i)) for i, c in enumerate(body.testing_criteria)]
     _check_unique_names(criteria, doc)

@@ -86,24 +86,26 @@ class InputMessage(BaseModel):
     type: Literal["message"] | None = None
 
 
-def one_token_cap(data: Any) -> Any:
-    """``sampling_params`` with OpenAI's other spelling of the token cap,
-    ``max_completions_tokens`` (its API reference and cookbooks use both), renamed to
-    ``max_completion_tokens``. Both spelled with different values is an error."""
-    if not isinstance(data, dict) or "max_completions_tokens" not in data:
-        return data
-    data = dict(data)
-    value = data.pop("max_completions_tokens")
-    if data.get("max_completion_tokens", value) != value:
-        raise ValueError("max_completion_tokens and max_completions_tokens are the same setting "
-                         "(OpenAI spells it both ways); give one")
-    data["max_completion_tokens"] = value
+def one_token_cap(data: Any, *aliases: str) -> Any:
+    """``sampling_params`` with OpenAI's other spellings of the token cap renamed to
+    ``max_completion_tokens``: ``max_completions_tokens`` (its API reference and cookbooks use
+    both) and any of ``aliases``. Two spellings with different values are an error."""
+    for alias in ("max_completions_tokens", *aliases):
+        if not isinstance(data, dict) or alias not in data:
+            continue
+        data = dict(data)
+        value = data.pop(alias)
+        if data.get("max_completion_tokens", value) != value:
+            raise ValueError(f"max_completion_tokens and {alias} are the same setting "
+                             "(OpenAI spells it several ways); give one")
+        data["max_completion_tokens"] = value
     return data
 
 
 class ModelGraderSamplingParams(BaseModel):
     """A model grader's ``sampling_params``. OpenAI spells the token cap
-    ``max_completions_tokens`` here; ``max_completion_tokens`` is accepted too."""
+    ``max_completions_tokens`` here; ``max_completion_tokens`` and ``max_tokens`` (the graders
+    guide's label_model example) are accepted too."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -116,7 +118,7 @@ class ModelGraderSamplingParams(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _accept_chat_spelling(cls, data: Any) -> Any:
-        data = one_token_cap(data)
+        data = one_token_cap(data, "max_tokens")
         if isinstance(data, dict) and "max_completion_tokens" in data:
             data = dict(data)
             data["max_completions_tokens"] = data.pop("max_completion_tokens")
