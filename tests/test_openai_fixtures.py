@@ -248,3 +248,12 @@ def test_the_rft_guides_method_creates_a_job(tiny_model_dir):
                      start=False)
     reinforcement = job_object(store, store.get_job(job["id"]))["method"]["reinforcement"]
     assert reinforcement["grader"] == method["grader"] and reinforcement["response_format"] == method["response_format"]
+
+
+def test_tune_creates_grader_option_reads_the_rft_guides_method_object():
+    from gradeloop.cli._tune import _grader
+
+    method = read("finetune/rft-security.method.json")
+    grader, response_format = _grader(DATA / "finetune" / "rft-security.method.json")
+    assert grader == method["grader"] and response_format == method["response_format"]
+    assert _grader(DATA / "graders" / "multi-tool-call.json") == (read("graders/multi-tool-call.json"), None)
