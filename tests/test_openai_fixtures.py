@@ -254,6 +254,7 @@ def test_tune_creates_grader_option_reads_the_rft_guides_method_object():
     from gradeloop.cli._tune import _grader
 
     method = read("finetune/rft-security.method.json")
-    grader, response_format = _grader(DATA / "finetune" / "rft-security.method.json")
-    assert grader == method["grader"] and response_format == method["response_format"]
-    assert _grader(DATA / "graders" / "multi-tool-call.json") == (read("graders/multi-tool-call.json"), None)
+    grader, rest = _grader(DATA / "finetune" / "rft-security.method.json")
+    assert grader == method["grader"]
+    assert rest == {"response_format": method["response_format"], "hyperparameters": {"reasoning_effort": "medium"}}
+    assert _grader(DATA / "graders" / "multi-tool-call.json") == (read("graders/multi-tool-call.json"), {})

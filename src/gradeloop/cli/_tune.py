@@ -45,19 +45,20 @@ def _pairs(values: list[str], what: str) -> dict[str, Any]:
     return out_
 
 
-def _grader(path: Optional[Path]) -> tuple[dict | None, dict | None]:
+def _grader(path: Optional[Path]) -> tuple[dict | None, dict]:
     """The grader in ``path`` and, when the file is OpenAI's ``method.reinforcement`` object,
-    its ``response_format``."""
+    the rest of it (``response_format``, ``hyperparameters``)."""
     if path is None:
-        return None, None
+        return None, {}
     data = read_document(path).data
-    response_format = None
+    method: dict = {}
     if isinstance(data, dict) and "grader" in data and "type" not in data:
-        data, response_format = data["grader"], data.get("response_format")
+        method = {k: v for k, v in data.items() if k in ("response_format", "hyperparameters") and v is not None}
+        data = data["grader"]
     from ..rewards import load_grader_file
 
     load_grader_file(path)  # validates, naming file/line/field
-    return data, response_format
+    return data, method
 
 
 @app.command("create")
@@ -67,7 +68,7 @@ def create(
     method: Method = typer.Option(Method.supervised, help="supervised, dpo or reinforcement."),
     validation_file: Optional[Path] = typer.Option(None, help="Held-out JSONL (required for reinforcement)."),
     grader: Optional[Path] = typer.Option(None, help="Grader YAML/JSON: the reward for reinforcement (or OpenAI's "
-                                          "method.reinforcement object: grader plus response_format)."),
+                                          "method.reinforcement object: grader, response_format, hyperparameters)."),
     hyperparameters: list[str] = typer.Option([], "--hyperparameters", help="OpenAI hyperparameters as key=value (n_epochs=1 eval_interval=10); 'auto' allowed."),
     option: list[str] = typer.Option([], "--option", help="gradeloop options as key=value: lora=false, max_steps=20, num_generations=4, max_completion_tokens=64, use_vllm=true."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
@@ -79,11 +80,11 @@ def create(
     """Validate the files and start a fine-tuning job in the background."""
     from ..tune._jobs import create_job, job_object
 
-    grader_data, response_format = _grader(grader)
-    hyper = _pairs(_split(hyperparameters), "--hyperparameters")
+    grader_data, method_file = _grader(grader)
+    hyper = {**method_file.get("hyperparameters", {}), **_pairs(_split(hyperparameters), "--hyperparameters")}
     options = _pairs(_split(option), "--option")
-    if response_format is not None:
-        options["response_format"] = response_format
+    if "response_format" in method_file:
+        options["response_format"] = method_file["response_format"]
     if dry_run:
         _dry_run(model, method.value, training_file, validation_file, grader_data, hyper, options, seed, as_json)
         return
