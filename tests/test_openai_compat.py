@@ -207,3 +207,16 @@ def test_run_objects_name_the_model_as_openai_does_and_keep_judge_usage_apart(fa
     assert all(u["prompt_tokens"] > 0 for u in usage)
     assert output_item_objects(store, run_id)[0]["sample"]["model"] == "fake"
     check_list(run_list(store), [run_id])
+
+
+def test_a_hosted_tool_in_an_eval_file_names_its_line(tmp_path):
+    from gradeloop.spec import load_eval
+
+    data = body("responses", {"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]})
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(data, indent=2))
+    with pytest.raises(InputError) as info:
+        load_eval(path)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if '"file_search"' in text)
+    assert (info.value.file, info.value.line) == (str(path), line)
+    assert info.value.field == "data_source.sampling_params.tools[0].type"
