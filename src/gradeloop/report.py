@@ -12,8 +12,23 @@ from .spec import parse_criteria
 from .stats import pass_at_k, rate
 from .store import Store
 
-__all__ = ["run_object", "output_item_objects", "run_list", "run_summary", "percentile", "breakdown",
-           "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS"]
+__all__ = ["run_object", "output_item_objects", "output_item_list", "run_list", "list_object", "openai_model_name",
+           "run_summary", "percentile", "breakdown", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS"]
+
+
+def openai_model_name(name: str | None) -> tuple[str | None, str | None]:
+    """``"openai/gpt-4.1"`` → ``("gpt-4.1", "openai")``: the model as OpenAI's objects name it,
+    and the provider (None for names without one, such as ``ft:<job>``)."""
+    if not name or name.startswith("ft:") or "/" not in name:
+        return name or None, None
+    provider, _, model = name.partition("/")
+    return model, provider
+
+
+def list_object(data: list[dict[str, Any]], *, has_more: bool = False) -> dict[str, Any]:
+    """OpenAI's list shape: ``{"object": "list", "data", "first_id", "last_id", "has_more"}``."""
+    return {"object": "list", "data": data, "first_id": data[0].get("id") if data else None,
+            "last_id": data[-1].get("id") if data else None, "has_more": has_more}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -53,25 +68,28 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
     outcomes = list(store.item_outcomes(rid).values())
     interval = rate(outcomes)
     data_source = dict(run["data_source"] or {})
-    if run["model"] and data_source.get("type") != "jsonl":
-        data_source["model"] = run["model"]
+    model, provider = openai_model_name(run["model"])
+    if model and data_source.get("type") != "jsonl":
+        data_source["model"] = model
     return {
         "object": "eval.run",
         "id": rid,
         "eval_id": run["eval_id"],
         "created_at": run["created_at"],
         "name": run["name"],
-        "model": run["model"] or None,
+        "model": model,
         "status": run["status"],
         "metadata": run["metadata"] or {},
         "data_source": data_source,
         "error": run["error"],
         "report_url": None,
         "result_counts": counts,
+        # one entry per model and purpose: a judge's tokens never merge into the sampled model's
         "per_model_usage": [
-            {"model_name": u["model"], "invocation_count": u["invocations"], "prompt_tokens": u["prompt_tokens"],
-             "completion_tokens": u["completion_tokens"],
-             "total_tokens": u["prompt_tokens"] + u["completion_tokens"], "cached_tokens": u["cached_tokens"]}
+            {"model_name": openai_model_name(u["model"])[0], "invocation_count": u["invocations"],
+             "prompt_tokens": u["prompt_tokens"], "completion_tokens": u["completion_tokens"],
+             "total_tokens": u["prompt_tokens"] + u["completion_tokens"], "cached_tokens": u["cached_tokens"],
+             "gradeloop": {"model": u["model"], "purpose": u["purpose"]}}
             for u in usage
         ],
         "per_testing_criteria_results": [
@@ -80,6 +98,8 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
             for i, c in enumerate(criteria)
         ],
         "gradeloop": {
+            "model": run["model"] or None,
+            "provider": provider,
             "epochs": epochs,
             "started_at": run["started_at"],
             "finished_at": run["finished_at"],
@@ -123,9 +143,7 @@ def run_list(store: Store, *, limit: int = 50, status: str | None = None) -> dic
     """OpenAI's list shape: ``{"object": "list", "data": [run, …], first_id, last_id, has_more}``."""
     store.reap_interrupted()
     runs = store.list_runs(limit=limit + 1, status=status)
-    data = [run_object(store, r["id"]) for r in runs[:limit]]
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": len(runs) > limit}
+    return list_object([run_object(store, r["id"]) for r in runs[:limit]], has_more=len(runs) > limit)
 
 
 def _result_type(kind: str) -> str:
@@ -164,6 +182,13 @@ def _empty(sample: dict[str, Any] | None) -> bool:
     return bool(sample) and sample["status"] == "ok" and is_empty_message(sample["output"] or {})
 
 
+def output_item_list(store: Store, run_id: str, *, status: str | None = None,
+                     limit: int | None = None) -> dict[str, Any]:
+    """The run's output items in OpenAI's list shape (``has_more`` when ``limit`` cut it)."""
+    items = output_item_objects(store, run_id, status=status, limit=limit + 1 if limit else None)
+    return list_object(items[:limit] if limit else items, has_more=bool(limit) and len(items) > limit)
+
+
 def _sample_object(sample: dict[str, Any] | None) -> dict[str, Any] | None:
     if sample is None:
         return None
@@ -175,7 +200,7 @@ def _sample_object(sample: dict[str, Any] | None) -> dict[str, Any] | None:
         "input": sample["input"] or [],
         "output": [sample["output"]] if sample["output"] else [],
         "finish_reason": sample["finish_reason"],
-        "model": sample["model"],
+        "model": openai_model_name(sample["model"])[0],
         "usage": usage,
         "error": sample["error"],
         "temperature": params.get("temperature"),
@@ -193,8 +218,9 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     counts = run["result_counts"]
     graded = counts["passed"] + counts["failed"]
     gl = run["gradeloop"]
+    sampled = [u for u in run["per_model_usage"] if u["gradeloop"]["purpose"] == "sample"]  # judges apart
     return {
-        "run_id": run["id"], "model": run["model"] or "(given samples)", "status": run["status"],
+        "run_id": run["id"], "model": gl["model"] or "(given samples)", "status": run["status"],
         "total": counts["total"], "passed": counts["passed"], "failed": counts["failed"],
         "errored": counts["errored"], "empty": gl["empty_outputs"],
         "pass_rate": counts["passed"] / graded if graded else None,
@@ -202,8 +228,8 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
         "pass_at_k": gl["pass_at_k"],
         "criteria": [{"name": c["name"], "pass_rate": c["passed"] / (c["passed"] + c["failed"])
                       if c["passed"] + c["failed"] else None} for c in gl["criteria"]],
-        "prompt_tokens": sum(u["prompt_tokens"] for u in run["per_model_usage"]),
-        "completion_tokens": sum(u["completion_tokens"] for u in run["per_model_usage"]),
+        "prompt_tokens": sum(u["prompt_tokens"] for u in sampled),
+        "completion_tokens": sum(u["completion_tokens"] for u in sampled),
         "cached_samples": gl["cached_samples"],
         "latency_p50_ms": gl["latency_ms"]["p50"], "latency_p95_ms": gl["latency_ms"]["p95"],
     }

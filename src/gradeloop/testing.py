@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = ["FakeOpenAI", "Faults", "echo_responder"]
 
-Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
+Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]  # text, or a whole assistant message
 
 
 @dataclass
@@ -226,7 +226,7 @@ class FakeOpenAI:
 def _completion(body: dict[str, Any], reply: "str | dict[str, Any]") -> dict[str, Any]:
     """A chat.completion answering ``body`` with ``reply`` (text, or the message as given)."""
     if isinstance(reply, dict):
-        message, finish = reply, "stop"
+        message, finish = reply, "tool_calls" if reply.get("tool_calls") else "stop"
         text = reply.get("content") if isinstance(reply.get("content"), str) else ""
     else:
         text, message, finish = reply, None, "stop"

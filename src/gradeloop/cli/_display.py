@@ -68,7 +68,7 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     for r in runs:
         c = r["result_counts"]
         created = dt.datetime.fromtimestamp(r["created_at"]).strftime("%m-%d %H:%M")
-        table.add_row(short_id(r["id"]), r["name"] or "", r["model"] or "(given samples)", status_label(r),
+        table.add_row(short_id(r["id"]), r["name"] or "", r["gradeloop"]["model"] or "(given samples)", status_label(r),
                       f"{c['passed']}/{c['failed']}/{c['errored']} of {c['total']}", created)
     return table
 

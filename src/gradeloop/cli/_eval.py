@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from ..report import breakdown, compare_runs, export_run, output_item_objects, run_list, run_object, run_summary
+from ..report import (breakdown, compare_runs, export_run, list_object, output_item_list, run_list, run_object,
+                      run_summary)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from ._common import err, open_store, out, print_json
@@ -87,7 +88,7 @@ def _run_json(store, run_id: str, by: list[str]) -> dict:
 def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | None, by: list[str] = ()) -> None:
     summaries = [run_summary(store, r) for r in run_ids]
     if as_json:
-        print_json([_run_json(store, r, by) for r in run_ids])
+        print_json(list_object([_run_json(store, r, by) for r in run_ids]))
     else:
         out.print(summary_table(summaries))
         out.print(criteria_table(summaries))
@@ -129,7 +130,7 @@ def run(
     max_attempts: int = typer.Option(6, min=1, help="Attempts per model call (retries on 429, 5xx, timeouts)."),
     min_pass_rate: Optional[float] = typer.Option(None, min=0, max=1, help="Exit 1 when a model's pass rate is lower."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run objects as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Run an eval on one or more models; prints a summary per model."""
@@ -150,7 +151,7 @@ def resume(
     retry_errors: bool = typer.Option(False, "--retry-errors",
                                       help="Run the errored items again (their output items and failed samples are "
                                            "dropped first; the rest is kept)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape with the run: {object: list, data: [run]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Finish a run that was interrupted (Ctrl-C, crash, kill -9) without repeating finished work."""
@@ -212,12 +213,13 @@ def items(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     status: Optional[ItemStatus] = typer.Option(None, help="Only output items with this status."),
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many items."),
-    as_json: bool = typer.Option(False, "--json", help="Output items in OpenAI's shape."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: [item, …]}."),
 ) -> None:
     """List a run's output items: item, sample, and each criterion's score."""
-    objs = output_item_objects(open_store(), run_id, status=status.value if status else None, limit=limit)
+    listing = output_item_list(open_store(), run_id, status=status.value if status else None, limit=limit)
+    objs = listing["data"]
     if as_json:
-        print_json(objs)
+        print_json(listing)
     elif not objs:
         out.print("no output items match")
     else:
