@@ -491,6 +491,20 @@ def test_grades_do_not_carry_state_and_do_not_depend_on_order():
     assert [r.score for r in many] == [0.11] * 30
 
 
+def test_files_a_grade_leaves_do_not_reach_the_next_grade():
+    source = ("import os\n"
+              "open('loaded.txt', 'w').write('0')\n"
+              "def grade(sample, item):\n"
+              "    count = int(open('count.txt').read()) + 1 if os.path.exists('count.txt') else 1\n"
+              "    open('count.txt', 'w').write(str(count))\n"
+              "    if item['touch']:  # changes what the load left: the next grade gets a fresh zygote\n"
+              "        open('loaded.txt', 'w').write(str(count))\n"
+              "    return count / 10 + int(open('loaded.txt').read()) / 100\n")
+    touches = [k % 3 == 0 for k in range(7)]
+    scores = [run(source, item={"touch": touch}) for touch in touches]
+    assert [(r.score, r.errors) for r in scores] == [(0.11 if touch else 0.1, {}) for touch in touches]
+
+
 def test_workers_serve_one_source_and_are_bounded():
     pool = _python.WorkerPool(size=1, max_workers=2)
     sources = [f"import os\nPID = os.getpid()\ndef grade(s, i):\n    return {k} / 10\n" for k in range(3)]

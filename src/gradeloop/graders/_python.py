@@ -1,19 +1,28 @@
 """``python``: ``grade(sample, item) -> float`` from the grader's ``source``, in a sandbox.
 
-Grades run in a pool of warm, sandboxed worker processes (see ``_sandbox`` for what the
-sandbox blocks and how). Each worker compiles a source once and keeps it by sha256, so bulk
-grading (RFT rewards, thousands of samples) pays the start-up and import cost once per worker.
+Grades run in a pool of warm, sandboxed workers (see ``_sandbox`` for what the sandbox blocks
+and how). A worker serves one source (the pool keys workers by the source's sha256 and keeps
+at most ``max_workers`` alive, closing the least recently used idle one): its zygote runs the
+source's module-level code once, and each grade runs in a fresh process forked from it, so
+bulk grading (RFT rewards, thousands of samples) pays start-up and imports once per worker,
+nothing one grade does reaches the next, and results do not depend on order. The returned
+value is checked here, in gradeloop's process (:func:`check_score`).
 
 Outcomes, as OpenAI reports them:
 
 * a finite real number (int, float, numpy scalar, and also bool: True is 1.0) is the score;
 * an exception, a source that does not compile, no ``grade`` taking exactly two arguments,
   any other return value (a string, NaN, inf), the time limit (120 s or ``timeout_seconds``),
-  the memory limit (2048 MB or ``memory_mb``), or the worker dying while it ran ``grade``:
+  the memory limit (2048 MB or ``memory_mb``), or the grade's process dying while it ran ``grade``:
   score 0 with ``python_grader_runtime_error`` and its details (the traceback);
 * a worker that cannot start or dies before it gets the request (after one retry on a fresh
   worker): ``python_grader_server_error`` with a short ``python_grader_server_error_type``;
-  an infrastructure error, so ``passed`` stays None.
+  an infrastructure error, so ``passed`` stays None. A worker whose previous grade left state
+  behind (a changed file, a process) answers ``stale`` and the grade is retried the same way;
+* a finite score outside [0, 1] is kept as returned and flagged with
+  ``details.score_out_of_range`` (as every grader's result is; rewards use it unchanged).
+
+The time and memory limits apply to loading the source (once per worker) and to each grade.
 
 ``image_tag`` is accepted and ignored: the grader runs with the packages installed next to
 gradeloop.
@@ -139,6 +148,9 @@ def _run_on(worker: WorkerProcess, grader: PythonGrader, request: dict[str, Any]
         if loaded.get("status") != "loaded":
             return _limit_error(loaded, timeout, memory_mb), bool(loaded.get("recycle"))
         answer = worker.call(request, timeout + KILL_GRACE_S)
+        if answer.get("status") == "stale":  # the last grade left files or processes: not this grade's doing
+            worker.close()
+            raise WorkerDied("the worker's last grade left state behind", during_call=False, kind="worker_stale")
     except WorkerTimeout:
         return _runtime_error(f"time limit of {timeout:g} s exceeded (the grader process was killed)"), True
     except WorkerDied as exc:

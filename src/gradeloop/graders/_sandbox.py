@@ -4,39 +4,68 @@ This file is both a module (the parent side: :class:`WorkerProcess`) and the wor
 itself, started as ``python -I -B _sandbox.py CONFIG``. The worker side uses the standard
 library only and never imports gradeloop.
 
-The worker protects the host in layers; each is tried in order and the ones that took effect
-are reported in the handshake (``WorkerProcess.info["mechanisms"]``):
+Processes. The worker (started by gradeloop, in its own session) enters new namespaces and
+forks the *zygote*, which serves one grader source for its whole life: it loads the source
+once (module-level code runs there), then forks a fresh process for every grade, relays that
+process's raw answer and reaps it. Nothing a grade does reaches the next grade (a file it
+leaves in the working directory is removed; a changed file from the load, or a process that
+outlived it, retires the zygote), and nothing one grader does reaches another grader's
+zygote. The value ``grade`` returned is checked (a finite real number) in gradeloop's own
+process, never in a process grader code has run in. The protocol:
+``{"op": "load", "source", "timeout", "memory_mb"}`` -> ``{"status": "loaded"}`` or an error;
+then ``{"op": "grade", "sample", "item", ...}`` -> ``{"status": "child", "answer": <the grade's
+own message, unchecked>, ...}``.
 
-* network: a new network namespace (``unshare(CLONE_NEWNET)``, as root; otherwise inside a new
-  user namespace when the kernel allows it), which has no interfaces up, not even loopback.
-  An audit hook refuses every ``socket.*`` event in any case.
+The sandbox, in layers; each is tried in order and the ones that took effect are reported in
+the handshake (``WorkerProcess.info["mechanisms"]``):
+
+* pids: a new PID namespace (as root; otherwise inside a new user namespace when the kernel
+  allows it) whose PID 1 is the zygote, with a fresh ``/proc`` mounted in its own mount
+  namespace: no process of the host is visible, so neither are their command lines or
+  environments.
+* syscalls: seccomp-BPF filters (our own programs, with an architecture check; x86_64 and
+  aarch64), installed in the zygote before any grader code runs. The zygote's filter refuses
+  sockets of every family (``AF_UNIX`` too), ``execve``/``execveat``, ``ptrace``,
+  ``process_vm_*``, mounts, ``chroot``/``pivot_root``, ``unshare``/``setns`` and clone with
+  namespace flags, ``bpf``, ``perf_event_open``, keyrings, ``userfaultfd``, ``io_uring`` and
+  module/kexec calls; ``clone3`` gets ENOSYS so that the C library falls back to ``clone``, whose
+  flags a filter can read. Each grade's process stacks a stricter filter that also refuses
+  ``fork``, ``vfork`` and ``clone`` without ``CLONE_THREAD``: threads only.
+* network: a new network namespace, which has no interfaces up, not even loopback. An audit
+  hook refuses every ``socket.*`` event in any case.
 * filesystem: as root, a private mount namespace in which every mount is read-only
   (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``) and the working directory is a fresh
   size-capped tmpfs (the only writable place, gone when the worker dies); a private directory
   on the way to the interpreter (such as ``/root``) is covered by an empty tmpfs with only the
-  interpreter's directories bound back. Then the worker drops to a uid of its own, so ordinary
+  interpreter's directories bound back. Then the zygote drops to a uid of its own, so ordinary
   permissions apply too. An audit hook refuses writes, renames, removals and permission
   changes outside the working directory in any case, and reads of other processes'
   ``/proc/<pid>`` files. Reading world-readable files is not otherwise restricted.
 * processes: an audit hook refuses ``os.fork``/``forkpty``/``exec*``/``posix_spawn``/
-  ``system``/``kill`` and ``subprocess.Popen``. The worker is a child subreaper with
-  ``PR_SET_NO_NEW_PRIVS``, and kills every descendant after each call; as root its own uid
-  also gets ``RLIMIT_NPROC`` (a fork bomb that slips past the hook stops there). The parent
-  starts each worker in its own session, and on a timeout kills the whole process group and
-  then every process left with the worker's uid.
-* memory: ``RLIMIT_AS`` at the grader's ``memory_mb`` (per call; hard cap 2048 MB).
-* CPU: affinity to at most two cores, ``RLIMIT_CPU`` per call (time limit × cores), an
-  in-process wall-clock alarm at the time limit, and the parent's kill shortly after it.
+  ``system``/``kill`` and ``subprocess.Popen`` in grader code. The zygote has
+  ``PR_SET_NO_NEW_PRIVS``, is PID 1 of its namespace or a child subreaper, and kills every
+  descendant after each call; as root its own uid also gets ``RLIMIT_NPROC``. The parent kills
+  the whole process group and then every process left with the worker's uid when it ends a
+  worker.
+* memory: ``RLIMIT_AS`` at the grader's ``memory_mb`` (for the load, and in each grade's
+  process; hard cap 2048 MB).
+* CPU: affinity to at most two cores, ``RLIMIT_CPU`` (time limit x cores) and a wall-clock
+  alarm at the time limit in each grade's process; the zygote kills a grade half a second past
+  it, and the parent kills the whole worker two seconds past it.
 * environment: the worker starts with a minimal environment (PATH, locale, HOME and TMPDIR
   pointing to its working directory): none of the parent's secrets.
 
 Everything Python-level (the audit hook) is defence in depth, not a boundary: native code can
-get around it. The kernel-level layers need root (or user namespaces); the handshake says
-which ones are active.
+get around it; the kernel layers are the boundary. As root (and in CI) all of them are active.
+Without root they need unprivileged user namespaces (PID and network namespaces, the fresh
+``/proc``); seccomp needs neither; the read-only mounts and the own uid need root. Grader code
+can always change its own zygote and so its own scores (it is its own code), never another
+grader's score or the parent's checks.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -56,7 +85,8 @@ NPROC_LIMIT = 32
 UID_BASE = 1_000_000_000
 _HEADER = struct.Struct(">I")
 # bound once: grader code rebinding json.dumps or os.write in its zygote does not change the protocol
-_dumps, _loads, _write = json.dumps, json.loads, os.write
+_dumps, _loads, _write, _read = json.dumps, json.loads, os.write, os.read
+_select, _monotonic = select.select, time.monotonic
 
 # --- framing (both sides) ---
 
@@ -77,10 +107,10 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
     chunks, left = [], n
     while left:
         if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            remaining = deadline - _monotonic()
+            if remaining <= 0 or not _select([fd], [], [], remaining)[0]:
                 raise TimeoutError
-        chunk = os.read(fd, min(left, 1 << 20))
+        chunk = _read(fd, min(left, 1 << 20))
         if not chunk:
             return None
         chunks.append(chunk)
@@ -746,8 +776,8 @@ def _install_audit_hook(workdir: str, in_user_code: list[bool]) -> None:
 # Bound at start-up: grader code that rebinds builtins or module attributes (float, json.dumps,
 # os.fork, ...) in its own zygote does not change how the zygote forks or reports.
 _float, _int, _min, _isinstance, _type, _repr, _str = float, int, min, isinstance, type, repr, str
-_fork, _pipe, _close, _read, _waitpid, _kill, _exit = os.fork, os.pipe, os.close, os.read, os.waitpid, os.kill, os._exit
-_select, _monotonic, _setitimer, _signal = select.select, time.monotonic, signal.setitimer, signal.signal
+_fork, _pipe, _close, _waitpid, _kill, _exit = os.fork, os.pipe, os.close, os.waitpid, os.kill, os._exit
+_setitimer, _signal, _scandir = signal.setitimer, signal.signal, os.scandir
 MAX_ANSWER = 4 * MB  # what a grade may send back; more and it is killed
 MAX_DETAILS = 100_000  # characters of a traceback kept (head and tail)
 CHILD_GRACE_S = 0.5  # the zygote kills a grade this long after its time limit
@@ -807,9 +837,13 @@ class _Zygote:
         self.inspect, self.linecache, self.real = inspect, linecache, numbers.Real
         self.builtins, self.pristine_builtins = builtins.__dict__, dict(builtins.__dict__)
         self.resource, self.traceback = resource, traceback
+        self.hard_as = resource.getrlimit(resource.RLIMIT_AS)[1]
         self.cores, self.libc = cores, libc
         self.own_uid = False  # True once the zygote runs as a uid of its own: kill(-1) then reaches only strays
         self.grade: Any = None
+        self.pending: int | None = None  # a grade's process that answered and is still to be reaped
+        self.stale = False
+        self.workdir, self.baseline = config["workdir"], {}
         self.in_user_code = [False]
         self.grade_filter: Any = None  # installs the per-grade seccomp filter
         self.fds: tuple[int, ...] = ()
@@ -821,15 +855,20 @@ class _Zygote:
             request = recv_message(fd_in)
             if request is None:
                 return
+            if self.stale:  # the last grade left something behind: a fresh zygote takes this one
+                send_message(fd_out, {"status": "stale", "recycle": True})
+                return
             try:
                 answer = self.handle(request)
             except BaseException as exc:  # a late alarm or signal outside grader code
                 answer = {"status": "error", "details": self.format(exc), "recycle": True}
-            if self.kill_strays():
+            if self.pending is None and self.kill_strays():
                 answer["recycle"] = True
             send_message(fd_out, answer)
             if answer.get("recycle"):
                 return
+            if self.pending is not None:
+                self.finish_grade()
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "load":
@@ -852,12 +891,12 @@ class _Zygote:
             _exit(71)
 
     def child(self, request: dict[str, Any], fd: int) -> None:
-        """Run ``grade`` once and write what it returned (or why it did not) to ``fd``; never returns."""
+        """Run ``grade`` once and send what it returned (or why it did not) to ``fd``; never returns."""
         timeout, memory_mb = _float(request["timeout"]), _int(request["memory_mb"])
         try:
             _signal(signal.SIGALRM, _raise_time_limit)
             _signal(signal.SIGXCPU, _raise_time_limit)
-            self.set_limits(memory_mb, timeout)
+            self.set_limits(memory_mb, timeout, fresh=True)
             self.in_user_code[0] = True
             _setitimer(signal.ITIMER_REAL, timeout)
             value = self.grade(request["sample"], request["item"])
@@ -867,13 +906,9 @@ class _Zygote:
             message = self.failure(exc)
         try:
             _setitimer(signal.ITIMER_REAL, 0)
-            self.in_user_code[0] = False
-            self.set_limits(None, None)
-            data = _dumps(message, separators=(",", ":")).encode("utf-8", "replace")
+            send_message(fd, message)
         except BaseException as exc:
-            data = _dumps({"status": "error", "details": "the result of grade() could not be encoded: " + _repr(exc)}).encode()
-        try:
-            _write_all(fd, data)
+            send_message(fd, {"status": "error", "details": f"the result of grade() could not be sent: {exc!r:.200}"})
         finally:
             _exit(0)
 
@@ -893,7 +928,10 @@ class _Zygote:
     # -- in the zygote --
 
     def run_grade(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Fork, let the child grade, and relay its raw answer (unchecked: the parent checks it)."""
+        """Fork, let the child grade, and relay its raw answer (unchecked: the parent checks it).
+
+        A child that answered is reaped after the answer is sent (``finish_grade``); one that did
+        not is reaped first, and its exit status is the answer."""
         read_end, write_end = _pipe()
         pid = _fork()
         if pid == 0:
@@ -907,28 +945,72 @@ class _Zygote:
             data, overtime, too_large = self.read_child(read_end, _float(request["timeout"]) + CHILD_GRACE_S)
         finally:
             _close(read_end)
+        if data is not None:
+            self.pending = pid
+            return {"status": "child", "answer": data.decode("utf-8", "replace")}
         if overtime or too_large:
             _kill(pid, signal.SIGKILL)
         status = _waitpid(pid, 0)[1]
-        return {"status": "child", "answer": data.decode("utf-8", "replace"), "overtime": overtime,
-                "too_large": too_large, "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+        self.clean_workdir()
+        return {"status": "child", "answer": "", "overtime": overtime, "too_large": too_large,
+                "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                 "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}
 
     @staticmethod
-    def read_child(fd: int, limit: float) -> tuple[bytes, bool, bool]:
-        """Everything the child writes until it exits: (data, past the time limit, too large)."""
-        chunks, size, deadline = [], 0, _monotonic() + limit
-        while True:
-            remaining = deadline - _monotonic()
-            if remaining <= 0 or not _select([fd], [], [], remaining)[0]:
-                return b"".join(chunks), True, False
-            chunk = _read(fd, 1 << 16)
-            if not chunk:
-                return b"".join(chunks), False, False
-            chunks.append(chunk)
-            size += len(chunk)
+    def read_child(fd: int, limit: float) -> tuple[bytes | None, bool, bool]:
+        """The child's one message: (its bytes or None, past the time limit, too large)."""
+        deadline = _monotonic() + limit
+        try:
+            header = _read_exact(fd, _HEADER.size, deadline)
+            if header is None:
+                return None, False, False
+            size = _HEADER.unpack(header)[0]
             if size > MAX_ANSWER:
-                return b"", False, True
+                return None, False, True
+            return _read_exact(fd, size, deadline), False, False
+        except TimeoutError:
+            return None, True, False
+
+    def finish_grade(self) -> None:
+        """After an answer: make sure its process is gone, and that it left nothing for the next grade."""
+        pid, self.pending = self.pending, None
+        try:
+            _kill(pid, signal.SIGKILL)  # it is exiting anyway
+        except OSError:
+            pass
+        _waitpid(pid, 0)
+        if self.kill_strays():
+            self.stale = True
+        self.clean_workdir()
+
+    def workdir_state(self) -> dict[str, tuple[int, ...]]:
+        """Every entry under the working directory: (inode, size, mtime) for files, (inode,) for directories."""
+        state, pending = {}, [self.workdir]
+        while pending:
+            with _scandir(pending.pop()) as entries:
+                for entry in entries:
+                    info = entry.stat(follow_symlinks=False)
+                    if entry.is_dir(follow_symlinks=False):
+                        state[entry.path] = (info.st_ino,)
+                        pending.append(entry.path)
+                    else:
+                        state[entry.path] = (info.st_ino, info.st_size, info.st_mtime_ns)
+        return state
+
+    def clean_workdir(self) -> None:
+        """Remove what a grade created in the working directory; a changed file from the load makes
+        the zygote stale (the next grade goes to a fresh one)."""
+        now = self.workdir_state()
+        if now == self.baseline:
+            return
+        if any(now.get(path) != before for path, before in self.baseline.items()):
+            self.stale = True
+            return
+        for path in sorted(now.keys() - self.baseline.keys(), key=len, reverse=True):
+            try:
+                os.rmdir(path) if len(now[path]) == 1 else os.remove(path)
+            except OSError:
+                self.stale = True
 
     def kill_strays(self) -> bool:
         """Kill processes grader code started around the audit hook; True if there were any.
@@ -986,17 +1068,20 @@ class _Zygote:
         if _isinstance(grade, str):
             return {"status": "error", "details": grade}
         self.grade = grade
+        self.baseline = self.workdir_state()
+        gc.freeze()  # what the load made is never collected again: grades copy fewer pages
         return {"status": "loaded"}
 
-    def set_limits(self, memory_mb: int | None, timeout: float | None) -> None:
-        """Limits for one call (``None``: the hard caps and no CPU limit)."""
+    def set_limits(self, memory_mb: int | None, timeout: float | None, fresh: bool = False) -> None:
+        """Limits for one call (``None``: the hard caps and no CPU limit). ``fresh``: a new
+        process, which has used no CPU time yet."""
         res = self.resource
-        hard_as = res.getrlimit(res.RLIMIT_AS)[1]
-        res.setrlimit(res.RLIMIT_AS, (hard_as if memory_mb is None else _min(memory_mb * MB, hard_as), hard_as))
+        res.setrlimit(res.RLIMIT_AS, (self.hard_as if memory_mb is None else _min(memory_mb * MB, self.hard_as),
+                                      self.hard_as))
         if timeout is None:
             res.setrlimit(res.RLIMIT_CPU, (res.RLIM_INFINITY, res.RLIM_INFINITY))
         else:
-            used = sum(res.getrusage(res.RUSAGE_SELF)[:2])
+            used = 0 if fresh else sum(res.getrusage(res.RUSAGE_SELF)[:2])
             res.setrlimit(res.RLIMIT_CPU, (_int(used + timeout * self.cores) + 1, res.RLIM_INFINITY))
 
     def compile_source(self, source: str) -> Any:
