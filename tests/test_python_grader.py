@@ -478,6 +478,15 @@ def test_a_bad_value_is_refused_even_when_the_grader_patched_the_checks(value):
     assert_runtime_error(run(source), "grade returned")
 
 
+def test_the_parent_checks_what_a_grades_process_sends():
+    # whatever a grade's process sends (grader code may forge it), only a finite number passes
+    assert _python.check_score({"status": "returned", "number": 0.5}).score == 0.5
+    for number in (float("nan"), float("-inf"), 10**400, "0.5", True, [1.0], None):
+        result = _python.check_score({"status": "returned", "number": number, "type": "x", "repr": "x"})
+        assert result.errors["python_grader_runtime_error"] is True and result.score == 0.0
+    assert _python.check_score({"status": "ok", "score": 1.0}).errors["python_grader_runtime_error"] is True
+
+
 def test_grades_do_not_carry_state_and_do_not_depend_on_order():
     source = ("CALLS = 0\n"
               "SEEN = []\n"

@@ -107,9 +107,13 @@ def check_score(raw: Any) -> GradeResult:
     if number is None:
         return _runtime_error(f"grade returned {str(raw.get('repr'))[:200]} ({str(raw.get('type'))[:100]}); "
                               "it must return a float")
-    if type(number) not in (int, float) or not math.isfinite(number):
+    try:
+        score = float(number) if type(number) in (int, float) else math.nan
+    except OverflowError:  # an int past the float range
+        score = math.inf
+    if not math.isfinite(score):
         return _runtime_error(f"grade returned {number!r:.200}; it must return a finite float")
-    return GradeResult(score=float(number))
+    return GradeResult(score=score)
 
 
 def _from_child(answer: dict[str, Any], timeout: float, memory_mb: int) -> GradeResult:

@@ -355,7 +355,7 @@ def kill_uid(uid: int, rounds: int = 50) -> None:
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x1000, 0x2000, 0x4000, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
 
@@ -667,6 +667,7 @@ def _drop_privileges(config: dict[str, Any], libc: _Libc | None, readable: bool,
         libc.prctl_set(PR_SET_NO_NEW_PRIVS)
         processes += " + no_new_privs"
         libc.prctl_set(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
+        libc.prctl_set(PR_SET_DUMPABLE, 0)  # no process of the same uid may open its /proc/<pid>/mem
         libc.prctl_set(PR_SET_CHILD_SUBREAPER)
         processes += " + child subreaper (descendants killed after each call)"
     except OSError:
