@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GradeloopError, NotFoundError
+from ._harvest import HarvestMixin
 from ._jobs import JobsMixin
 from ._migrations import MIGRATIONS
 from ._runner import runner_alive, runner_identity
@@ -99,7 +100,7 @@ class ScoreRecord:
     result: dict
 
 
-class Store(JobsMixin):
+class Store(JobsMixin, HarvestMixin):
     """The gradeloop database. ``Store()`` opens (and creates or upgrades) the default one."""
 
     def __init__(self, path: str | Path | None = None) -> None:
