@@ -116,3 +116,22 @@ def test_dataset_versions_are_content_addressed(tmp_path):
     first = store.add_dataset(name="checkout", content_hash="ab" * 32, path="evals/x", provenance={"cluster": 1})
     assert store.add_dataset(name="other", content_hash="ab" * 32, path=None, provenance={}) == first
     assert store.get_dataset(first)["provenance"] == {"cluster": 1}
+
+
+def test_harvest_list_through_the_cli(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gradeloop.cli import app
+
+    monkeypatch.setenv("GRADELOOP_HOME", str(tmp_path))
+    runner = CliRunner()
+    assert "nothing harvested yet" in runner.invoke(app, ["harvest", "list"]).output
+    store = Store()
+    ingest(store, [("a", from_chat(*_chat("Where is my order?"), tags=["checkout"]))], source="proxy", redactor=None)
+    result = runner.invoke(app, ["harvest", "list", "--json"])
+    listing = json.loads(result.output)
+    assert listing["object"] == "list" and listing["data"][0]["source"] == "proxy"
+    assert listing["data"][0]["tag"] == "checkout" and listing["data"][0]["records"] == 1
+    assert "checkout" in runner.invoke(app, ["harvest", "list"]).output
