@@ -7,7 +7,7 @@ import sys
 import typer
 
 from ..errors import GradeloopError
-from . import _eval, _grade, _harvest, _serve, _suite, _tune
+from . import _eval, _grade, _harvest, _proxy, _serve, _suite, _tune
 from ._common import err, fail
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(_suite.app, name="suite")
 app.add_typer(_tune.app, name="tune")
 app.add_typer(_harvest.app, name="harvest")
 app.command("serve")(_serve.serve_command)
+app.command("proxy")(_proxy.proxy_command)
 
 
 def _version(value: bool) -> None:

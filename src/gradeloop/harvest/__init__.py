@@ -6,17 +6,21 @@ Records enter through :func:`ingest` (redaction first, on by default) and live i
 """
 
 from ._ingest import IngestReport, ingest, origin_key
+from ._proxy import ProxyServer, create_proxy_app, run_proxy
 from ._record import Record, content_hash, from_chat, from_responses
 from ._redact import Redactor, regex_finder
 
 __all__ = [
     "IngestReport",
+    "ProxyServer",
     "Record",
     "Redactor",
     "content_hash",
+    "create_proxy_app",
     "from_chat",
     "from_responses",
     "ingest",
     "origin_key",
     "regex_finder",
+    "run_proxy",
 ]

@@ -67,6 +67,11 @@ class HarvestMixin:
                               (origin_key, record_id, row["source"], ref, time.time()))
         return record_id, outcome
 
+    def harvest_origin_record(self, origin_key: str) -> str | None:
+        """The id of the record an origin was taken into, or None when it never was."""
+        row = self.conn.execute("SELECT record_id FROM harvest_origins WHERE origin_key = ?", (origin_key,)).fetchone()
+        return None if row is None else row[0]
+
     def harvest_records(self, *, source: str | None = None, tag: str | None = None, cluster_id: int | None = None,
                         after_seq: int = 0, limit: int | None = None,
                         include_near_dups: bool = False) -> list[dict[str, Any]]:

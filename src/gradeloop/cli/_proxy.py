@@ -1,0 +1,62 @@
+"""``gradeloop proxy``: an OpenAI-compatible pass-through that records real traffic."""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Optional
+from urllib.parse import urlparse
+
+import typer
+
+from ..errors import InputError
+from ._common import err
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail with one line (exit 2) before anything starts when ``host:port`` cannot be bound."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="--port") from None
+
+
+def proxy_command(
+    upstream: str = typer.Option(..., help="Base URL of the real API, e.g. https://api.openai.com/v1."),
+    port: int = typer.Option(8787, min=0, max=65535, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; anything but loopback exposes the proxy."),
+    tag: list[str] = typer.Option([], "--tag", help="Tag every record (repeatable); callers add more with the "
+                                                    "X-Gradeloop-Tag header (comma-separated)."),
+    sample_rate: float = typer.Option(1.0, min=0.0, max=1.0, help="Share of requests to record (0 to 1)."),
+    no_redact: bool = typer.Option(False, "--no-redact", help="Store texts exactly as sent (no redaction)."),
+    redact_pattern: list[str] = typer.Option([], "--redact-pattern", help="Extra regular expression to redact "
+                                                                          "(repeatable)."),
+) -> None:
+    """Relay OpenAI-compatible traffic to --upstream unchanged and record it for `gradeloop harvest`."""
+    from ..harvest import Redactor
+    from ..harvest._proxy import run_proxy
+    from ..store import default_home
+
+    parsed = urlparse(upstream)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InputError(f"'{upstream}' is not an http(s) URL", field="--upstream")
+    for pattern in redact_pattern:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise InputError(f"'{pattern}' is not a regular expression: {exc}", field="--redact-pattern") from None
+    _check_listen(host, port)
+    if no_redact:
+        err.print("[bold red]WARNING: --no-redact: request and response texts are stored exactly as sent, "
+                  "personal data and secrets in them included.[/bold red]")
+    if host not in _LOOPBACK:
+        err.print(f"warning: listening on {host}: anyone who can reach it can send traffic through it and have "
+                  "it recorded")
+    err.print(f"recording proxy on http://{host}:{port}/v1 → {upstream} (store: {default_home()}); "
+              f"point OPENAI_BASE_URL at http://{host}:{port}/v1")
+    run_proxy(upstream, host=host, port=port, tags=tag, sample_rate=sample_rate,
+              redactor=None if no_redact else Redactor(redact_pattern))
