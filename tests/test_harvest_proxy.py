@@ -13,12 +13,13 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 
 import httpx
 import openai
 import pytest
 
-from gradeloop.harvest import ProxyServer, Redactor
+from gradeloop.harvest import ProxyServer
 from gradeloop.harvest._proxy import reassemble_chat, sampled
 from gradeloop.store import Store
 from gradeloop.testing import FakeOpenAI, Faults
@@ -61,7 +62,7 @@ def _free_port() -> int:
 
 
 def test_chat_completions_pass_through_unchanged_and_are_recorded(upstream, db):
-    with ProxyServer(upstream.url, tags=["checkout"], open_store=lambda: Store(db)) as proxy:
+    with ProxyServer(upstream.url, tags=["checkout"], open_store=partial(Store, db)) as proxy:
         direct, through = _client(upstream.url), _client(proxy.url)
         plain = dict(model="gpt-4.1-mini", messages=_ask("where is my order"))
         assert through.chat.completions.create(**plain).model_dump() == direct.chat.completions.create(**plain).model_dump()
@@ -90,7 +91,7 @@ def test_chat_completions_pass_through_unchanged_and_are_recorded(upstream, db):
 def test_streamed_tool_calls_are_reassembled(db):
     call = {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order": "A-17"}'}}
     with FakeOpenAI(responder=lambda body: {"role": "assistant", "content": None, "tool_calls": [call]}) as up:
-        with ProxyServer(up.url, open_store=lambda: Store(db)) as proxy:
+        with ProxyServer(up.url, open_store=partial(Store, db)) as proxy:
             chunks = list(_client(proxy.url, "x").chat.completions.create(
                 model="m", messages=_ask("track A-17"), stream=True))
             proxy.flush()
@@ -112,7 +113,7 @@ def test_reassembly_merges_choices_and_refusals():
 
 
 def test_responses_pass_through_unchanged_and_are_recorded(upstream, db):
-    with ProxyServer(upstream.url, open_store=lambda: Store(db)) as proxy:
+    with ProxyServer(upstream.url, open_store=partial(Store, db)) as proxy:
         direct, through = _client(upstream.url), _client(proxy.url)
         plain = dict(model="gpt-4.1", instructions="Be brief.", input="weather in paris")
         assert through.responses.create(**plain).model_dump() == direct.responses.create(**plain).model_dump()
@@ -132,7 +133,7 @@ def test_responses_pass_through_unchanged_and_are_recorded(upstream, db):
 
 
 def test_models_are_relayed(upstream, db):
-    with ProxyServer(upstream.url, open_store=lambda: Store(db)) as proxy:
+    with ProxyServer(upstream.url, open_store=partial(Store, db)) as proxy:
         assert [m.id for m in _client(proxy.url).models.list()] == ["fake"]
         proxy.flush()
     assert _records(db) == []
@@ -178,7 +179,7 @@ class _GatedStream:
 
 def test_a_stream_is_relayed_as_it_arrives_not_after_it_ends(db):
     with _GatedStream() as gated, ProxyServer(f"http://127.0.0.1:{gated.port}/v1",
-                                              open_store=lambda: Store(db)) as proxy:
+                                              open_store=partial(Store, db)) as proxy:
         seen = []
         for chunk in _client(proxy.url, "x").chat.completions.create(model="m", messages=_ask("hi"), stream=True):
             seen.append(chunk.choices[0].delta.content)
@@ -190,7 +191,7 @@ def test_a_stream_is_relayed_as_it_arrives_not_after_it_ends(db):
 
 def test_the_authorization_header_goes_upstream_and_no_header_is_stored(upstream, db):
     # no redaction: what keeps the key out of the store is that headers are never recorded
-    with ProxyServer(upstream.url, open_store=lambda: Store(db), redactor=None) as proxy:
+    with ProxyServer(upstream.url, open_store=partial(Store, db), redact=False) as proxy:
         client = openai.OpenAI(base_url=proxy.url, api_key=KEY, max_retries=0,
                                default_headers={"X-Custom-Secret": "hdr-value-MNBVCXZ"})
         client.chat.completions.create(model="m", messages=_ask("one"))
@@ -214,7 +215,7 @@ def test_the_authorization_header_goes_upstream_and_no_header_is_stored(upstream
                                                       ("429", 429, openai.RateLimitError)])
 def test_upstream_errors_reach_the_caller_unchanged(db, kind, status, error_class):
     with FakeOpenAI(faults=Faults(rate=1.0, kinds=(kind,), retry_after=7)) as up:
-        with ProxyServer(up.url, open_store=lambda: Store(db)) as proxy:
+        with ProxyServer(up.url, open_store=partial(Store, db)) as proxy:
             body = {"model": "m", "messages": _ask("hello")}
             direct = httpx.post(f"{up.url}/chat/completions", json=body)
             through = httpx.post(f"{proxy.url}/chat/completions", json=body)
@@ -232,7 +233,7 @@ def test_upstream_errors_reach_the_caller_unchanged(db, kind, status, error_clas
 
 
 def test_an_upstream_that_is_down_gives_a_502_in_openais_shape(db):
-    with ProxyServer(f"http://127.0.0.1:{_free_port()}/v1", open_store=lambda: Store(db)) as proxy:
+    with ProxyServer(f"http://127.0.0.1:{_free_port()}/v1", open_store=partial(Store, db)) as proxy:
         with pytest.raises(openai.APIStatusError) as caught:
             _client(proxy.url).chat.completions.create(model="m", messages=_ask("anyone there"))
         proxy.flush()
@@ -251,7 +252,7 @@ class _BrokenStore(Store):
 @pytest.mark.parametrize("broken", ["path", "write"])
 def test_a_store_that_cannot_be_written_never_fails_the_caller(tmp_path, upstream, caplog, broken):
     (tmp_path / "not-a-dir").write_text("a file where the store's folder should be")
-    open_store = (lambda: Store(tmp_path / "not-a-dir" / "db")) if broken == "path" else (lambda: _BrokenStore(tmp_path / "db"))
+    open_store = partial(Store, tmp_path / "not-a-dir" / "db") if broken == "path" else partial(_BrokenStore, tmp_path / "db")
     with ProxyServer(upstream.url, open_store=open_store) as proxy:
         client = _client(proxy.url)
         for question in ("one", "two"):
@@ -266,7 +267,7 @@ def test_a_store_that_cannot_be_written_never_fails_the_caller(tmp_path, upstrea
 
 
 def test_feedback_names_the_record_the_proxy_returned(upstream, db):
-    with ProxyServer(upstream.url, open_store=lambda: Store(db)) as proxy:
+    with ProxyServer(upstream.url, open_store=partial(Store, db)) as proxy:
         client = _client(proxy.url)
         first = client.chat.completions.with_raw_response.create(model="m", messages=_ask("good answer please"))
         second = client.chat.completions.with_raw_response.create(model="m", messages=_ask("bad answer please"))
@@ -287,7 +288,7 @@ def test_feedback_names_the_record_the_proxy_returned(upstream, db):
 
 
 def test_sample_rate_zero_records_nothing(upstream, db):
-    with ProxyServer(upstream.url, sample_rate=0.0, open_store=lambda: Store(db)) as proxy:
+    with ProxyServer(upstream.url, sample_rate=0.0, open_store=partial(Store, db)) as proxy:
         reply = _client(proxy.url).chat.completions.with_raw_response.create(model="m", messages=_ask("hello"))
         assert reply.parse().choices[0].message.content == "hello"
         assert "x-gradeloop-record" not in reply.headers
@@ -305,7 +306,7 @@ def test_sampling_is_a_function_of_the_request_id():
 
 
 def test_redaction_runs_before_the_record_is_stored(upstream, db):
-    with ProxyServer(upstream.url, open_store=lambda: Store(db), redactor=Redactor([r"ORDER-\d+"])) as proxy:
+    with ProxyServer(upstream.url, open_store=partial(Store, db), redact_patterns=[r"ORDER-\d+"]) as proxy:
         _client(proxy.url).chat.completions.create(model="m", messages=_ask("mail ann@example.com about ORDER-991"))
         proxy.flush()
     [record] = _records(db)
@@ -349,3 +350,20 @@ def test_cli_proxy_records_into_the_store_and_flushes_on_shutdown(upstream, tmp_
     [record] = _records(home / "gradeloop.db")
     assert record["tags"] == ["cli", "web"] and not record["redacted"]
     assert record["messages"][1]["content"] == "reach me at ann@example.com"
+
+
+def test_a_caller_that_leaves_mid_stream_stops_the_upstream_and_is_recorded(db):
+    with _GatedStream() as gated, ProxyServer(f"http://127.0.0.1:{gated.port}/v1",
+                                              open_store=partial(Store, db)) as proxy:
+        with httpx.stream("POST", f"{proxy.url}/chat/completions", timeout=30,
+                          json={"model": "m", "messages": _ask("leaving early"), "stream": True}) as response:
+            first = next(response.iter_raw())
+            assert b"first" in first
+        # the caller left before the upstream sent the rest: the proxy stops relaying and records
+        deadline = time.time() + 30
+        while httpx.get(f"{proxy.url}/gradeloop/status").json()["recorded"] == 0:
+            assert time.time() < deadline, "the exchange was never recorded"
+            time.sleep(0.05)
+    [record] = _records(db)
+    assert record["output"] == {"role": "assistant", "content": "first"}
+    assert "disconnected" in record["error"]["message"]

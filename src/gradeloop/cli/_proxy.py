@@ -37,8 +37,7 @@ def proxy_command(
                                                                           "(repeatable)."),
 ) -> None:
     """Relay OpenAI-compatible traffic to --upstream unchanged and record it for `gradeloop harvest`."""
-    from ..harvest import Redactor
-    from ..harvest._proxy import run_proxy
+    from ..harvest import run_proxy
     from ..store import default_home
 
     parsed = urlparse(upstream)
@@ -59,4 +58,4 @@ def proxy_command(
     err.print(f"recording proxy on http://{host}:{port}/v1 → {upstream} (store: {default_home()}); "
               f"point OPENAI_BASE_URL at http://{host}:{port}/v1")
     run_proxy(upstream, host=host, port=port, tags=tag, sample_rate=sample_rate,
-              redactor=None if no_redact else Redactor(redact_pattern))
+              redact=not no_redact, redact_patterns=redact_pattern)

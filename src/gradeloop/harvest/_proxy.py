@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import concurrent.futures
 import hashlib
 import json
@@ -43,8 +44,8 @@ SOURCE = "proxy"
 RECORD_HEADER = "x-gradeloop-record"
 TAG_HEADER = "x-gradeloop-tag"
 # hop-by-hop headers, and the ones the proxy sets itself, are never relayed as they came
-_DROP_REQUEST = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
-                 "upgrade", "proxy-connection", "proxy-authorization", "accept-encoding"}
+_DROP_REQUEST = {b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
+                 b"upgrade", b"proxy-connection", b"proxy-authorization", b"accept-encoding"}
 _DROP_RESPONSE = {b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"content-encoding",
                   b"trailer", b"upgrade"}
 _RECORDED = {"chat/completions": "chat.completions", "responses": "responses"}
@@ -77,7 +78,7 @@ class Exchange:
     error: str | None = None  # what went wrong on the proxy's side (upstream down, client gone)
 
 
-# -- from noted bytes to a record (the writer thread) ---------------------------------------
+# -- from noted bytes to a record (the writer process) ---------------------------------------
 
 
 def sse_events(chunks: Iterable[tuple[float, bytes]]) -> list[tuple[float, str | None, str]]:
@@ -221,118 +222,207 @@ def _error_of(body: bytes) -> dict[str, Any] | None:
     return error if isinstance(error, dict) else {"message": json.dumps(payload)[:2000], "type": "upstream_error"}
 
 
-class Recorder:
-    """One writer thread that owns the store: exchanges and feedback are queued by the request
-    path and applied in order, so feedback on a record not yet written waits behind its write.
-    A write that fails is logged once (scrubbed of secrets) and counted; it never reaches a
-    caller. ``open_store`` is called in the writer thread (SQLite connections stay in theirs)."""
+class _Writer:
+    """The writer's side (in its own process): owns the store, turns exchanges into records and
+    ingests them, sets feedback, and counts what happened."""
 
-    def __init__(self, open_store: Callable[[], Store] = Store, *, redactor: Redactor | None = None,
-                 max_queue: int = 10_000) -> None:
-        self.open_store = open_store
-        self.redactor = redactor
-        self.counts = {"recorded": 0, "duplicates": 0, "failed": 0, "skipped": 0, "dropped": 0}
-        self._queue: queue.Queue[Any] = queue.Queue(max_queue)
-        self._store: Store | None = None
-        self._warned = False
-        self._thread = threading.Thread(target=self._run, name="gradeloop-proxy-writer", daemon=True)
-
-    def start(self) -> "Recorder":
-        """Start the writer thread; returns self."""
-        self._thread.start()
-        return self
-
-    def submit(self, exchange: Exchange) -> None:
-        """Queue an exchange for recording (dropped and counted when the queue is full)."""
-        try:
-            self._queue.put_nowait(("record", exchange))
-        except queue.Full:
-            self.counts["dropped"] += 1
-
-    def feedback(self, record: str, value: float) -> concurrent.futures.Future:
-        """Queue feedback for ``record`` (a request id from ``X-Gradeloop-Record`` or a stored
-        record id); the future resolves to the stored record's id, or raises NotFoundError."""
-        done: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put(("feedback", (record, value, done)))
-        return done
-
-    def flush(self) -> None:
-        """Wait until everything queued so far is written (or has failed)."""
-        self._queue.join()
-
-    def close(self, timeout: float = 30) -> None:
-        """Write what is queued, stop the thread and close the store."""
-        if self._thread.is_alive():
-            self._queue.put(("stop", None))
-            self._thread.join(timeout)
-        if self.counts["failed"] or self.counts["dropped"]:
-            log.warning("%d exchanges could not be stored and %d were dropped (queue full)",
-                        self.counts["failed"], self.counts["dropped"])
-
-    def _run(self) -> None:
-        while True:
-            kind, item = self._queue.get()
-            try:
-                if kind == "stop":
-                    return
-                if kind == "record":
-                    self._record(item)
-                else:
-                    self._feedback(*item)
-            finally:
-                self._queue.task_done()
-        # not reached
+    def __init__(self, open_store: Callable[[], Store], redactor: Redactor | None) -> None:
+        self.open_store, self.redactor = open_store, redactor
+        self.counts = {"recorded": 0, "duplicates": 0, "failed": 0, "skipped": 0}
+        self.store: Store | None = None
 
     def _open(self) -> Store:
-        if self._store is None:
-            self._store = self.open_store()
-        return self._store
+        if self.store is None:
+            self.store = self.open_store()
+        return self.store
 
-    def _record(self, exchange: Exchange) -> None:
+    def record(self, exchange: Exchange) -> None:
+        """Store one exchange (raises what the store raises)."""
         try:
             record = exchange_record(exchange)
         except ValueError:
             self.counts["skipped"] += 1  # not JSON, or no messages/input: nothing to learn from
             return
-        try:
-            report = ingest(self._open(), [(exchange.request_id, record)], source=SOURCE, redactor=self.redactor)
-        except Exception as exc:  # noqa: BLE001 - a failing store must never reach the caller
-            self._failed(exc)
-            return
+        report = ingest(self._open(), [(exchange.request_id, record)], source=SOURCE, redactor=self.redactor)
         self.counts["recorded"] += report.added
         self.counts["duplicates"] += report.duplicates
 
-    def _feedback(self, record: str, value: float, done: concurrent.futures.Future) -> None:
-        try:
-            store = self._open()
-            record_id = record if record.startswith("hrec_") else store.harvest_origin_record(
-                origin_key(SOURCE, record))
-            if record_id is None:
-                raise NotFoundError(f"no recorded request with id '{record}'")
-            store.harvest_set_feedback(record_id, value)
-        except NotFoundError as exc:
-            done.set_exception(exc)
-        except Exception as exc:  # noqa: BLE001
-            self._failed(exc)
-            done.set_exception(exc)
-        else:
-            done.set_result(record_id)
+    def feedback(self, record: str, value: float) -> str:
+        """Set feedback on the record of request ``record`` (or a stored ``hrec_`` id); returns its id."""
+        store = self._open()
+        record_id = record if record.startswith("hrec_") else store.harvest_origin_record(origin_key(SOURCE, record))
+        if record_id is None:
+            raise NotFoundError(f"no recorded request with id '{record}'")
+        store.harvest_set_feedback(record_id, value)
+        return record_id
 
-    def _failed(self, exc: Exception) -> None:
+    def failed(self, exc: Exception) -> str:
+        """Count a failed write, drop the store (the next write opens it again); returns what
+        went wrong, scrubbed of secrets."""
         self.counts["failed"] += 1
-        if self._store is not None and not isinstance(exc, NotFoundError):
-            self._reset()
-        if not self._warned:
-            self._warned = True
-            log.warning("the store could not be written (%s); the proxy keeps relaying and counts what it "
-                        "could not store", Redactor().redact_text(f"{type(exc).__name__}: {exc}")[:300])
+        self.close()
+        return Redactor().redact_text(f"{type(exc).__name__}: {exc}")[:300]
 
-    def _reset(self) -> None:
+    def close(self) -> None:
+        """Close the store, if open."""
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+            self.store = None
+
+
+def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redact: bool,
+                 patterns: Sequence[str]) -> None:
+    """The writer process: apply queued items in order; report counts when the queue runs dry."""
+    writer = _Writer(open_store, Redactor(patterns) if redact else None)
+    while True:
+        kind, item = inbox.get()
+        if kind == "stop":
+            break
         try:
-            self._store.close()
-        except Exception:  # noqa: BLE001
-            pass
-        self._store = None
+            if kind == "record":
+                writer.record(item)
+            elif kind == "feedback":
+                token, record, value = item
+                outbox.put(("reply", token, True, writer.feedback(record, value)))
+            elif kind == "flush":
+                outbox.put(("reply", token := item, True, None))
+        except NotFoundError as exc:
+            outbox.put(("reply", item[0], False, ("not_found", str(exc))))
+        except Exception as exc:  # noqa: BLE001 - a failing store must never reach a caller
+            message = writer.failed(exc)
+            outbox.put(("failed", None, False, message))
+            if kind == "feedback":
+                outbox.put(("reply", item[0], False, ("failed", message)))
+        if inbox.empty():
+            outbox.put(("counts", None, True, dict(writer.counts)))
+    writer.close()
+    outbox.put(("stopped", None, True, dict(writer.counts)))
+
+
+class Recorder:
+    """The request path's handle on the writer: one process that owns the store, so neither a
+    slow or broken store nor redaction's CPU ever delays a caller (it has its own interpreter
+    lock). Exchanges and feedback are applied in the order queued, so feedback on a record not
+    yet written waits behind its write. A write that fails is logged once (scrubbed of secrets)
+    and counted. ``open_store`` is called in the writer process, so it must pickle (a class, a
+    module-level function, a ``functools.partial``)."""
+
+    def __init__(self, open_store: Callable[[], Store] = Store, *, redact: bool = True,
+                 redact_patterns: Sequence[str] = (), max_queue: int = 10_000) -> None:
+        import multiprocessing
+
+        # spawn, not fork: the proxy runs threads (the server's, the test's), and a forked child
+        # of a threaded process can inherit a lock held by a thread that no longer exists
+        context = multiprocessing.get_context("spawn")
+        self._inbox, self._outbox = context.Queue(max_queue), context.Queue()
+        self._process = context.Process(target=_writer_main, name="gradeloop-proxy-writer", daemon=True,
+                                        args=(self._inbox, self._outbox, open_store, redact, list(redact_patterns)))
+        self._counts = {"recorded": 0, "duplicates": 0, "failed": 0, "skipped": 0}
+        self.dropped = 0
+        self._waiting: dict[str, concurrent.futures.Future] = {}
+        self._lock = threading.Lock()
+        self._warned = False
+        self._reader = threading.Thread(target=self._read, name="gradeloop-proxy-replies", daemon=True)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """recorded, duplicates (folded into a stored conversation), failed, skipped (not a
+        request to record), dropped (the queue was full or the writer gone), queued."""
+        queued = 0
+        with contextlib.suppress(NotImplementedError):  # qsize() is not there on macOS
+            queued = self._inbox.qsize()
+        return {**self._counts, "dropped": self.dropped, "queued": queued}
+
+    def start(self) -> "Recorder":
+        """Start the writer process; returns self."""
+        self._process.start()
+        self._reader.start()
+        return self
+
+    def submit(self, exchange: Exchange) -> None:
+        """Queue an exchange for recording (dropped and counted when the queue is full)."""
+        try:
+            if not self._process.is_alive():
+                raise queue.Full
+            self._inbox.put_nowait(("record", exchange))
+        except (queue.Full, ValueError, OSError):
+            self.dropped += 1
+
+    def _ask(self, kind: str, *item: Any) -> concurrent.futures.Future:
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._waiting[token] = done
+        try:
+            if not self._process.is_alive():
+                raise OSError("the writer process is not running")
+            self._inbox.put(((kind, (token, *item)) if item else (kind, token)), timeout=30)
+        except (queue.Full, ValueError, OSError) as exc:
+            with self._lock:
+                self._waiting.pop(token, None)
+            done.set_exception(RuntimeError(f"the writer is not taking work: {exc}"))
+        return done
+
+    def feedback(self, record: str, value: float) -> concurrent.futures.Future:
+        """Queue feedback for ``record`` (a request id from ``X-Gradeloop-Record`` or a stored
+        record id); the future resolves to the stored record's id, or raises NotFoundError."""
+        return self._ask("feedback", record, value)
+
+    def flush(self, timeout: float = 60) -> None:
+        """Wait until everything queued so far is written (or has failed)."""
+        self._ask("flush").result(timeout)
+
+    def close(self, timeout: float = 30) -> None:
+        """Write what is queued, stop the writer and close the store."""
+        if self._process.is_alive():
+            with contextlib.suppress(ValueError, OSError):
+                self._inbox.put(("stop", None))
+            self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.terminate()
+        self._reader.join(5)
+        if self._counts["failed"] or self.dropped:
+            log.warning("%d exchanges could not be stored and %d were dropped", self._counts["failed"], self.dropped)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                kind, token, ok, value = self._outbox.get(timeout=1)
+            except queue.Empty:
+                if self._process.is_alive():
+                    continue
+                self._fail_waiting("the writer process stopped")
+                return
+            if kind in ("counts", "stopped"):
+                self._counts.update(value)
+                if kind == "stopped":
+                    self._fail_waiting("the writer process stopped")
+                    return
+            elif kind == "failed" and not self._warned:
+                self._warned = True
+                log.warning("the store could not be written (%s); the proxy keeps relaying and counts what it "
+                            "could not store", value)
+            elif kind == "reply":
+                self._resolve(token, ok, value)
+
+    def _resolve(self, token: str, ok: bool, value: Any) -> None:
+        with self._lock:
+            done = self._waiting.pop(token, None)
+        if done is None:
+            return
+        if ok:
+            done.set_result(value)
+        elif value[0] == "not_found":
+            done.set_exception(NotFoundError(value[1]))
+        else:
+            done.set_exception(RuntimeError(value[1]))
+
+    def _fail_waiting(self, why: str) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for done in waiting.values():
+            done.set_exception(RuntimeError(why))
 
 
 # -- the HTTP app -----------------------------------------------------------------------------
@@ -350,9 +440,15 @@ def _tags(fixed: Sequence[str], header: str | None) -> list[str]:
     return list(dict.fromkeys([*fixed, *(t for t in extra if t)]))
 
 
-def _upstream_headers(headers: Any) -> list[tuple[str, str]]:
-    kept = [(k, v) for k, v in headers.items() if k not in _DROP_REQUEST and not k.startswith("x-gradeloop-")]
-    return kept + [("accept-encoding", "identity")]
+def _upstream_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], str | None]:
+    """The caller's headers to send upstream (ASGI gives names in lower case), and its tag header."""
+    kept, tag = [], None
+    for name, value in raw:
+        if name.startswith(b"x-gradeloop-"):
+            tag = value.decode("latin-1") if name == TAG_HEADER.encode() else tag
+        elif name not in _DROP_REQUEST:
+            kept.append((name, value))
+    return kept + [(b"accept-encoding", b"identity")], tag
 
 
 def _relayed(raw: Iterable[tuple[bytes, bytes]], record: str | None) -> list[tuple[bytes, bytes]]:
@@ -405,36 +501,54 @@ class _Stream:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+def _http_library() -> Any:
+    """httpx2 when installed (the httpx fork the openai SDK sends with), else httpx: httpx 0.28's
+    connection pool (httpcore 1.0) scans every connection for every request, which at 64
+    concurrent requests costs the proxy more than 90% of its throughput."""
+    import importlib
+
+    try:
+        return importlib.import_module("httpx2")
+    except ImportError:
+        import httpx
+
+        return httpx
+
+
 def create_proxy_app(upstream: str, *, tags: Sequence[str] = (), sample_rate: float = 1.0,
-                     redactor: Redactor | None = None, open_store: Callable[[], Store] = Store,
+                     redact: bool = True, redact_patterns: Sequence[str] = (),
+                     open_store: Callable[[], Store] = Store,
                      timeout: float = 600.0) -> Any:
     """The proxy as a Starlette app relaying ``/v1/...`` to ``upstream`` (a base URL ending in
-    ``/v1`` or the like). ``app.state.recorder`` is its :class:`Recorder`. Returns the app."""
+    ``/v1`` or the like), recording into the store ``open_store()`` opens, redacted unless
+    ``redact`` is False (``redact_patterns`` add regular expressions). ``app.state.recorder``
+    is its :class:`Recorder`. Returns the app."""
     from contextlib import asynccontextmanager
 
-    import httpx
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    httpx = _http_library()
     base = upstream.rstrip("/")
     state: dict[str, Any] = {}
-    recorder = Recorder(open_store, redactor=redactor)
+    recorder = Recorder(open_store, redact=redact, redact_patterns=redact_patterns)
 
     async def relay(request: Any) -> Any:
         path = request.path_params["path"]
         api = _RECORDED.get(path.rstrip("/")) if request.method == "POST" else None
         body = await request.body()
+        headers, tag = _upstream_headers(request.scope["headers"])
         request_id = f"req_{uuid.uuid4().hex}"
         ex = None
         if api and sample_rate > 0 and sampled(request_id, sample_rate):
-            ex = Exchange(request_id, api, body, _tags(tags, request.headers.get(TAG_HEADER)), time.time(),
-                          time.perf_counter())
-        url = f"{base}/{path}" + (f"?{request.url.query}" if request.url.query else "")
+            ex = Exchange(request_id, api, body, _tags(tags, tag), time.time(), time.perf_counter())
+        query = request.scope["query_string"]
+        url = f"{base}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
         client = state["client"]
         try:
-            answer = await client.send(client.build_request(request.method, url, content=body,
-                                                             headers=_upstream_headers(request.headers)), stream=True)
+            answer = await client.send(client.build_request(request.method, url, content=body, headers=headers),
+                                       stream=True)
         except httpx.HTTPError as exc:
             return _unreachable(ex, exc)
         record = ex.request_id if ex is not None else None
@@ -482,7 +596,7 @@ def create_proxy_app(upstream: str, *, tags: Sequence[str] = (), sample_rate: fl
 
     async def status(request: Any) -> Any:
         return JSONResponse({"object": "gradeloop.proxy.status", "upstream": base,
-                             "queued": recorder._queue.qsize(), **recorder.counts})
+                             **recorder.counts})
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -528,7 +642,7 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> Any:
 
     # the upstream's Date and Server headers are relayed, so uvicorn adds none of its own
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", server_header=False,
-                          date_header=False, access_log=False)
+                          date_header=False, access_log=False, proxy_headers=False)
 
 
 def run_proxy(upstream: str, *, host: str = "127.0.0.1", port: int = 8787, log_level: str = "warning",
