@@ -331,7 +331,8 @@ def test_cli_proxy_records_into_the_store_and_flushes_on_shutdown(upstream, tmp_
     home = tmp_path / "home"
     env = {**os.environ, "GRADELOOP_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, "-m", "gradeloop", "proxy", "--upstream", upstream.url, "--port",
-                             str(port), "--tag", "cli", "--no-redact"], env=env, stderr=subprocess.PIPE, text=True)
+                             str(port), "--tag", "cli", "--no-redact"], env=env, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         deadline = time.time() + 60
         while True:
@@ -344,9 +345,10 @@ def test_cli_proxy_records_into_the_store_and_flushes_on_shutdown(upstream, tmp_
                 time.sleep(0.2)
         assert reply.choices[0].message.content == "reach me at ann@example.com"
     finally:
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the writer process gets it too
         stderr = proc.communicate(timeout=60)[1]
-    assert "WARNING: --no-redact" in stderr and "stored exactly as sent" in stderr
+    assert "WARNING: --no-redact" in stderr and "stored exactly as sent" in stderr, stderr
+    assert len(_records(home / "gradeloop.db")) == 1, stderr
     [record] = _records(home / "gradeloop.db")
     assert record["tags"] == ["cli", "web"] and not record["redacted"]
     assert record["messages"][1]["content"] == "reach me at ann@example.com"

@@ -273,10 +273,21 @@ class _Writer:
 
 def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redact: bool,
                  patterns: Sequence[str]) -> None:
-    """The writer process: apply queued items in order; report counts when the queue runs dry."""
+    """The writer process: apply queued items in order; report counts when the queue runs dry.
+    It stops when told, or when the proxy is gone (its end of the queue closes)."""
+    import signal
+
+    # Ctrl-C in a terminal reaches the whole process group: the proxy stops the writer itself,
+    # once the queue is written. Both arrive blocked (see Recorder.start): ignore, then unblock.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     writer = _Writer(open_store, Redactor(patterns) if redact else None)
     while True:
-        kind, item = inbox.get()
+        try:
+            kind, item = inbox.get()
+        except (EOFError, OSError):
+            break
         if kind == "stop":
             break
         try:
@@ -336,7 +347,15 @@ class Recorder:
 
     def start(self) -> "Recorder":
         """Start the writer process; returns self."""
-        self._process.start()
+        import signal
+
+        # the child inherits this thread's signal mask: blocked, a Ctrl-C that lands while it is
+        # still importing cannot kill it before it ignores Ctrl-C itself
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         self._reader.start()
         return self
 
@@ -357,7 +376,7 @@ class Recorder:
         try:
             if not self._process.is_alive():
                 raise OSError("the writer process is not running")
-            self._inbox.put(((kind, (token, *item)) if item else (kind, token)), timeout=30)
+            self._inbox.put_nowait((kind, (token, *item)) if item else (kind, token))
         except (queue.Full, ValueError, OSError) as exc:
             with self._lock:
                 self._waiting.pop(token, None)
