@@ -35,7 +35,6 @@ import asyncio
 import importlib
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile

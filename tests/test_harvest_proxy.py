@@ -237,7 +237,7 @@ def test_an_upstream_that_is_down_gives_a_502_in_openais_shape(db):
         with pytest.raises(openai.APIStatusError) as caught:
             _client(proxy.url).chat.completions.create(model="m", messages=_ask("anyone there"))
         proxy.flush()
-    assert caught.value.status_code == 502
+    assert caught.value.status_code == 502 and caught.value.response.headers["x-gradeloop-record"].startswith("req_")
     error = caught.value.response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["code"] == "upstream_unreachable"
     [record] = _records(db)

@@ -379,7 +379,8 @@ async def _send(writer: asyncio.StreamWriter, status: int, payload: dict, extra:
     return await _send_raw(writer, status, json.dumps(payload).encode(), extra)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error"}
 
 
 async def _send_raw(writer: asyncio.StreamWriter, status: int, data: bytes, extra: dict | None = None) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Optional
 from urllib.parse import urlparse
 
 import typer

@@ -534,78 +534,94 @@ def _http_library() -> Any:
         return httpx
 
 
-def create_proxy_app(upstream: str, *, tags: Sequence[str] = (), sample_rate: float = 1.0,
-                     redact: bool = True, redact_patterns: Sequence[str] = (),
-                     open_store: Callable[[], Store] = Store,
-                     timeout: float = 600.0) -> Any:
-    """The proxy as a Starlette app relaying ``/v1/...`` to ``upstream`` (a base URL ending in
-    ``/v1`` or the like), recording into the store ``open_store()`` opens, redacted unless
-    ``redact`` is False (``redact_patterns`` add regular expressions). ``app.state.recorder``
-    is its :class:`Recorder`. Returns the app."""
-    from contextlib import asynccontextmanager
+class _Proxy:
+    """The proxy's handlers, over one upstream connection pool and one :class:`Recorder`."""
 
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
+    def __init__(self, upstream: str, *, tags: Sequence[str], sample_rate: float, recorder: Recorder,
+                 timeout: float) -> None:
+        self.http = _http_library()
+        self.base, self.tags, self.sample_rate = upstream.rstrip("/"), list(tags), sample_rate
+        self.recorder, self.timeout = recorder, timeout
+        self.client: Any = None
 
-    httpx = _http_library()
-    base = upstream.rstrip("/")
-    state: dict[str, Any] = {}
-    recorder = Recorder(open_store, redact=redact, redact_patterns=redact_patterns)
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any) -> Any:
+        """Open the pool and start the writer; at shutdown close them (the writer writes what is queued)."""
+        limits = self.http.Limits(max_connections=None, max_keepalive_connections=512, keepalive_expiry=60)
+        self.client = self.http.AsyncClient(limits=limits, timeout=self.http.Timeout(self.timeout, connect=30.0),
+                                            follow_redirects=False)
+        self.recorder.start()
+        try:
+            yield
+        finally:
+            await self.client.aclose()
+            await asyncio.to_thread(self.recorder.close)
 
-    async def relay(request: Any) -> Any:
-        path = request.path_params["path"]
-        api = _RECORDED.get(path.rstrip("/")) if request.method == "POST" else None
+    def _exchange(self, request: Any, body: bytes, tag: str | None) -> Exchange | None:
+        """A new exchange to note, when the request is one to record and is sampled."""
+        api = _RECORDED.get(request.path_params["path"].rstrip("/")) if request.method == "POST" else None
+        request_id = f"req_{uuid.uuid4().hex}"
+        if not api or self.sample_rate <= 0 or not sampled(request_id, self.sample_rate):
+            return None
+        return Exchange(request_id, api, body, _tags(self.tags, tag), time.time(), time.perf_counter())
+
+    async def relay(self, request: Any) -> Any:
+        """Send the request upstream as it came; relay the answer as it comes back."""
         body = await request.body()
         headers, tag = _upstream_headers(request.scope["headers"])
-        request_id = f"req_{uuid.uuid4().hex}"
-        ex = None
-        if api and sample_rate > 0 and sampled(request_id, sample_rate):
-            ex = Exchange(request_id, api, body, _tags(tags, tag), time.time(), time.perf_counter())
+        ex = self._exchange(request, body, tag)
         query = request.scope["query_string"]
-        url = f"{base}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
-        client = state["client"]
+        url = f"{self.base}/{request.path_params['path']}" + (f"?{query.decode('latin-1')}" if query else "")
         try:
-            answer = await client.send(client.build_request(request.method, url, content=body, headers=headers),
-                                       stream=True)
-        except httpx.HTTPError as exc:
-            return _unreachable(ex, exc)
-        record = ex.request_id if ex is not None else None
-        headers = _relayed(answer.headers.raw, record)
+            answer = await self.client.send(self.client.build_request(request.method, url, content=body,
+                                                                      headers=headers), stream=True)
+        except self.http.HTTPError as exc:
+            return self._unreachable(ex, exc)
+        relayed = _relayed(answer.headers.raw, ex.request_id if ex is not None else None)
+        streamed = answer.headers.get("content-type", "").startswith("text/event-stream")
         if ex is not None:
-            ex.status = answer.status_code
-        if answer.headers.get("content-type", "").startswith("text/event-stream"):
-            if ex is not None:
-                ex.stream = True
-            return _Stream(answer, ex, headers, recorder.submit)
+            ex.status, ex.stream = answer.status_code, streamed
+        if streamed:
+            return _Stream(answer, ex, relayed, self.recorder.submit)
+        return await self._plain(answer, ex, relayed)
+
+    async def _plain(self, answer: Any, ex: Exchange | None, relayed: list[tuple[bytes, bytes]]) -> Any:
+        """A whole answer, relayed as the upstream's bytes (never decoded and encoded again)."""
+        from starlette.responses import Response
+
         try:
             data = await answer.aread()
-        except httpx.HTTPError as exc:
-            return _unreachable(ex, exc)
+        except self.http.HTTPError as exc:
+            return self._unreachable(ex, exc)
         finally:
             await answer.aclose()
         if ex is not None:
             ex.ended = time.perf_counter()
             ex.chunks.append((ex.ended, data))
-            recorder.submit(ex)
+            self.recorder.submit(ex)
         response = Response(data, status_code=answer.status_code)
-        response.raw_headers = [*headers, (b"content-length", str(len(data)).encode())]
+        response.raw_headers = [*relayed, (b"content-length", str(len(data)).encode())]
         return response
 
-    def _unreachable(ex: Exchange | None, exc: Exception) -> Any:
-        message = f"the upstream {base} could not be reached: {type(exc).__name__}"
+    def _unreachable(self, ex: Exchange | None, exc: Exception) -> Any:
+        message = f"the upstream {self.base} could not be reached: {type(exc).__name__}"
+        response = _error(message, 502, kind="upstream_error", code="upstream_unreachable")
         if ex is not None:
             ex.status, ex.error, ex.ended = 502, message, time.perf_counter()
-            recorder.submit(ex)
-        return _error(message, 502, kind="upstream_error", code="upstream_unreachable")
+            self.recorder.submit(ex)
+            response.headers[RECORD_HEADER] = ex.request_id
+        return response
 
-    async def feedback(request: Any) -> Any:
+    async def feedback(self, request: Any) -> Any:
+        """``POST /v1/gradeloop/feedback``: set a recorded answer's feedback."""
+        from starlette.responses import JSONResponse
+
         try:
             record, value = _feedback_body(await request.body())
         except ValueError as exc:
-            return _error(str(exc), 400, kind="invalid_request_error", param=exc.args[1] if len(exc.args) > 1 else None)
+            return _error(exc.args[0], 400, kind="invalid_request_error", param=exc.args[1])
         try:
-            record_id = await asyncio.wait_for(asyncio.wrap_future(recorder.feedback(record, value)), 60)
+            record_id = await asyncio.wait_for(asyncio.wrap_future(self.recorder.feedback(record, value)), 60)
         except NotFoundError as exc:
             return _error(str(exc), 404, kind="invalid_request_error", code="record_not_found", param="record_id")
         except Exception:  # noqa: BLE001 - the store failed; say so without its details
@@ -613,26 +629,29 @@ def create_proxy_app(upstream: str, *, tags: Sequence[str] = (), sample_rate: fl
         return JSONResponse({"object": "harvest.feedback", "record_id": record_id, "request_id": record,
                              "feedback": value})
 
-    async def status(request: Any) -> Any:
-        return JSONResponse({"object": "gradeloop.proxy.status", "upstream": base,
-                             **recorder.counts})
+    async def status(self, request: Any) -> Any:
+        """``GET /v1/gradeloop/status``: what the writer did so far."""
+        from starlette.responses import JSONResponse
 
-    @asynccontextmanager
-    async def lifespan(app: Any) -> Any:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=512, keepalive_expiry=60)
-        state["client"] = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout, connect=30.0),
-                                            follow_redirects=False)
-        recorder.start()
-        try:
-            yield
-        finally:
-            await state["client"].aclose()
-            await asyncio.to_thread(recorder.close)
+        return JSONResponse({"object": "gradeloop.proxy.status", "upstream": self.base, **self.recorder.counts})
 
-    app = Starlette(routes=[Route("/v1/gradeloop/feedback", feedback, methods=["POST"]),
-                            Route("/v1/gradeloop/status", status, methods=["GET"]),
-                            Route("/v1/{path:path}", relay, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])],
-                    lifespan=lifespan)
+
+def create_proxy_app(upstream: str, *, tags: Sequence[str] = (), sample_rate: float = 1.0,
+                     redact: bool = True, redact_patterns: Sequence[str] = (),
+                     open_store: Callable[[], Store] = Store, timeout: float = 600.0) -> Any:
+    """The proxy as a Starlette app relaying ``/v1/...`` to ``upstream`` (a base URL ending in
+    ``/v1`` or the like), recording into the store ``open_store()`` opens, redacted unless
+    ``redact`` is False (``redact_patterns`` add regular expressions). ``app.state.recorder``
+    is its :class:`Recorder`. Returns the app."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    recorder = Recorder(open_store, redact=redact, redact_patterns=redact_patterns)
+    proxy = _Proxy(upstream, tags=tags, sample_rate=sample_rate, recorder=recorder, timeout=timeout)
+    app = Starlette(routes=[Route("/v1/gradeloop/feedback", proxy.feedback, methods=["POST"]),
+                            Route("/v1/gradeloop/status", proxy.status, methods=["GET"]),
+                            Route("/v1/{path:path}", proxy.relay, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])],
+                    lifespan=proxy.lifespan)
     app.state.recorder = recorder
     return app
 
