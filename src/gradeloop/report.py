@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from .graders import criterion_id
+from .redact import scrub_json
 from .spec import parse_criteria
 from .stats import pass_at_k, rate
 from .store import Store
@@ -334,6 +335,7 @@ def export_run(store: Store, run_id: str, path: str, fmt: str | None = None) -> 
         rows: list[dict[str, Any]] = output_item_objects(store, run_id)
     else:
         rows = export_rows(store, run_id)
+    rows = scrub_json(rows)  # an older store may hold what is scrubbed on the way in today
     if path == "-":
         _write_rows(sys.stdout, rows, fmt)
         return len(rows)

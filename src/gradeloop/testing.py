@@ -3,7 +3,9 @@
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length) to serve
 ``POST /v1/chat/completions`` and ``GET /v1/models``, answers deterministically, records
 every request, and can inject faults: 500s, 429s with ``Retry-After``, hangs longer than a
-client's timeout, malformed bodies and dropped connections. ``capacity`` makes it behave like
+client's timeout, malformed bodies and dropped connections; and, as careless servers and proxies
+do, a 401 that repeats the credential it was sent (``401_echo``) and a 500 that echoes the request
+path and headers (``500_echo``). ``capacity`` makes it behave like
 a rate-limited endpoint: a request that arrives while ``capacity`` others are being answered
 gets a 429.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import random
 import threading
@@ -24,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["FakeOpenAI", "Faults", "echo_responder"]
 
@@ -33,7 +37,7 @@ Responder = Callable[[dict[str, Any]], str]
 @dataclass
 class Faults:
     """Which faults to inject and how often. ``rate`` is the share of requests that fail;
-    the kind is drawn uniformly from ``kinds``."""
+    the kind is drawn uniformly from ``kinds`` (``401_echo`` and ``500_echo`` may be added)."""
 
     rate: float = 0.0
     kinds: tuple[str, ...] = ("500", "429", "timeout", "malformed", "drop")
@@ -62,10 +66,13 @@ class _Record:
 
 
 class FakeOpenAI:
-    """The server. ``url`` is the base URL to give a client (``http://127.0.0.1:PORT/v1``)."""
+    """The server. ``url`` is the base URL to give a client (``http://127.0.0.1:PORT/v1``).
+    ``fault_for(body)``, when given, names the fault for a request (or None: no fault, unless
+    ``faults`` draws one)."""
 
     def __init__(self, *, port: int = 0, latency: float = 0.0, faults: Faults | None = None,
-                 responder: Responder = echo_responder, record: bool = True, capacity: int | None = None) -> None:
+                 responder: Responder = echo_responder, record: bool = True, capacity: int | None = None,
+                 fault_for: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         self.port = port
         self.latency = latency
         self.capacity = capacity
@@ -74,6 +81,7 @@ class FakeOpenAI:
         self.over_capacity = 0  # 429s sent because of ``capacity``
         self.faults = faults or Faults()
         self.responder = responder
+        self.fault_for = fault_for
         self.record = record
         self.requests: list[_Record] = []
         self._rng = random.Random(self.faults.seed)
@@ -168,21 +176,24 @@ class FakeOpenAI:
 
     async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes,
                        writer: asyncio.StreamWriter) -> bool:
-        if method == "GET" and path.rstrip("/").endswith("/models"):
+        route = urlsplit(path).path.rstrip("/")  # a base URL may carry a query (?api-key=…)
+        if method == "GET" and route.endswith("/models"):
             return await _send(writer, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
-        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
+        if method != "POST" or not route.endswith("/chat/completions"):
             return await _send(writer, 404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
         try:
             body = json.loads(raw)
         except ValueError:
             return await _send(writer, 400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
-        fault = self._draw_fault()
+        fault = (self.fault_for(body) if self.fault_for else None) or self._draw_fault()
         if self.capacity is not None and self.in_flight >= self.capacity:
             fault = "over_capacity"
         if self.record:
             safe_headers = {k: v for k, v in headers.items() if k in ("content-type", "user-agent")}
             with self._lock:
                 self.requests.append(_Record(body=body, fault=fault, at=time.time(), headers=safe_headers))
+        if fault in ("401_echo", "500_echo"):
+            return await _send(writer, *_echo(fault, path, headers))
         if fault == "over_capacity":
             self.over_capacity += 1
             return await _send(writer, 429, {"error": {"message": "too many requests in flight", "type": "rate_limit"}},
@@ -227,11 +238,29 @@ class FakeOpenAI:
         })
 
 
+def _echo(fault: str, path: str, headers: dict[str, str]) -> tuple[int, dict]:
+    """A careless server's error: the 401 repeats the credential sent (a bearer token, the
+    ``user:password`` of Basic auth, or an ``api-key`` header or query value); the 500 echoes the
+    request path and every header."""
+    if fault == "500_echo":
+        return 500, {"error": {"message": f"upstream failed for POST {path} with headers {json.dumps(headers)}",
+                               "type": "server_error"}}
+    scheme, _, credential = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        credential = base64.b64decode(credential).decode("utf-8", "replace")
+    query = dict(parse_qsl(urlsplit(path).query))
+    key = query.get("api-key") or headers.get("api-key") or credential
+    return 401, {"error": {"message": f"Incorrect API key provided: {key}. You can find your API key at "
+                                      "https://platform.openai.com/account/api-keys.",
+                           "type": "invalid_request_error", "code": "invalid_api_key"}}
+
+
 async def _send(writer: asyncio.StreamWriter, status: int, payload: dict, extra: dict | None = None) -> bool:
     return await _send_raw(writer, status, json.dumps(payload).encode(), extra)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error"}
 
 
 async def _send_raw(writer: asyncio.StreamWriter, status: int, data: bytes, extra: dict | None = None) -> bool:

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from ..errors import GradeloopError
+from ..redact import scrub_std_streams
 from . import _eval, _grade, _serve, _suite, _tune
 from ._common import err, fail
 
@@ -59,7 +60,9 @@ def join_key_values(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """Entry point: runs the app; gradeloop errors print one line and exit 1 or 2."""
+    """Entry point: runs the app; gradeloop errors print one line and exit 1 or 2. Everything it
+    prints (tables, progress, warnings, tracebacks) goes through the secret scrubber."""
+    scrub_std_streams()
     try:
         code = app(args=join_key_values(sys.argv[1:]), standalone_mode=False)
     except GradeloopError as exc:

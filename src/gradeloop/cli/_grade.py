@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
+from ..redact import scrub_json
 from ..rewards import grade_pairs, load_grader_file
 from ..spec import grader_hash, read_jsonl
 from ..store import Store
@@ -109,7 +110,7 @@ def grade_file(
     if output is not None:
         with open(output, "w", encoding="utf-8") as handle:
             for (_, _, line), result in zip(rows, results):
-                handle.write(json.dumps({"line": line, **result.to_run_response(grader)}) + "\n")
+                handle.write(json.dumps(scrub_json({"line": line, **result.to_run_response(grader)})) + "\n")
     summary = _summary(grader, results)
     if as_json:
         print_json(summary)

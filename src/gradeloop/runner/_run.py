@@ -9,6 +9,7 @@ every unit that has an output item and only grades units that have a sample.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from ..errors import InputError, TemplateError
 from ..graders import GradeResult, grade
 from ..models import GenerateRequest, Provider, public_url, split_model_name
+from ..redact import MASK, url_was_redacted
 from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
                     parse_data_source)
 from ..store import SampleRecord, ScoreRecord, Store
@@ -46,9 +48,10 @@ class RunOptions:
 
     def to_config(self) -> dict[str, Any]:
         """What the store keeps so that a resume runs the same way."""
-        # credentials in a URL (user:password@host) are secrets: never stored
+        # credentials in a URL (user:password@host, ?api-key=…) are secrets: never stored
         return {"epochs": self.epochs, "concurrency": self.concurrency,
                 "adaptive_concurrency": self.adaptive_concurrency, "base_url": public_url(self.base_url),
+                "base_url_redacted": url_was_redacted(self.base_url),
                 "use_cache": self.use_cache, "timeout": self.timeout, "limit": self.limit,
                 "retry": asdict(self.retry)}
 
@@ -301,8 +304,7 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     rows = [Row(index=r["index"], item=r["item"], sample=r["sample"], file=r["file"], line=r["line"])
             for r in store.run_items(run["id"])]
     options = options or RunOptions.from_config(run["config"])
-    if base_url:
-        options.base_url = base_url
+    options.base_url = base_url or _resume_url(run, options.base_url)
     pool = _pool(options, store)
     provider = pool.provider(run["model"]) if run["model"] else None
     if provider is not None:
@@ -316,6 +318,19 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     finally:
         await _close(pool, reporter)
     return run["id"]
+
+
+def _resume_url(run: dict[str, Any], url: str | None) -> str | None:
+    """The base URL a resume without ``--base-url`` uses: ``url`` (from the stored config, or
+    the caller's options), unless it is the stored form with the credentials taken out; then
+    OPENAI_BASE_URL when it is the same URL, else an InputError that asks for it."""
+    if url_was_redacted(url) or not ((run["config"] or {}).get("base_url_redacted") or MASK in (url or "")):
+        return url
+    env = os.environ.get("OPENAI_BASE_URL")
+    if env and public_url(env) == url:
+        return env
+    raise InputError(f"run {run['id']} was made against {url}: its credentials are never stored, so give the "
+                     f"URL again: gradeloop eval resume {run['id']} --base-url URL", field="base_url")
 
 
 def run_eval(spec: EvalSpec | str | Path, models: list[str] | None = None, *, store: Store | None = None,

@@ -21,6 +21,7 @@ from ..models import GenerateRequest, Provider, get_provider
 from ..models._engine import EngineOutput
 from ..models._local import _EngineProvider
 from ..models._structured import json_schema_of, with_json_instruction
+from ..redact import scrub
 
 __all__ = ["create_app", "RequestError", "parse_chat_request"]
 
@@ -37,7 +38,7 @@ class RequestError(Exception):
 
     def body(self) -> dict[str, Any]:
         """``{"error": {message, type, param, code}}``."""
-        return {"error": {"message": str(self), "type": self.kind, "param": self.param, "code": self.code}}
+        return {"error": {"message": scrub(str(self)), "type": self.kind, "param": self.param, "code": self.code}}
 
 
 def _number(body: dict, key: str, low: float, high: float, *, integer: bool = False) -> Any:

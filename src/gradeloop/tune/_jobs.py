@@ -199,7 +199,7 @@ def _spawn(store: Store, job_id: str) -> None:
     """Start the job's worker: a detached process (group) that outlives this one."""
     folder = job_dir(job_id, store)
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "worker.log", "ab")
+    log = open(folder / "worker.log", "ab", opener=lambda path, flags: os.open(path, flags, 0o600))
     env = {**os.environ, "GRADELOOP_HOME": str(store.path.parent)}
     command = launch_command(job_id, store.get_job(job_id)["options"] or {})
     proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
