@@ -37,14 +37,20 @@ def leaky_server(cls: type = FakeOpenAI) -> FakeOpenAI:
     return cls(responder=respond, fault_for=lambda body: LEAKS.get(last_user(body)))
 
 
-def write_eval(folder: Path, questions: list[str]) -> Path:
+JUDGE = {"type": "score_model", "name": "judge", "model": "openai/judge", "range": [0, 1],
+         "input": [{"role": "user", "content": "{{ item.judge }}"}]}
+
+
+def write_eval(folder: Path, items: list[dict]) -> Path:
+    """An eval that samples each item's ``q`` and asks a judge its ``judge`` (when it has one)."""
     path = folder / "leak.json"
-    rows = [{"item": {"q": q}} for q in questions]
+    rows = [{"item": item} for item in items]
+    judged = [JUDGE] if any("judge" in item for item in items) else []
     path.write_text(json.dumps({
         "name": "leak",
         "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
         "testing_criteria": [{"type": "string_check", "name": "echo", "input": "{{ sample.output_text }}",
-                              "operation": "eq", "reference": "{{ item.q }}"}],
+                              "operation": "eq", "reference": "{{ item.q }}"}, *judged],
         "data_source": {"type": "completions", "source": {"type": "file_content", "content": rows},
                         "input_messages": {"type": "template",
                                            "template": [{"role": "user", "content": "{{ item.q }}"}]}},
@@ -69,13 +75,20 @@ def assert_nowhere(secrets: list[str], raw: list[bytes], texts: list[str]) -> No
 
 
 def run_and_read(eval_path: Path, base_url: str, home: Path, tmp_path: Path) -> tuple[str, list[dict], list[str]]:
-    """Run the eval through the CLI and read everything back the ways a user can: every command's
-    output (stdout and stderr), every export format. Returns (run id, output items, all texts)."""
+    """Run the eval through the CLI and read everything back (:func:`read_back`).
+    Returns (run id, output items, all texts)."""
     ran = run_cli("eval", "run", str(eval_path), "-m", "openai/fake", "--base-url", base_url, "--json",
                   "--no-progress", "--max-attempts", "2")
     assert ran.returncode == 0, ran.stderr
     run_id = json.loads(ran.stdout)[0]["id"]
-    calls = [ran, run_cli("eval", "show", run_id, "--json"), run_cli("eval", "show", run_id),
+    items, texts = read_back(run_id, tmp_path)
+    return run_id, items, texts + [ran.stdout, ran.stderr]
+
+
+def read_back(run_id: str, tmp_path: Path) -> tuple[list[dict], list[str]]:
+    """Read a run back the ways a user can: every command's output (stdout and stderr), every
+    export format. Returns (output items, all texts)."""
+    calls = [run_cli("eval", "show", run_id, "--json"), run_cli("eval", "show", run_id),
              run_cli("eval", "list", "--json"), run_cli("eval", "items", run_id), run_cli("eval", "export", run_id)]
     items = run_cli("eval", "items", run_id, "--json")
     calls.append(items)
@@ -90,7 +103,7 @@ def run_and_read(eval_path: Path, base_url: str, home: Path, tmp_path: Path) -> 
             texts.append(json.dumps(pq.read_table(out).to_pylist(), default=str))
     assert all(c.returncode == 0 for c in calls), [c.stderr for c in calls]
     texts += [t for c in calls for t in (c.stdout, c.stderr)]
-    return run_id, json.loads(items.stdout), texts
+    return json.loads(items.stdout), texts
 
 
 def by_question(items: list[dict]) -> dict[str, dict]:
@@ -104,9 +117,20 @@ def test_api_key_never_reaches_store_exports_or_terminal(tmp_path, monkeypatch, 
     watcher = sqlite3.connect(home / "gradeloop.db")
     watcher.execute("SELECT COUNT(*) FROM runs").fetchone()
     with leaky_server() as server:
-        run_id, items, texts = run_and_read(write_eval(tmp_path, ["hello", "repeat", "leak401", "leak500"]),
-                                            server.url, home, tmp_path)
+        questions = [{"q": "hello", "judge": "leak401"}, {"q": "repeat", "judge": "repeat"},
+                     {"q": "leak401", "judge": "-"}, {"q": "leak500", "judge": "-"}]
+        run_id, items, texts = run_and_read(write_eval(tmp_path, questions), server.url, home, tmp_path)
+        (tmp_path / "judge.json").write_text(json.dumps(JUDGE))
+        (tmp_path / "samples.jsonl").write_text(json.dumps({"item": {"judge": "leak401"}, "sample": "x"}) + "\n")
+        graded = run_cli("grade", "file", str(tmp_path / "judge.json"), str(tmp_path / "samples.jsonl"),
+                         "--out", str(tmp_path / "graded.jsonl"), "--base-url", server.url)
+    assert graded.returncode == 0, graded.stderr
+    graded_out = (tmp_path / "graded.jsonl").read_text()
+    assert "Incorrect API key provided: ***" in graded_out
+    texts += [graded.stdout, graded.stderr, graded_out]
     samples = by_question(items)
+    judge_errors = next(o for o in items if o["datasource_item"]["q"] == "hello")["results"][1]["errors"]
+    assert "Incorrect API key provided: ***" in judge_errors["model_grader_server_error_details"]
     # the leaks happened and were scrubbed, not avoided
     assert samples["repeat"]["output"][0]["content"] == "my key is ***, sent as Authorization: Bearer ***"
     assert samples["leak401"]["error"]["message"].startswith("HTTP 401: Incorrect API key provided: ***.")
@@ -129,8 +153,8 @@ def test_url_credentials_never_stored_and_resume_asks_for_the_url(tmp_path, _iso
 
     with leaky_server(Recording) as server:
         url = server.url.replace("127.0.0.1", f"{USER}:{PASSWORD}@127.0.0.1") + f"?api-key={QUERY_KEY}"
-        run_id, items, texts = run_and_read(write_eval(tmp_path, ["hello", "leak401", "leak500"]), url, home,
-                                            tmp_path)
+        run_id, items, texts = run_and_read(write_eval(tmp_path, [{"q": "hello"}, {"q": "leak401"}, {"q": "leak500"}]),
+                                            url, home, tmp_path)
         basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         assert paths[0] == (f"/v1/chat/completions?api-key={QUERY_KEY}", f"Basic {basic}")  # sent as given
         samples = by_question(items)
@@ -159,6 +183,21 @@ def test_url_credentials_never_stored_and_resume_asks_for_the_url(tmp_path, _iso
         texts += [t for c in (refused, resumed, from_env) for t in (c.stdout, c.stderr)]
     raw, rows = store_texts(home)
     assert_nowhere([PASSWORD, QUERY_KEY, basic, f"{USER}:{PASSWORD}", USER], raw, rows + texts)
+
+
+def test_an_older_store_leaks_nothing_on_the_way_out(tmp_path, monkeypatch):
+    """A store written before scrubbing holds the key: the JSON printer, the tables and the
+    exports still never show it."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeOpenAI() as server:
+        run_id, _, _ = run_and_read(write_eval(tmp_path, [{"q": "hello"}]), server.url, Path(), tmp_path)
+    conn = sqlite3.connect(Store().path)  # as an older gradeloop stored it: unscrubbed
+    conn.execute("UPDATE samples SET output = ?", (json.dumps({"role": "assistant", "content": KEY}),))
+    conn.commit()
+    conn.close()
+    items, texts = read_back(run_id, tmp_path)
+    assert items[0]["sample"]["output"][0]["content"] == "***"
+    assert_nowhere([KEY], [], texts)
 
 
 def test_every_store_write_is_scrubbed(monkeypatch, _isolated_home):
