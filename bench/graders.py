@@ -1,5 +1,6 @@
 """Grader throughput: grades/s for string_check, every text_similarity metric, and the python
-grader with warm workers next to a fresh sandboxed subprocess per grade.
+grader with warm workers (a fork of a warm zygote per grade) next to a fresh sandboxed
+subprocess per grade.
 
 Each row grades ``--n`` (default 500) ``(sample, item)`` pairs of 8–30 words through
 ``gradeloop.graders.grade_many`` (the path eval runs and RFT rewards take), after one warm-up

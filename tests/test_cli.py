@@ -19,19 +19,26 @@ def test_help_and_version():
 def test_run_list_show_items_json_shapes():
     ran = run_cli("eval", "run", SAMPLES, "--json", "--no-progress")
     assert ran.returncode == 0, ran.stderr
-    [run] = json.loads(ran.stdout)
+    ran_list = json.loads(ran.stdout)
+    [run] = ran_list["data"]
+    assert ran_list == {"object": "list", "data": [run], "first_id": run["id"], "last_id": run["id"], "has_more": False}
     assert run["object"] == "eval.run" and run["result_counts"] == {"total": 6, "errored": 0, "failed": 3, "passed": 3}
 
     listing = json.loads(run_cli("eval", "list", "--json").stdout)
-    assert listing["object"] == "list" and listing["data"][0]["id"] == run["id"]
+    assert listing["object"] == "list" and listing["data"][0]["id"] == run["id"] == listing["first_id"]
     assert isinstance(listing["data"][0]["created_at"], int)
 
     shown = json.loads(run_cli("eval", "show", run["id"][:14], "--json").stdout)
     assert shown["id"] == run["id"] and shown["per_testing_criteria_results"][0]["failed"] == 3
 
-    fails = json.loads(run_cli("eval", "items", run["id"], "--status", "fail", "--json").stdout)
+    fail_list = json.loads(run_cli("eval", "items", run["id"], "--status", "fail", "--json").stdout)
+    fails = fail_list["data"]
+    assert fail_list["object"] == "list" and fail_list["has_more"] is False
+    assert (fail_list["first_id"], fail_list["last_id"]) == (fails[0]["id"], fails[-1]["id"])
     assert len(fails) == 3 and {o["status"] for o in fails} == {"fail"}
     assert {"datasource_item_id", "datasource_item", "results", "sample", "status"} <= set(fails[0])
+    first_two = json.loads(run_cli("eval", "items", run["id"], "--limit", "2", "--json").stdout)
+    assert len(first_two["data"]) == 2 and first_two["has_more"] is True
 
 
 def test_human_output():
@@ -101,7 +108,7 @@ def test_secret_never_printed(tmp_path):
         result = run_cli("eval", "run", str(EXAMPLES / "ticket-triage.yaml"), "-m", "openai/fake", "--base-url",
                          server.url, "--limit", "3", "--json", env={"OPENAI_API_KEY": secret})
         assert result.returncode == 0, result.stderr
-        run_id = json.loads(result.stdout)[0]["id"]
+        run_id = json.loads(result.stdout)["data"][0]["id"]
         items = run_cli("eval", "items", run_id, "--json")
     for text in (result.stdout, result.stderr, items.stdout):
         assert secret not in text
@@ -116,7 +123,7 @@ def test_breakdown_by_item_field(tmp_path):
                               "operation": "eq", "reference": "yes"}],
         "data_source": {"type": "jsonl", "source": {"type": "file_content", "content": rows}}}))
     ran = run_cli("eval", "run", str(tmp_path / "e.json"), "--by", "kind", "--json", "--no-progress")
-    [run] = json.loads(ran.stdout)
+    [run] = json.loads(ran.stdout)["data"]
     by_kind = {r["value"]: (r["passed"], r["failed"]) for r in run["gradeloop"]["breakdown"]["kind"]}
     assert by_kind == {"a": (1, 1), "b": (1, 0), "c": (1, 0)}
     shown = json.loads(run_cli("eval", "show", run["id"], "--by", "d.level", "--by", "missing", "--json").stdout)

@@ -245,9 +245,10 @@ def test_judge_calls_are_cached_and_stored_in_a_run(fake_server, tmp_path):
     assert len(fake_server.requests) == 8
     run = run_object(Store(), run_id)
     assert run["result_counts"]["passed"] == 4
-    usage = {u["model_name"]: u for u in run["per_model_usage"]}
+    usage = {u["gradeloop"]["model"]: u for u in run["per_model_usage"]}
     assert usage["openai/judge-model"]["invocation_count"] == 4  # judge tokens counted apart from sampling
     assert usage["openai/sampler"]["invocation_count"] == 4
+    assert usage["openai/judge-model"]["model_name"] == "judge-model" and usage["openai/sampler"]["model_name"] == "sampler"
     run_eval(spec, ["openai/sampler"], options=RunOptions(base_url=fake_server.url))
     assert len(fake_server.requests) == 8  # samples and judgements both from the cache
 

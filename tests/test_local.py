@@ -122,7 +122,7 @@ def test_main_job_on_the_embedded_model():
     assert result.returncode == 0, result.stderr
     import json
 
-    [run] = json.loads(result.stdout)
+    [run] = json.loads(result.stdout)["data"]
     assert run["status"] == "completed" and run["result_counts"]["total"] == 8
     assert run["result_counts"]["errored"] == 0
-    assert run["per_model_usage"][0]["model_name"] == "local/smollm2"
+    assert run["per_model_usage"][0]["model_name"] == "smollm2" and run["gradeloop"]["model"] == "local/smollm2"

@@ -82,7 +82,7 @@ def test_kill_9_then_resume(tmp_path):
     final = run_object(store, run["id"])
     assert final["status"] == "completed"
     assert final["result_counts"]["passed"] + final["result_counts"]["errored"] == N
-    assert json.loads(result.stdout)[0]["id"] == run["id"]
+    assert json.loads(result.stdout)["data"][0]["id"] == run["id"]
     # successful requests per item: at most one before the kill was lost in flight (concurrency 8)
     served = Counter(r.body["messages"][-1]["content"] for r in server.requests if r.fault is None)
     assert sum(n - 1 for n in served.values() if n > 1) <= 8

@@ -183,7 +183,7 @@ def test_several_models_give_one_run_each(fake_server, tmp_path):
     spec = echo_eval(6)
     run_ids = run_eval(spec, ["openai/fake", f"scripted/{rules}"], options=RunOptions(base_url=fake_server.url))
     store = Store()
-    runs = {run_object(store, r)["model"]: run_object(store, r) for r in run_ids}
+    runs = {run_object(store, r)["gradeloop"]["model"]: run_object(store, r) for r in run_ids}
     assert set(runs) == {"openai/fake", f"scripted/{rules}"}
     assert runs["openai/fake"]["result_counts"]["passed"] == 4
     assert runs[f"scripted/{rules}"]["result_counts"]["passed"] == 3  # item 1, and items 0 and 3 that expect "nope"
@@ -227,11 +227,13 @@ def test_output_item_and_run_shapes(fake_server):
                 "result_counts", "per_model_usage", "per_testing_criteria_results", "metadata"):
         assert key in run
     assert run["object"] == "eval.run" and run["id"].startswith("evalrun_")
-    assert run["data_source"]["type"] == "completions" and run["data_source"]["model"] == "openai/fake"
+    assert run["data_source"]["type"] == "completions" and run["data_source"]["model"] == "fake"
     assert run["per_testing_criteria_results"][0]["testing_criteria"].startswith("echo-")
     assert run["per_testing_criteria_results"][0]["passed"] == 2
     usage = run["per_model_usage"][0]
-    assert usage["model_name"] == "openai/fake" and usage["invocation_count"] == 3
+    assert usage["model_name"] == "fake" and usage["invocation_count"] == 3
+    assert usage["gradeloop"] == {"model": "openai/fake", "purpose": "sample"}
+    assert run["model"] == "fake" and (run["gradeloop"]["model"], run["gradeloop"]["provider"]) == ("openai/fake", "openai")
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     item = output_item_objects(store, run_id, status="fail")[0]
     assert item["object"] == "eval.run.output_item" and item["datasource_item_id"] == 0
@@ -239,7 +241,7 @@ def test_output_item_and_run_shapes(fake_server):
     assert item["results"][0]["type"] == "string-check-grader" and item["results"][0]["passed"] is False
     assert item["sample"]["output"] == [{"role": "assistant", "content": "item 0"}]
     assert item["sample"]["input"][-1] == {"role": "user", "content": "item 0"}
-    assert item["sample"]["finish_reason"] == "stop" and item["sample"]["model"] == "openai/fake"
+    assert item["sample"]["finish_reason"] == "stop" and item["sample"]["model"] == "fake"
 
 
 def test_store_is_wal_with_named_migrations():

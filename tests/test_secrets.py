@@ -80,7 +80,7 @@ def run_and_read(eval_path: Path, base_url: str, home: Path, tmp_path: Path) -> 
     ran = run_cli("eval", "run", str(eval_path), "-m", "openai/fake", "--base-url", base_url, "--json",
                   "--no-progress", "--max-attempts", "2")
     assert ran.returncode == 0, ran.stderr
-    run_id = json.loads(ran.stdout)[0]["id"]
+    run_id = json.loads(ran.stdout)["data"][0]["id"]
     items, texts = read_back(run_id, tmp_path)
     return run_id, items, texts + [ran.stdout, ran.stderr]
 
@@ -103,7 +103,7 @@ def read_back(run_id: str, tmp_path: Path) -> tuple[list[dict], list[str]]:
             texts.append(json.dumps(pq.read_table(out).to_pylist(), default=str))
     assert all(c.returncode == 0 for c in calls), [c.stderr for c in calls]
     texts += [t for c in calls for t in (c.stdout, c.stderr)]
-    return json.loads(items.stdout), texts
+    return json.loads(items.stdout)["data"], texts
 
 
 def by_question(items: list[dict]) -> dict[str, dict]:
@@ -176,7 +176,7 @@ def test_url_credentials_never_stored_and_resume_asks_for_the_url(tmp_path, _iso
         sent = len(paths)
         resumed = run_cli("eval", "resume", run_id, "--base-url", url, "--no-progress", "--json")
         assert resumed.returncode == 0, resumed.stderr
-        assert json.loads(resumed.stdout)[0]["result_counts"]["total"] == 3
+        assert json.loads(resumed.stdout)["data"][0]["result_counts"]["total"] == 3
         assert paths[sent:] == [(f"/v1/chat/completions?api-key={QUERY_KEY}", f"Basic {basic}")]
         from_env = run_cli("eval", "resume", run_id, "--no-progress", env={"OPENAI_BASE_URL": url})
         assert from_env.returncode == 0, from_env.stderr

@@ -81,7 +81,7 @@ def test_sft_job_runs_in_the_background_and_its_model_is_usable_by_name(tiny_mod
     for model in (done["fine_tuned_model"], ckpts[0]["fine_tuned_model_checkpoint"]):
         ran = run_cli("eval", "run", str(eval_file), "--model", model, "--json", "--no-progress")
         assert ran.returncode == 0, ran.stderr
-        assert json.loads(ran.stdout)[0]["model"] == model
+        assert json.loads(ran.stdout)["data"][0]["model"] == model
     listed = json.loads(run_cli("tune", "list", "--json").stdout)
     assert listed["object"] == "list" and listed["data"][0]["id"] == job["id"]
 

@@ -283,3 +283,71 @@ def test_a_kl_penalty_is_applied_and_reported(tiny_model_dir, tmp_path):
     rft.train(ctx)
     kl = [e["gradeloop"]["kl"] for e in ctx.metric_events()]
     assert len(kl) == 2 and all(k is not None and k >= 0 for k in kl)
+
+
+# -- response_format: structured output from the policy ---------------------------------------
+
+ANSWER_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["compliant", "sure"],
+                 "properties": {"compliant": {"type": "string", "enum": ["yes", "no"]}, "sure": {"type": "boolean"}}}
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": ANSWER_SCHEMA}}
+# the RFT guide's pattern: graders read sample.output_json
+ON_OUTPUT_JSON = {"type": "multi", "name": "json answer", "calculate_output": "0.5 * compliant + 0.5 * sure", "graders": {
+    "compliant": {"type": "string_check", "name": "compliant", "input": "{{ sample.output_json.compliant }}", "reference": "yes",
+                  "operation": "eq"},
+    "sure": {"type": "python", "name": "sure", "source": "def grade(sample, item):\n    return 1.0 if sample['output_json']['sure'] "
+                                         "in (True, False) else 0.0\n"}}}
+
+
+def test_response_format_constrains_every_rollout_and_validation_sample(tiny_model_dir, tmp_path):
+    import jsonschema
+
+    spec = make_spec(tiny_model_dir, tmp_path, ON_OUTPUT_JSON, hyperparameters={"eval_interval": 1},
+                     max_steps=2, max_completion_tokens=64, response_format=RESPONSE_FORMAT)
+    ctx = RecordingContext(spec)
+    rollouts: list[str] = []
+    original = rft.training_reward
+
+    def spy(reward, rows, clock):
+        fn = original(reward, rows, clock)
+
+        def recorded(prompts, completions, row, log_metric=None, **kwargs):
+            rollouts.extend(c[-1]["content"] if isinstance(c, list) else c for c in completions)
+            return fn(prompts=prompts, completions=completions, row=row, log_metric=log_metric, **kwargs)
+
+        recorded.__name__ = fn.__name__
+        return recorded
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rft, "training_reward", spy)
+        rft.train(ctx)
+    assert len(rollouts) == 2 * 2 * 4  # steps x prompts x generations
+    validated = [s["output_text"] for run in ctx.validation_runs for s in run["samples"]]
+    assert len(validated) == 2 * 3
+    for text in rollouts + validated:
+        jsonschema.validate(json.loads(text), ANSWER_SCHEMA)
+    for data in ctx.metric_events():  # no grader error: output_json was there every time
+        for entry in data["errors"]["graders"]:
+            assert all(v == 0 for k, v in entry.items() if k.endswith("_mean")), entry
+        assert data["scores"]["graders"][1]["train_reward_mean"] == 1.0
+
+
+def test_dry_run_samples_with_the_response_format(tiny_model_dir, tmp_path):
+    spec = make_spec(tiny_model_dir, tmp_path, ON_OUTPUT_JSON, max_completion_tokens=64,
+                     response_format=RESPONSE_FORMAT)
+    report = rft.dry_run(spec, n=2)
+    assert report["truncated"] == 0.0 and report["errors"] == {}
+    assert [g["reward_mean"] for g in report["graders"]][1] == 1.0
+
+
+def test_a_bad_response_format_is_refused_when_the_job_is_created(tiny_model_dir, tmp_path):
+    from gradeloop.tune._jobs import create_job
+
+    spec = make_spec(tiny_model_dir, tmp_path, MATCH)
+    common = dict(model=f"hf/{tiny_model_dir}", training_file=spec.training_file, start=False)
+    with pytest.raises(InputError, match="reinforcement fine-tuning only") as info:
+        create_job(Store(), method="supervised", options={"response_format": RESPONSE_FORMAT}, **common)
+    assert info.value.field == "response_format"
+    with pytest.raises(InputError, match="json_schema") as info:
+        create_job(Store(), method="reinforcement", validation_file=spec.validation_file, grader=MATCH,
+                   options={"response_format": {"type": "text"}}, **common)
+    assert info.value.field == "response_format"

@@ -7,13 +7,29 @@ import math
 from typing import Any
 
 from .graders import criterion_id
+from .models import is_empty_message
 from .redact import scrub_json
 from .spec import parse_criteria
 from .stats import pass_at_k, rate
 from .store import Store
 
-__all__ = ["run_object", "output_item_objects", "run_list", "run_summary", "percentile", "breakdown",
-           "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS"]
+__all__ = ["run_object", "output_item_objects", "output_item_list", "run_list", "list_object", "openai_model_name",
+           "run_summary", "percentile", "breakdown", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS"]
+
+
+def openai_model_name(name: str | None) -> tuple[str | None, str | None]:
+    """``"openai/gpt-4.1"`` → ``("gpt-4.1", "openai")``: the model as OpenAI's objects name it,
+    and the provider (None for names without one, such as ``ft:<job>``)."""
+    if not name or name.startswith("ft:") or "/" not in name:
+        return name or None, None
+    provider, _, model = name.partition("/")
+    return model, provider
+
+
+def list_object(data: list[dict[str, Any]], *, has_more: bool = False) -> dict[str, Any]:
+    """OpenAI's list shape: ``{"object": "list", "data", "first_id", "last_id", "has_more"}``."""
+    return {"object": "list", "data": data, "first_id": data[0].get("id") if data else None,
+            "last_id": data[-1].get("id") if data else None, "has_more": has_more}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -32,9 +48,16 @@ def _criteria(store: Store, run: dict[str, Any]) -> list[Any]:
 
 
 def run_object(store: Store, run_id: str) -> dict[str, Any]:
-    """The run as OpenAI's ``eval.run`` object, plus a ``gradeloop`` block of additions."""
-    run = store.get_run(run_id)
-    rid = run["id"]
+    """The run as OpenAI's ``eval.run`` object, plus a ``gradeloop`` block of additions.
+
+    A run whose runner died (kill -9, crash) is ``failed`` with the error code ``interrupted``
+    (:meth:`Store.reap_interrupted`); ``gradeloop.interrupted`` says so and
+    ``gradeloop.resume_command`` says how to finish it. ``gradeloop.empty_outputs`` counts the
+    graded samples in which the model said nothing (each also counted as passed or failed;
+    ``result_counts`` keeps OpenAI's shape)."""
+    rid = store.resolve_run_id(run_id)
+    store.reap_interrupted([rid])
+    run = store.get_run(rid)
     criteria = _criteria(store, run)
     epochs = (run["config"] or {}).get("epochs") or 1
     total = len(store.run_items(rid)) * epochs
@@ -46,25 +69,28 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
     outcomes = list(store.item_outcomes(rid).values())
     interval = rate(outcomes)
     data_source = dict(run["data_source"] or {})
-    if run["model"] and data_source.get("type") != "jsonl":
-        data_source["model"] = run["model"]
+    model, provider = openai_model_name(run["model"])
+    if model and data_source.get("type") != "jsonl":
+        data_source["model"] = model
     return {
         "object": "eval.run",
         "id": rid,
         "eval_id": run["eval_id"],
         "created_at": run["created_at"],
         "name": run["name"],
-        "model": run["model"] or None,
+        "model": model,
         "status": run["status"],
         "metadata": run["metadata"] or {},
         "data_source": data_source,
         "error": run["error"],
         "report_url": None,
         "result_counts": counts,
+        # one entry per model and purpose: a judge's tokens never merge into the sampled model's
         "per_model_usage": [
-            {"model_name": u["model"], "invocation_count": u["invocations"], "prompt_tokens": u["prompt_tokens"],
-             "completion_tokens": u["completion_tokens"],
-             "total_tokens": u["prompt_tokens"] + u["completion_tokens"], "cached_tokens": u["cached_tokens"]}
+            {"model_name": openai_model_name(u["model"])[0], "invocation_count": u["invocations"],
+             "prompt_tokens": u["prompt_tokens"], "completion_tokens": u["completion_tokens"],
+             "total_tokens": u["prompt_tokens"] + u["completion_tokens"], "cached_tokens": u["cached_tokens"],
+             "gradeloop": {"model": u["model"], "purpose": u["purpose"]}}
             for u in usage
         ],
         "per_testing_criteria_results": [
@@ -73,6 +99,8 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
             for i, c in enumerate(criteria)
         ],
         "gradeloop": {
+            "model": run["model"] or None,
+            "provider": provider,
             "epochs": epochs,
             "started_at": run["started_at"],
             "finished_at": run["finished_at"],
@@ -91,8 +119,15 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
                 for i, c in enumerate(criteria)
             ],
             "calls": store.call_counts(rid),
+            "empty_outputs": sum(is_empty_message(m) for m in store.outputs_without_text(rid)),
+            "interrupted": _interrupted(run),
+            "resume_command": f"gradeloop eval resume {rid}" if run["status"] in ("failed", "canceled") else None,
         },
     }
+
+
+def _interrupted(run: dict[str, Any]) -> bool:
+    return run["status"] == "failed" and (run["error"] or {}).get("code") == "interrupted"
 
 
 def _pass_at_k(outcomes: list[list[int]], epochs: int) -> dict[str, float]:
@@ -107,10 +142,9 @@ def _pass_at_k(outcomes: list[list[int]], epochs: int) -> dict[str, float]:
 
 def run_list(store: Store, *, limit: int = 50, status: str | None = None) -> dict[str, Any]:
     """OpenAI's list shape: ``{"object": "list", "data": [run, …], first_id, last_id, has_more}``."""
+    store.reap_interrupted()
     runs = store.list_runs(limit=limit + 1, status=status)
-    data = [run_object(store, r["id"]) for r in runs[:limit]]
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": len(runs) > limit}
+    return list_object([run_object(store, r["id"]) for r in runs[:limit]], has_more=len(runs) > limit)
 
 
 def _result_type(kind: str) -> str:
@@ -139,9 +173,21 @@ def output_item_objects(store: Store, run_id: str, *, status: str | None = None,
             "object": "eval.run.output_item", "id": o["id"], "run_id": run["id"], "eval_id": run["eval_id"],
             "created_at": o["created_at"], "status": o["status"], "datasource_item_id": o["index"],
             "datasource_item": o["item"], "results": results, "sample": _sample_object(o["sample"]),
-            "epoch": o["epoch"],
+            "epoch": o["epoch"], "gradeloop": {"empty_output": _empty(o["sample"])},
         })
     return items
+
+
+def _empty(sample: dict[str, Any] | None) -> bool:
+    """True for a model's sample that holds no text, no tool call and no refusal."""
+    return bool(sample) and sample["status"] == "ok" and is_empty_message(sample["output"] or {})
+
+
+def output_item_list(store: Store, run_id: str, *, status: str | None = None,
+                     limit: int | None = None) -> dict[str, Any]:
+    """The run's output items in OpenAI's list shape (``has_more`` when ``limit`` cut it)."""
+    items = output_item_objects(store, run_id, status=status, limit=limit + 1 if limit else None)
+    return list_object(items[:limit] if limit else items, has_more=bool(limit) and len(items) > limit)
 
 
 def _sample_object(sample: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -155,7 +201,7 @@ def _sample_object(sample: dict[str, Any] | None) -> dict[str, Any] | None:
         "input": sample["input"] or [],
         "output": [sample["output"]] if sample["output"] else [],
         "finish_reason": sample["finish_reason"],
-        "model": sample["model"],
+        "model": openai_model_name(sample["model"])[0],
         "usage": usage,
         "error": sample["error"],
         "temperature": params.get("temperature"),
@@ -173,17 +219,18 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     counts = run["result_counts"]
     graded = counts["passed"] + counts["failed"]
     gl = run["gradeloop"]
+    sampled = [u for u in run["per_model_usage"] if u["gradeloop"]["purpose"] == "sample"]  # judges apart
     return {
-        "run_id": run["id"], "model": run["model"] or "(given samples)", "status": run["status"],
+        "run_id": run["id"], "model": gl["model"] or "(given samples)", "status": run["status"],
         "total": counts["total"], "passed": counts["passed"], "failed": counts["failed"],
-        "errored": counts["errored"],
+        "errored": counts["errored"], "empty": gl["empty_outputs"],
         "pass_rate": counts["passed"] / graded if graded else None,
         "pass_rate_interval": [gl["pass_rate"]["low"], gl["pass_rate"]["high"]],
         "pass_at_k": gl["pass_at_k"],
         "criteria": [{"name": c["name"], "pass_rate": c["passed"] / (c["passed"] + c["failed"])
                       if c["passed"] + c["failed"] else None} for c in gl["criteria"]],
-        "prompt_tokens": sum(u["prompt_tokens"] for u in run["per_model_usage"]),
-        "completion_tokens": sum(u["completion_tokens"] for u in run["per_model_usage"]),
+        "prompt_tokens": sum(u["prompt_tokens"] for u in sampled),
+        "completion_tokens": sum(u["completion_tokens"] for u in sampled),
         "cached_samples": gl["cached_samples"],
         "latency_p50_ms": gl["latency_ms"]["p50"], "latency_p95_ms": gl["latency_ms"]["p95"],
     }
@@ -306,6 +353,7 @@ def export_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
             "finish_reason": sample.get("finish_reason"), "prompt_tokens": sample.get("prompt_tokens"),
             "completion_tokens": sample.get("completion_tokens"), "latency_ms": sample.get("latency_ms"),
             "error": json.dumps(sample["error"]) if sample.get("error") else None,
+            "empty_output": _empty(o["sample"]),
         }
         by_name = {s["name"]: s for s in o["scores"]}
         for name in names:

@@ -8,6 +8,7 @@ row become the grader's ``item`` and the completion its ``sample``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = ["as_reward", "load_grader_file", "grade_pairs", "completion_text"]
 
 # keyword arguments TRL passes that are not dataset columns
 _TRAINER_KWARGS = {"trainer_state", "log_extra", "log_metric", "completion_ids", "environments"}
+_LOG = logging.getLogger(__name__)
 
 
 def load_grader_file(path: str | Path) -> GraderModel:
@@ -61,6 +63,11 @@ def as_reward(grader: GraderModel | dict | str | Path, *, store: Store | None = 
     is the grader's name (TRL logs rewards under it), ``grader_hash`` its hash, and
     ``last_results`` the GradeResults of the latest call. When TRL passes ``log_metric``,
     each sub-reward of a multi grader is logged as ``<name>/<key>``.
+
+    A reward is the grader's score exactly as evals record it, also outside [0, 1] (a python
+    grader may return any finite float): it is never clamped, so the reward trained on is the
+    metric re-evaluated. Such results carry ``details["score_out_of_range"]`` (as in evals) and
+    the first batch that has any logs a warning.
     """
     if isinstance(grader, (str, Path)):
         grader = load_grader_file(grader)
@@ -82,6 +89,7 @@ def as_reward(grader: GraderModel | dict | str | Path, *, store: Store | None = 
             for key in results[0].sub_rewards:
                 values = [r.sub_rewards.get(key, 0.0) for r in results]
                 log_metric(f"{grader.name}/{key}", sum(values) / len(values))
+        _note_out_of_range(reward, grader.name, results)
         return [float(r.score) for r in results]
 
     reward.__name__ = grader.name.replace(" ", "_")
@@ -89,6 +97,15 @@ def as_reward(grader: GraderModel | dict | str | Path, *, store: Store | None = 
     reward.grader_hash = grader_hash(grader)  # type: ignore[attr-defined]
     reward.last_results = []  # type: ignore[attr-defined]
     return reward
+
+
+def _note_out_of_range(reward: Any, name: str, results: list[GradeResult]) -> None:
+    """Log, once per reward function, that rewards lie outside [0, 1] (grading flagged each)."""
+    outside = [r for r in results if r.details.get("score_out_of_range")]
+    if outside and not getattr(reward, "warned_out_of_range", False):
+        reward.warned_out_of_range = True
+        _LOG.warning("grader %r gave %d of %d rewards outside [0, 1] (e.g. %g); they are used as returned",
+                     name, len(outside), len(results), outside[0].score)
 
 
 def _run(coro: Any) -> Any:

@@ -2,7 +2,8 @@
 
 A template names a namespace (``item`` or ``sample``) and a JSON-path-like route into it:
 dotted keys, ``[0]`` indexes and ``["quoted key"]``. Spaces inside the braces are optional.
-A variable that does not resolve raises :class:`~gradeloop.errors.TemplateError`
+A path that goes on past a tool call's ``arguments`` string reads into that string parsed as
+JSON (``sample.output_tools[0].function.arguments.city``). A variable that does not resolve raises :class:`~gradeloop.errors.TemplateError`
 (``invalid_variable_error``); it never renders as an empty string.
 """
 
@@ -65,11 +66,22 @@ def resolve(path: str, context: dict[str, Any]) -> Any:
     value: Any = context[namespace]
     walked = str(namespace)
     for step in steps[1:]:
+        if isinstance(value, str) and walked.endswith(".arguments"):
+            value = _json_arguments(value, path, walked)
         value = _step(value, step)
         if value is _MISSING:
             raise TemplateError(f"'{{{{ {path} }}}}': {walked} has no {_show(step)}")
         walked += f"[{step}]" if isinstance(step, int) else f".{step}"
     return value
+
+
+def _json_arguments(text: str, path: str, walked: str) -> Any:
+    """A tool call's ``arguments`` string parsed as JSON, so a path can go on into it (as
+    OpenAI's templates did); the string itself stays what ``…arguments`` renders."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise TemplateError(f"'{{{{ {path} }}}}': {walked} is not JSON, so it has no fields") from None
 
 
 def _step(value: Any, step: str | int) -> Any:

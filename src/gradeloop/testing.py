@@ -3,11 +3,16 @@
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length) to serve
 ``POST /v1/chat/completions`` and ``GET /v1/models``, answers deterministically, records
 every request, and can inject faults: 500s, 429s with ``Retry-After``, hangs longer than a
-client's timeout, malformed bodies and dropped connections; and, as careless servers and proxies
-do, a 401 that repeats the credential it was sent (``401_echo``) and a 500 that echoes the request
-path and headers (``500_echo``). ``capacity`` makes it behave like
-a rate-limited endpoint: a request that arrives while ``capacity`` others are being answered
-gets a 429.
+client's timeout, malformed bodies, dropped connections, and a body trickled one byte at a
+time (``trickle``: each byte within any per-read timeout, the whole far past it); and, as
+careless servers and proxies do, a 401 that repeats the credential it was sent (``401_echo``) and
+a 500 that echoes the request path and headers (``500_echo``). ``capacity`` makes it behave like a
+rate-limited endpoint: a request that arrives while ``capacity`` others are being answered gets a
+429.
+
+A responder returns the reply's text, or a dict: the assistant message as sent (so a test can
+send hostile ones: ``{"content": 42}``, ``{"content": None}``), or, when it has ``choices``,
+the whole response body.
 
     with FakeOpenAI(faults=Faults(rate=0.2)) as server:
         run_eval(spec, ["openai/fake"], options=RunOptions(base_url=server.url))
@@ -31,7 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["FakeOpenAI", "Faults", "echo_responder"]
 
-Responder = Callable[[dict[str, Any]], str]
+Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]  # text, or a whole assistant message
 
 
 @dataclass
@@ -43,6 +48,7 @@ class Faults:
     kinds: tuple[str, ...] = ("500", "429", "timeout", "malformed", "drop")
     retry_after: float = 0.05
     hang_seconds: float = 5.0
+    trickle_seconds: float = 0.3  # between two bytes of a trickled body
     seed: int = 0
 
 
@@ -221,21 +227,49 @@ class FakeOpenAI:
             return False
         if fault == "malformed":
             return await _send_raw(writer, 200, b'{"id": "chatcmpl-broken", "choices": [')
-        text = self.responder(body)
+        reply = self.responder(body)
+        payload = reply if isinstance(reply, dict) and "choices" in reply else _completion(body, reply)
+        if fault == "trickle":
+            return await _trickle(writer, json.dumps(payload).encode(), self.faults.trickle_seconds)
+        return await _send(writer, 200, payload)
+
+
+def _completion(body: dict[str, Any], reply: "str | dict[str, Any]") -> dict[str, Any]:
+    """A chat.completion answering ``body`` with ``reply`` (text, or the message as given)."""
+    if isinstance(reply, dict):
+        message, finish = reply, "tool_calls" if reply.get("tool_calls") else "stop"
+        text = reply.get("content") if isinstance(reply.get("content"), str) else ""
+    else:
+        text, message, finish = reply, None, "stop"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         words = text.split(" ")
-        finish = "stop"
         if limit and len(words) > limit:
             text, finish = " ".join(words[:limit]), "length"
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
-        completion_tokens = len(text.split())
-        return await _send(writer, 200, {
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        })
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    completion_tokens = len(text.split())
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "message": message if message is not None else {"role": "assistant", "content": text},
+                     "finish_reason": finish}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+async def _trickle(writer: asyncio.StreamWriter, data: bytes, interval: float) -> bool:
+    """Send a 200 with ``data`` one byte every ``interval`` seconds (a stalling proxy or server)."""
+    head = ["HTTP/1.1 200 OK", "Content-Type: application/json", f"Content-Length: {len(data)}",
+            "Connection: keep-alive"]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    for i in range(len(data)):
+        await writer.drain()
+        if writer.is_closing():
+            return False
+        await asyncio.sleep(interval)
+        writer.write(data[i:i + 1])
+    await writer.drain()
+    return True
 
 
 def _echo(fault: str, path: str, headers: dict[str, str]) -> tuple[int, dict]:

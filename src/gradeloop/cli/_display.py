@@ -21,16 +21,21 @@ def short_id(run_id: str) -> str:
     return run_id.removeprefix("evalrun_")[:12]
 
 
+def status_label(run: dict[str, Any]) -> str:
+    """A run's status for people: ``interrupted`` for a run whose runner died, else its status."""
+    return "interrupted" if run.get("gradeloop", {}).get("interrupted") else run["status"]
+
+
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
-    """One row per run: counts, pass rate, tokens, latency."""
+    """One row per run: counts (``empty``: graded samples with no output), pass rate, tokens, latency."""
     table = Table(title="Results", title_justify="left")
-    for col in ("model", "run", "pass", "fail", "error", "pass rate", "95% CI", "tokens in/out", "cached", "p50",
-                "p95"):
+    for col in ("model", "run", "pass", "fail", "error", "empty", "pass rate", "95% CI", "tokens in/out", "cached",
+                "p50", "p95"):
         table.add_column(col, justify="left" if col in ("model", "run") else "right")
     for s in summaries:
         low, high = s["pass_rate_interval"]
         table.add_row(
-            s["model"], short_id(s["run_id"]), str(s["passed"]), str(s["failed"]), str(s["errored"]),
+            s["model"], short_id(s["run_id"]), str(s["passed"]), str(s["failed"]), str(s["errored"]), str(s["empty"]),
             _pct(s["pass_rate"]), "–" if low is None else f"{100 * low:.1f}–{100 * high:.1f}",
             f"{s['prompt_tokens']}/{s['completion_tokens']}", str(s["cached_samples"]),
             _ms(s["latency_p50_ms"]), _ms(s["latency_p95_ms"]))
@@ -63,7 +68,7 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     for r in runs:
         c = r["result_counts"]
         created = dt.datetime.fromtimestamp(r["created_at"]).strftime("%m-%d %H:%M")
-        table.add_row(short_id(r["id"]), r["name"] or "", r["model"] or "(given samples)", r["status"],
+        table.add_row(short_id(r["id"]), r["name"] or "", r["gradeloop"]["model"] or "(given samples)", status_label(r),
                       f"{c['passed']}/{c['failed']}/{c['errored']} of {c['total']}", created)
     return table
 
@@ -79,6 +84,8 @@ def items_table(items: list[dict[str, Any]], width: int = 60) -> Table:
         text = (output[0].get("content") or "") if output else ""
         if sample.get("error"):
             text = f"[error] {sample['error'].get('message', '')}"
+        elif it.get("gradeloop", {}).get("empty_output"):
+            text = "(empty output)"
         text = " ".join(str(text).split())
         if len(text) > width:
             text = text[: width - 1] + "…"

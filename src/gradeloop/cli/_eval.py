@@ -10,12 +10,13 @@ from typing import Optional
 
 import typer
 
-from ..report import breakdown, compare_runs, export_run, output_item_objects, run_list, run_object, run_summary
+from ..report import (breakdown, compare_runs, export_run, list_object, output_item_list, run_list, run_object,
+                      run_summary)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from ._common import err, open_store, out, print_json
 from ._display import (breakdown_table, comparison_line, comparison_notes, comparison_table, criteria_table,
-                       items_table, pass_at_k_line, runs_table, short_id, summary_table)
+                       items_table, pass_at_k_line, runs_table, short_id, status_label, summary_table)
 
 app = typer.Typer(help="Run evals and inspect their results.", no_args_is_help=True)
 
@@ -87,7 +88,7 @@ def _run_json(store, run_id: str, by: list[str]) -> dict:
 def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | None, by: list[str] = ()) -> None:
     summaries = [run_summary(store, r) for r in run_ids]
     if as_json:
-        print_json([_run_json(store, r, by) for r in run_ids])
+        print_json(list_object([_run_json(store, r, by) for r in run_ids]))
     else:
         out.print(summary_table(summaries))
         out.print(criteria_table(summaries))
@@ -124,11 +125,12 @@ def run(
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N items."),
     name: Optional[str] = typer.Option(None, help="Run name (default: the eval's name)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Call the model even when the response cache has an answer."),
-    timeout: float = typer.Option(120.0, min=0.1, help="Seconds before a model call times out."),
+    timeout: float = typer.Option(120.0, min=0.1, help="Deadline in seconds for each attempt at a model call, "
+                                  "from connecting to the last byte."),
     max_attempts: int = typer.Option(6, min=1, help="Attempts per model call (retries on 429, 5xx, timeouts)."),
     min_pass_rate: Optional[float] = typer.Option(None, min=0, max=1, help="Exit 1 when a model's pass rate is lower."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run objects as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Run an eval on one or more models; prints a summary per model."""
@@ -146,13 +148,16 @@ def run(
 def resume(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     base_url: Optional[str] = typer.Option(None, help="Override the stored server URL (credentials in URLs are never stored)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run object as JSON."),
+    retry_errors: bool = typer.Option(False, "--retry-errors",
+                                      help="Run the errored items again (their output items and failed samples are "
+                                           "dropped first; the rest is kept)."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape with the run: {object: list, data: [run]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Finish a run that was interrupted (Ctrl-C, crash, kill -9) without repeating finished work."""
     store = open_store()
-    rid = _execute(lambda reporter: resume_run_async(run_id, store=store, base_url=base_url, reporter=reporter),
-                   progress)
+    rid = _execute(lambda reporter: resume_run_async(run_id, store=store, base_url=base_url, reporter=reporter,
+                                                     retry_errors=retry_errors), progress)
     _report(store, [rid], as_json, None)
 
 
@@ -170,6 +175,10 @@ def list_runs(
         out.print("no runs yet: gradeloop eval run EVAL.yaml --model local/smollm2")
     else:
         out.print(runs_table(listing["data"]))
+        for run in listing["data"]:
+            if run["gradeloop"]["interrupted"]:
+                short = short_id(run["id"])
+                out.print(f"{short} was interrupted; resume with: gradeloop eval resume {short}")
 
 
 @app.command("show")
@@ -184,7 +193,7 @@ def show(
     if as_json:
         print_json(obj)
         return
-    out.print(f"[bold]{obj['id']}[/bold]  {obj['name']}  status: {obj['status']}")
+    out.print(f"[bold]{obj['id']}[/bold]  {obj['name']}  status: {status_label(obj)}")
     summary = run_summary(store, obj["id"])
     out.print(summary_table([summary]))
     out.print(criteria_table([summary]))
@@ -194,6 +203,9 @@ def show(
         out.print(breakdown_table(field, breakdown(store, obj["id"], field)))
     if obj["error"]:
         out.print(f"error: {obj['error'].get('message')}")
+    command = obj["gradeloop"]["resume_command"]
+    if command and command not in (obj["error"] or {}).get("message", ""):
+        out.print(f"resume with: {command}")
 
 
 @app.command("items")
@@ -201,12 +213,13 @@ def items(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     status: Optional[ItemStatus] = typer.Option(None, help="Only output items with this status."),
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many items."),
-    as_json: bool = typer.Option(False, "--json", help="Output items in OpenAI's shape."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: [item, …]}."),
 ) -> None:
     """List a run's output items: item, sample, and each criterion's score."""
-    objs = output_item_objects(open_store(), run_id, status=status.value if status else None, limit=limit)
+    listing = output_item_list(open_store(), run_id, status=status.value if status else None, limit=limit)
+    objs = listing["data"]
     if as_json:
-        print_json(objs)
+        print_json(listing)
     elif not objs:
         out.print("no output items match")
     else:

@@ -16,6 +16,7 @@ from rich.table import Table
 from ..errors import InputError
 from ..spec import read_document
 from ..store import Store
+from ..report import list_object
 from ._common import err, out, print_json
 
 app = typer.Typer(help="Fine-tune open models (SFT, DPO, RFT) with OpenAI's files and job semantics.",
@@ -44,16 +45,20 @@ def _pairs(values: list[str], what: str) -> dict[str, Any]:
     return out_
 
 
-def _grader(path: Optional[Path]) -> dict | None:
+def _grader(path: Optional[Path]) -> tuple[dict | None, dict]:
+    """The grader in ``path`` and, when the file is OpenAI's ``method.reinforcement`` object,
+    the rest of it (``response_format``, ``hyperparameters``)."""
     if path is None:
-        return None
+        return None, {}
     data = read_document(path).data
+    method: dict = {}
     if isinstance(data, dict) and "grader" in data and "type" not in data:
+        method = {k: v for k, v in data.items() if k in ("response_format", "hyperparameters") and v is not None}
         data = data["grader"]
     from ..rewards import load_grader_file
 
     load_grader_file(path)  # validates, naming file/line/field
-    return data
+    return data, method
 
 
 @app.command("create")
@@ -62,7 +67,8 @@ def create(
     training_file: Path = typer.Option(..., help="OpenAI-format JSONL for the method."),
     method: Method = typer.Option(Method.supervised, help="supervised, dpo or reinforcement."),
     validation_file: Optional[Path] = typer.Option(None, help="Held-out JSONL (required for reinforcement)."),
-    grader: Optional[Path] = typer.Option(None, help="Grader YAML/JSON: the reward for reinforcement."),
+    grader: Optional[Path] = typer.Option(None, help="Grader YAML/JSON: the reward for reinforcement (or OpenAI's "
+                                          "method.reinforcement object: grader, response_format, hyperparameters)."),
     hyperparameters: list[str] = typer.Option([], "--hyperparameters", help="OpenAI hyperparameters as key=value (n_epochs=1 eval_interval=10); 'auto' allowed."),
     option: list[str] = typer.Option([], "--option", help="gradeloop options as key=value: lora=false, max_steps=20, num_generations=4, max_completion_tokens=64, use_vllm=true."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
@@ -74,9 +80,11 @@ def create(
     """Validate the files and start a fine-tuning job in the background."""
     from ..tune._jobs import create_job, job_object
 
-    grader_data = _grader(grader)
-    hyper = _pairs(_split(hyperparameters), "--hyperparameters")
+    grader_data, method_file = _grader(grader)
+    hyper = {**method_file.get("hyperparameters", {}), **_pairs(_split(hyperparameters), "--hyperparameters")}
     options = _pairs(_split(option), "--option")
+    if "response_format" in method_file:
+        options["response_format"] = method_file["response_format"]
     if dry_run:
         _dry_run(model, method.value, training_file, validation_file, grader_data, hyper, options, seed, as_json)
         return
@@ -163,7 +171,7 @@ def list_jobs(limit: int = typer.Option(20, min=1), as_json: bool = typer.Option
     for col in ("job", "method", "model", "status", "fine_tuned_model", "created"):
         table.add_column(col)
     for job in listing["data"]:
-        table.add_row(job["id"], job["method"]["type"], job["model"], job["status"], job["fine_tuned_model"] or "",
+        table.add_row(job["id"], job["method"]["type"], job["gradeloop"]["model"], job["status"], job["fine_tuned_model"] or "",
                       dt.datetime.fromtimestamp(job["created_at"]).strftime("%m-%d %H:%M"))
     out.print(table)
 
@@ -178,7 +186,7 @@ def show(job_id: str = typer.Argument(...), as_json: bool = typer.Option(False, 
     if as_json:
         print_json(obj)
         return
-    out.print(f"[bold]{obj['id']}[/bold]  {obj['method']['type']}  {obj['model']}  status: {obj['status']}")
+    out.print(f"[bold]{obj['id']}[/bold]  {obj['method']['type']}  {obj['gradeloop']['model']}  status: {obj['status']}")
     if obj["fine_tuned_model"]:
         out.print(f"model: {obj['fine_tuned_model']}")
     if obj["error"]:
@@ -213,8 +221,7 @@ def events(
         return
     newest = store.job_events(job["id"], limit=limit + 1, newest_first=True)
     if as_json:
-        print_json({"object": "list", "data": [event_object(e) for e in newest[:limit]],
-                    "has_more": len(newest) > limit})
+        print_json(list_object([event_object(e) for e in newest[:limit]], has_more=len(newest) > limit))
         return
     for event in reversed(newest[:limit]):
         _print_event(event)
@@ -229,7 +236,7 @@ def checkpoints(job_id: str = typer.Argument(...), as_json: bool = typer.Option(
     job = store.get_job(job_id)
     ckpts = [checkpoint_object(c) for c in store.job_checkpoints(job["id"])]
     if as_json:
-        print_json({"object": "list", "data": ckpts, "has_more": False})
+        print_json(list_object(ckpts))
         return
     if not ckpts:
         out.print("no checkpoints yet")

@@ -129,6 +129,8 @@ def passes(grader: GraderModel, score: float) -> bool:
 
 
 def _finish(grader: GraderModel, result: GradeResult) -> GradeResult:
+    if not 0.0 <= result.score <= 1.0:  # kept as returned (a python grader's or a formula's), and said so
+        result.details["score_out_of_range"] = True
     if result.passed is None and not result.infrastructure_error:
         result.passed = passes(grader, result.score) and not any(result.errors.values())
     return result

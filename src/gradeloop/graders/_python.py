@@ -1,19 +1,28 @@
 """``python``: ``grade(sample, item) -> float`` from the grader's ``source``, in a sandbox.
 
-Grades run in a pool of warm, sandboxed worker processes (see ``_sandbox`` for what the
-sandbox blocks and how). Each worker compiles a source once and keeps it by sha256, so bulk
-grading (RFT rewards, thousands of samples) pays the start-up and import cost once per worker.
+Grades run in a pool of warm, sandboxed workers (see ``_sandbox`` for what the sandbox blocks
+and how). A worker serves one source (the pool keys workers by the source's sha256 and keeps
+at most ``max_workers`` alive, closing the least recently used idle one): its zygote runs the
+source's module-level code once, and each grade runs in a fresh process forked from it, so
+bulk grading (RFT rewards, thousands of samples) pays start-up and imports once per worker,
+nothing one grade does reaches the next, and results do not depend on order. The returned
+value is checked here, in gradeloop's process (:func:`check_score`).
 
 Outcomes, as OpenAI reports them:
 
 * a finite real number (int, float, numpy scalar, and also bool: True is 1.0) is the score;
 * an exception, a source that does not compile, no ``grade`` taking exactly two arguments,
   any other return value (a string, NaN, inf), the time limit (120 s or ``timeout_seconds``),
-  the memory limit (2048 MB or ``memory_mb``), or the worker dying while it ran ``grade``:
+  the memory limit (2048 MB or ``memory_mb``), or the grade's process dying while it ran ``grade``:
   score 0 with ``python_grader_runtime_error`` and its details (the traceback);
 * a worker that cannot start or dies before it gets the request (after one retry on a fresh
   worker): ``python_grader_server_error`` with a short ``python_grader_server_error_type``;
-  an infrastructure error, so ``passed`` stays None.
+  an infrastructure error, so ``passed`` stays None. A worker whose previous grade left state
+  behind (a changed file, a process) answers ``stale`` and the grade is retried the same way;
+* a finite score outside [0, 1] is kept as returned and flagged with
+  ``details.score_out_of_range`` (as every grader's result is; rewards use it unchanged).
+
+The time and memory limits apply to loading the source (once per worker) and to each grade.
 
 ``image_tag`` is accepted and ignored: the grader runs with the packages installed next to
 gradeloop.
@@ -25,16 +34,17 @@ import asyncio
 import atexit
 import hashlib
 import json
+import math
 import os
-import queue
 import signal
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..spec import PythonGrader
 from ._base import GradeResult, GradingContext, _finish, register_grader
-from ._sandbox import MAX_MEMORY_MB, WorkerDied, WorkerProcess, WorkerTimeout
+from ._sandbox import MAX_ANSWER, MAX_MEMORY_MB, WorkerDied, WorkerProcess, WorkerTimeout
 
 DEFAULT_TIMEOUT_S = 120.0
 KILL_GRACE_S = 2.0  # the worker's own alarm fires at the limit; the parent kills this much later
@@ -44,10 +54,13 @@ def _limits(grader: PythonGrader) -> tuple[float, int]:
     return (grader.timeout_seconds or DEFAULT_TIMEOUT_S, grader.memory_mb or MAX_MEMORY_MB)
 
 
+def _sha(grader: PythonGrader) -> str:
+    return hashlib.sha256(grader.source.encode("utf-8")).hexdigest()
+
+
 def _request(grader: PythonGrader, sample: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     timeout, memory_mb = _limits(grader)
-    sha = hashlib.sha256(grader.source.encode("utf-8")).hexdigest()
-    return {"sha": sha, "sample": sample, "item": item, "timeout": timeout, "memory_mb": memory_mb}
+    return {"op": "grade", "sample": sample, "item": item, "timeout": timeout, "memory_mb": memory_mb}
 
 
 def _runtime_error(details: str) -> GradeResult:
@@ -60,8 +73,8 @@ def _server_error(kind: str, message: str) -> GradeResult:
                        details={"error": message})
 
 
-def _death_details(exc: WorkerDied, timeout: float, memory_mb: int) -> str:
-    code = exc.returncode
+def _death_details(code: int | None, timeout: float, memory_mb: int) -> str:
+    """Why a process ended, from its return code (negative: the signal that killed it)."""
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         if -code == signal.SIGXCPU:
@@ -74,28 +87,84 @@ def _death_details(exc: WorkerDied, timeout: float, memory_mb: int) -> str:
     return f"the grader process {how} while running grade()"
 
 
+def _limit_error(raw: dict[str, Any], timeout: float, memory_mb: int) -> GradeResult:
+    """A failure the grade's process reported: an exception, or the limit it hit, with its traceback."""
+    details = str(raw.get("details", "the grader failed"))
+    heading = {"cpu": f"time limit of {timeout:g} s exceeded (CPU time)", "time": f"time limit of {timeout:g} s exceeded",
+               "memory": f"memory limit of {memory_mb} MB exceeded"}.get(raw.get("limit"))
+    return _runtime_error(f"{heading}\n{details}" if heading else details)
+
+
+def check_score(raw: Any) -> GradeResult:
+    """The score in what a grade's process says ``grade`` returned, checked here, in gradeloop's
+    own process, which grader code never touches: a finite real number, else a runtime error.
+
+    A score outside [0, 1] is kept as returned (``_finish`` flags it).
+    """
+    if not isinstance(raw, dict) or raw.get("status") != "returned":
+        return _runtime_error(f"the grader process sent an unreadable answer: {raw!r:.200}")
+    number = raw.get("number")
+    if number is None:
+        return _runtime_error(f"grade returned {str(raw.get('repr'))[:200]} ({str(raw.get('type'))[:100]}); "
+                              "it must return a float")
+    try:
+        score = float(number) if type(number) in (int, float) else math.nan
+    except OverflowError:  # an int past the float range
+        score = math.inf
+    if not math.isfinite(score):
+        return _runtime_error(f"grade returned {number!r:.200}; it must return a finite float")
+    return GradeResult(score=score)
+
+
+def _from_child(answer: dict[str, Any], timeout: float, memory_mb: int) -> GradeResult:
+    """The result of one grade from the zygote's report on the process that ran it."""
+    try:
+        raw = json.loads(answer.get("answer") or "null")
+    except ValueError:
+        raw = None
+    if isinstance(raw, dict) and raw.get("status") == "error":
+        return _limit_error(raw, timeout, memory_mb)
+    if isinstance(raw, dict):
+        return check_score(raw)
+    if answer.get("overtime"):
+        return _runtime_error(f"time limit of {timeout:g} s exceeded (the grader process was killed)")
+    if answer.get("too_large"):
+        return _runtime_error(f"the grader process wrote more than {MAX_ANSWER // (1 << 20)} MB; it was killed")
+    signum, code = answer.get("signal"), answer.get("exitcode")
+    return _runtime_error(_death_details(-signum if isinstance(signum, int) else code, timeout, memory_mb))
+
+
+def _load(worker: WorkerProcess, grader: PythonGrader) -> dict[str, Any]:
+    """Load the grader's source in the worker's zygote once; returns the zygote's answer."""
+    if worker.loaded is None:
+        timeout, memory_mb = _limits(grader)
+        request = {"op": "load", "source": grader.source, "timeout": timeout, "memory_mb": memory_mb}
+        worker.loaded = worker.call(request, timeout + KILL_GRACE_S)
+    return worker.loaded
+
+
 def _run_on(worker: WorkerProcess, grader: PythonGrader, request: dict[str, Any]) -> tuple[GradeResult, bool]:
-    """One call on one worker: (result, whether the worker must be replaced). Raises WorkerDied
+    """One grade on one worker: (result, whether the worker must be replaced). Raises WorkerDied
     when the worker ended before it had the request."""
     timeout, memory_mb = _limits(grader)
-    sha = request["sha"]
-    if sha not in worker.known_sources:
-        request = {**request, "source": grader.source}
     try:
+        loaded = _load(worker, grader)
+        if loaded.get("status") != "loaded":
+            return _limit_error(loaded, timeout, memory_mb), bool(loaded.get("recycle"))
         answer = worker.call(request, timeout + KILL_GRACE_S)
-        if answer.get("status") == "need_source":
-            answer = worker.call({**request, "source": grader.source}, timeout + KILL_GRACE_S)
+        if answer.get("status") == "stale":  # the last grade left files or processes: not this grade's doing
+            worker.close()
+            raise WorkerDied("the worker's last grade left state behind", during_call=False, kind="worker_stale")
     except WorkerTimeout:
         return _runtime_error(f"time limit of {timeout:g} s exceeded (the grader process was killed)"), True
     except WorkerDied as exc:
         if not exc.during_call:
             raise
-        return _runtime_error(_death_details(exc, timeout, memory_mb)), True
-    worker.known_sources.add(sha)
+        return _runtime_error(_death_details(exc.returncode, timeout, memory_mb)), True
     recycle = bool(answer.get("recycle"))
-    if answer.get("status") == "ok":
-        return GradeResult(score=float(answer["score"])), recycle
-    return _runtime_error(str(answer.get("details", "the grader failed"))), recycle
+    if answer.get("status") == "child":
+        return _from_child(answer, timeout, memory_mb), recycle
+    return _limit_error(answer, timeout, memory_mb), recycle
 
 
 def _encode_check(sample: dict[str, Any], item: dict[str, Any]) -> GradeResult | None:
@@ -108,34 +177,75 @@ def _encode_check(sample: dict[str, Any], item: dict[str, Any]) -> GradeResult |
 
 
 class WorkerPool:
-    """Long-lived sandboxed workers, ``size`` of them (default: one per CPU).
+    """Sandboxed workers, each serving one grader source, at most ``max_workers`` alive.
 
-    Safe to use from any thread and any event loop: blocking pipe I/O runs in the pool's
-    own threads, one per worker, and idle workers wait on a LIFO queue (the most recently
-    used, warmest worker is reused first).
+    ``size`` grades run at once (default: one per CPU). A worker's zygote loads its source
+    once and forks a fresh process per grade. Idle workers wait per source, the most recently
+    used first; when a new source needs a worker and ``max_workers`` are alive, the least
+    recently used idle worker is closed. Safe to use from any thread and any event loop.
     """
 
-    def __init__(self, size: int | None = None):
+    def __init__(self, size: int | None = None, max_workers: int | None = None):
         self.size = max(1, size or os.cpu_count() or 1)
-        self._idle: queue.LifoQueue[WorkerProcess] = queue.LifoQueue()
-        self._all: dict[int, WorkerProcess] = {}
-        self._lock = threading.Lock()
+        self.max_workers = max(self.size, max_workers or max(2 * self.size, 8))
+        self._cond = threading.Condition()
+        self._idle: dict[str, list[WorkerProcess]] = {}
+        self._lru: OrderedDict[WorkerProcess, None] = OrderedDict()
+        self._all: dict[int, WorkerProcess] = {}  # by slot
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="gradeloop-python")
-        for slot in range(self.size):
-            self._idle.put(self._start(slot))
 
-    def _start(self, slot: int) -> WorkerProcess:
-        worker = WorkerProcess(slot)
-        with self._lock:
+    def _take(self, sha: str) -> tuple[WorkerProcess | None, WorkerProcess | None, int]:
+        """Under the lock, wait for: an idle worker for ``sha``, or a free slot (and the idle
+        worker to evict from it, if any). Returns (worker, victim, slot)."""
+        while True:
+            if self._closed:
+                raise RuntimeError("the python grader pool is shut down")
+            idle = self._idle.get(sha)
+            if idle:
+                worker = idle.pop()
+                del self._lru[worker]
+                return worker, None, worker.slot
+            free = [slot for slot in range(self.max_workers) if slot not in self._all]
+            if free:
+                self._all[free[0]] = None  # type: ignore[assignment]  # reserved
+                return None, None, free[0]
+            if self._lru:
+                victim = next(iter(self._lru))
+                del self._lru[victim]
+                self._idle[victim.sha].remove(victim)
+                return None, victim, victim.slot
+            self._cond.wait()
+
+    def _acquire(self, sha: str) -> WorkerProcess:
+        with self._cond:
+            worker, victim, slot = self._take(sha)
+        if worker is not None:
+            return worker
+        if victim is not None:
+            victim.close()
+        try:
+            worker = WorkerProcess(slot, sha=sha)
+        except BaseException:
+            with self._cond:
+                self._all.pop(slot, None)
+                self._cond.notify()
+            raise
+        with self._cond:
             self._all[slot] = worker
         return worker
 
-    def _replace(self, worker: WorkerProcess) -> WorkerProcess:
-        worker.close()
-        if self._closed:
-            return worker
-        return self._start(worker.slot)
+    def _release(self, worker: WorkerProcess, keep: bool) -> None:
+        with self._cond:
+            if keep and not self._closed and worker.alive():
+                self._idle.setdefault(worker.sha, []).append(worker)
+                self._lru[worker] = None
+                worker = None  # type: ignore[assignment]
+            elif self._all.get(worker.slot) is worker:
+                del self._all[worker.slot]
+            self._cond.notify()
+        if worker is not None:
+            worker.close()
 
     def grade_sync(self, grader: PythonGrader, sample: dict[str, Any], item: dict[str, Any]) -> GradeResult:
         """Grade one pair, blocking; returns a GradeResult (``passed`` not yet set)."""
@@ -144,25 +254,18 @@ class WorkerPool:
         invalid = _encode_check(sample, item)
         if invalid is not None:
             return invalid
-        request = _request(grader, sample, item)
+        request, sha = _request(grader, sample, item), _sha(grader)
         for attempt in range(2):
-            worker = self._idle.get()
+            worker, keep = self._acquire(sha), False
             try:
-                if not worker.alive():
-                    worker = self._replace(worker)
                 result, replace = _run_on(worker, grader, request)
-                if replace:
-                    worker = self._replace(worker)
+                keep = not replace
                 return result
             except WorkerDied as exc:  # not the grader's fault: retry once on a fresh worker
-                worker = self._replace(worker)
                 if attempt == 1:
                     return _server_error(exc.kind, str(exc))
-            except BaseException:
-                worker = self._replace(worker)
-                raise
             finally:
-                self._idle.put(worker)
+                self._release(worker, keep)
         raise AssertionError("unreachable")
 
     async def grade(self, grader: PythonGrader, sample: dict[str, Any], item: dict[str, Any]) -> GradeResult:
@@ -175,20 +278,30 @@ class WorkerPool:
         return list(await asyncio.gather(*(self.grade(grader, s, i) for s, i in pairs)))
 
     def sandbox_info(self) -> dict[str, Any]:
-        """The handshake of one worker: pid, uid and the sandbox mechanisms active on this machine."""
-        worker = self._idle.get()
+        """The handshake of a worker: pid, uid and the sandbox mechanisms active on this machine."""
+        worker, keep = self._acquire(_sha(_PROBE)), False
         try:
-            return dict(worker.ready())
+            info = dict(worker.ready())
+            keep = True
+            return info
         finally:
-            self._idle.put(worker)
+            self._release(worker, keep)
+
+    def live_workers(self) -> list[WorkerProcess]:
+        """The workers alive now, busy or idle."""
+        with self._cond:
+            return [w for w in self._all.values() if w is not None]
 
     def shutdown(self) -> None:
         """Stop every worker and every process they left; the pool cannot be used afterwards."""
-        self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            workers = list(self._all.values())
+        with self._cond:
+            self._closed = True
+            workers = [w for w in self._all.values() if w is not None]
             self._all.clear()
+            self._idle.clear()
+            self._lru.clear()
+            self._cond.notify_all()
+        self._executor.shutdown(wait=False, cancel_futures=True)
         for worker in workers:
             if worker.proc.stdin and not worker.proc.stdin.closed:
                 try:
@@ -199,6 +312,7 @@ class WorkerPool:
             worker.close(grace=0.5)
 
 
+_PROBE = PythonGrader(type="python", name="sandbox_info", source="def grade(sample, item):\n    return 0.0\n")
 _POOL: WorkerPool | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -255,7 +369,7 @@ def grade_python_cold(grader: PythonGrader, sample: dict[str, Any], item: dict[s
     invalid = _encode_check(sample, item)
     if invalid is not None:
         return _finish(grader, invalid)
-    worker = WorkerProcess(slot=255)
+    worker = WorkerProcess(slot=255, sha=_sha(grader))
     try:
         result, _ = _run_on(worker, grader, _request(grader, sample, item))
     except WorkerDied as exc:

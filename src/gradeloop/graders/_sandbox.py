@@ -4,39 +4,68 @@ This file is both a module (the parent side: :class:`WorkerProcess`) and the wor
 itself, started as ``python -I -B _sandbox.py CONFIG``. The worker side uses the standard
 library only and never imports gradeloop.
 
-The worker protects the host in layers; each is tried in order and the ones that took effect
-are reported in the handshake (``WorkerProcess.info["mechanisms"]``):
+Processes. The worker (started by gradeloop, in its own session) enters new namespaces and
+forks the *zygote*, which serves one grader source for its whole life: it loads the source
+once (module-level code runs there), then forks a fresh process for every grade, relays that
+process's raw answer and reaps it. Nothing a grade does reaches the next grade (a file it
+leaves in the working directory is removed; a changed file from the load, or a process that
+outlived it, retires the zygote), and nothing one grader does reaches another grader's
+zygote. The value ``grade`` returned is checked (a finite real number) in gradeloop's own
+process, never in a process grader code has run in. The protocol:
+``{"op": "load", "source", "timeout", "memory_mb"}`` -> ``{"status": "loaded"}`` or an error;
+then ``{"op": "grade", "sample", "item", ...}`` -> ``{"status": "child", "answer": <the grade's
+own message, unchecked>, ...}``.
 
-* network: a new network namespace (``unshare(CLONE_NEWNET)``, as root; otherwise inside a new
-  user namespace when the kernel allows it), which has no interfaces up, not even loopback.
-  An audit hook refuses every ``socket.*`` event in any case.
+The sandbox, in layers; each is tried in order and the ones that took effect are reported in
+the handshake (``WorkerProcess.info["mechanisms"]``):
+
+* pids: a new PID namespace (as root; otherwise inside a new user namespace when the kernel
+  allows it) whose PID 1 is the zygote, with a fresh ``/proc`` mounted in its own mount
+  namespace: no process of the host is visible, so neither are their command lines or
+  environments.
+* syscalls: seccomp-BPF filters (our own programs, with an architecture check; x86_64 and
+  aarch64), installed in the zygote before any grader code runs. The zygote's filter refuses
+  sockets of every family (``AF_UNIX`` too), ``execve``/``execveat``, ``ptrace``,
+  ``process_vm_*``, mounts, ``chroot``/``pivot_root``, ``unshare``/``setns`` and clone with
+  namespace flags, ``bpf``, ``perf_event_open``, keyrings, ``userfaultfd``, ``io_uring`` and
+  module/kexec calls; ``clone3`` gets ENOSYS so that the C library falls back to ``clone``, whose
+  flags a filter can read. Each grade's process stacks a stricter filter that also refuses
+  ``fork``, ``vfork`` and ``clone`` without ``CLONE_THREAD``: threads only.
+* network: a new network namespace, which has no interfaces up, not even loopback. An audit
+  hook refuses every ``socket.*`` event in any case.
 * filesystem: as root, a private mount namespace in which every mount is read-only
   (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``) and the working directory is a fresh
   size-capped tmpfs (the only writable place, gone when the worker dies); a private directory
   on the way to the interpreter (such as ``/root``) is covered by an empty tmpfs with only the
-  interpreter's directories bound back. Then the worker drops to a uid of its own, so ordinary
+  interpreter's directories bound back. Then the zygote drops to a uid of its own, so ordinary
   permissions apply too. An audit hook refuses writes, renames, removals and permission
   changes outside the working directory in any case, and reads of other processes'
   ``/proc/<pid>`` files. Reading world-readable files is not otherwise restricted.
 * processes: an audit hook refuses ``os.fork``/``forkpty``/``exec*``/``posix_spawn``/
-  ``system``/``kill`` and ``subprocess.Popen``. The worker is a child subreaper with
-  ``PR_SET_NO_NEW_PRIVS``, and kills every descendant after each call; as root its own uid
-  also gets ``RLIMIT_NPROC`` (a fork bomb that slips past the hook stops there). The parent
-  starts each worker in its own session, and on a timeout kills the whole process group and
-  then every process left with the worker's uid.
-* memory: ``RLIMIT_AS`` at the grader's ``memory_mb`` (per call; hard cap 2048 MB).
-* CPU: affinity to at most two cores, ``RLIMIT_CPU`` per call (time limit × cores), an
-  in-process wall-clock alarm at the time limit, and the parent's kill shortly after it.
+  ``system``/``kill`` and ``subprocess.Popen`` in grader code. The zygote has
+  ``PR_SET_NO_NEW_PRIVS``, is PID 1 of its namespace or a child subreaper, and kills every
+  descendant after each call; as root its own uid also gets ``RLIMIT_NPROC``. The parent kills
+  the whole process group and then every process left with the worker's uid when it ends a
+  worker.
+* memory: ``RLIMIT_AS`` at the grader's ``memory_mb`` (for the load, and in each grade's
+  process; hard cap 2048 MB).
+* CPU: affinity to at most two cores, ``RLIMIT_CPU`` (time limit x cores) and a wall-clock
+  alarm at the time limit in each grade's process; the zygote kills a grade half a second past
+  it, and the parent kills the whole worker two seconds past it.
 * environment: the worker starts with a minimal environment (PATH, locale, HOME and TMPDIR
   pointing to its working directory): none of the parent's secrets.
 
 Everything Python-level (the audit hook) is defence in depth, not a boundary: native code can
-get around it. The kernel-level layers need root (or user namespaces); the handshake says
-which ones are active.
+get around it; the kernel layers are the boundary. As root (and in CI) all of them are active.
+Without root they need unprivileged user namespaces (PID and network namespaces, the fresh
+``/proc``); seccomp needs neither; the read-only mounts and the own uid need root. Grader code
+can always change its own zygote and so its own scores (it is its own code), never another
+grader's score or the parent's checks.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -55,6 +84,9 @@ DISK_MB = 1024
 NPROC_LIMIT = 32
 UID_BASE = 1_000_000_000
 _HEADER = struct.Struct(">I")
+# bound once: grader code rebinding json.dumps or os.write in its zygote does not change the protocol
+_dumps, _loads, _write, _read = json.dumps, json.loads, os.write, os.read
+_select, _monotonic = select.select, time.monotonic
 
 # --- framing (both sides) ---
 
@@ -62,12 +94,12 @@ _HEADER = struct.Struct(">I")
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[_write(fd, view):]
 
 
 def send_message(fd: int, obj: Any) -> None:
     """Write one length-prefixed JSON message to ``fd``."""
-    data = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+    data = _dumps(obj, separators=(",", ":")).encode("utf-8")
     _write_all(fd, _HEADER.pack(len(data)) + data)
 
 
@@ -75,10 +107,10 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
     chunks, left = [], n
     while left:
         if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            remaining = deadline - _monotonic()
+            if remaining <= 0 or not _select([fd], [], [], remaining)[0]:
                 raise TimeoutError
-        chunk = os.read(fd, min(left, 1 << 20))
+        chunk = _read(fd, min(left, 1 << 20))
         if not chunk:
             return None
         chunks.append(chunk)
@@ -94,7 +126,7 @@ def recv_message(fd: int, deadline: float | None = None) -> Any:
     body = _read_exact(fd, _HEADER.unpack(header)[0], deadline)
     if body is None:
         return None
-    return json.loads(body)
+    return _loads(body)
 
 
 # --- parent side ---
@@ -166,17 +198,19 @@ def _minimal_env(workdir: str, cores: int) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """One sandboxed worker: started at once, handshake read on first use.
+    """One sandboxed worker for one grader source: started at once, handshake read on first use.
 
-    ``call`` sends a request and waits for the answer; ``close`` ends the worker and every
-    process it left behind. Not thread-safe: one caller at a time.
+    ``call`` sends a request (``{"op": "load", "source", ...}`` once, then grades) and waits for
+    the answer; ``close`` ends the worker and every process it left behind. Not thread-safe:
+    one caller at a time.
     """
 
-    def __init__(self, slot: int = 0, *, disk_mb: int = DISK_MB):
+    def __init__(self, slot: int = 0, *, disk_mb: int = DISK_MB, sha: str | None = None):
         self.slot = slot
+        self.sha = sha  # the one grader source this worker serves
+        self.loaded: dict[str, Any] | None = None  # the zygote's answer to loading it
         self.uid = claim_uid()
         self.workdir = tempfile.mkdtemp(prefix="gradeloop-python-")
-        self.known_sources: set[str] = set()
         self.info: dict[str, Any] | None = None
         self._closed = False
         cores = _cores_for(slot)
@@ -319,23 +353,27 @@ def kill_uid(uid: int, rounds: int = 50) -> None:
 
 # --- worker side: setting up the sandbox ---
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x1000, 0x2000, 0x4000, 1 << 18
-PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x1000, 0x2000, 0x4000, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
 
 
 class _Libc:
-    """The few libc calls Python's os module lacks (3.11), raising OSError on failure."""
+    """The few libc calls Python's os module lacks (3.11), raising OSError on failure.
+
+    Every symbol is resolved here, before the audit hook (which refuses ``ctypes`` access to
+    ``syscall`` and friends) is installed.
+    """
 
     def __init__(self) -> None:
         import ctypes
 
         self.ctypes = ctypes
         self.lib = ctypes.CDLL(None, use_errno=True)
+        self.syscall, self.prctl = self.lib.syscall, self.lib.prctl
+        self.do_unshare, self.do_mount = self.lib.unshare, self.lib.mount
 
     def _check(self, rc: int, what: str) -> None:
         if rc != 0:
@@ -343,24 +381,128 @@ class _Libc:
             raise OSError(err, f"{what}: {os.strerror(err)}")
 
     def unshare(self, flags: int) -> None:
-        self._check(self.lib.unshare(self.ctypes.c_int(flags)), "unshare")
+        self._check(self.do_unshare(self.ctypes.c_int(flags)), "unshare")
 
     def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
         enc = (lambda s: None if s is None else s.encode())  # noqa: E731
-        rc = self.lib.mount(enc(source), enc(target), enc(fstype), self.ctypes.c_ulong(flags), enc(data))
+        rc = self.do_mount(enc(source), enc(target), enc(fstype), self.ctypes.c_ulong(flags), enc(data))
         self._check(rc, f"mount {target}")
 
     def mount_setattr(self, path: str, recursive: bool, set_: int, clear: int) -> None:
         ct = self.ctypes
         attr = (ct.c_uint64 * 4)(set_, clear, 0, 0)
-        rc = self.lib.syscall(ct.c_long(SYS_MOUNT_SETATTR), ct.c_int(AT_FDCWD), path.encode(),
-                              ct.c_uint(AT_RECURSIVE if recursive else 0), ct.byref(attr), ct.c_size_t(32))
+        rc = self.syscall(ct.c_long(SYS_MOUNT_SETATTR), ct.c_int(AT_FDCWD), path.encode(),
+                          ct.c_uint(AT_RECURSIVE if recursive else 0), ct.byref(attr), ct.c_size_t(32))
         self._check(rc, f"mount_setattr {path}")
 
-    def prctl_set(self, option: int) -> None:
+    def prctl_set(self, option: int, value: int = 1) -> None:
         ct = self.ctypes
-        self._check(self.lib.prctl(ct.c_int(option), ct.c_ulong(1), ct.c_ulong(0), ct.c_ulong(0), ct.c_ulong(0)),
+        self._check(self.prctl(ct.c_int(option), ct.c_ulong(value), ct.c_ulong(0), ct.c_ulong(0), ct.c_ulong(0)),
                     "prctl")
+
+    def seccomp_installer(self, program: bytes, sys_seccomp: int) -> Any:
+        """A function that installs the seccomp-BPF ``program`` (packed ``struct sock_filter``s)
+        on every thread of the calling process, raising OSError if the kernel refuses."""
+        ct = self.ctypes
+
+        class SockFprog(ct.Structure):
+            _fields_ = [("len", ct.c_ushort), ("filter", ct.c_void_p)]
+
+        buffer = ct.create_string_buffer(program, len(program))
+        prog = SockFprog(len(program) // 8, ct.cast(buffer, ct.c_void_p))
+        args = (ct.c_long(sys_seccomp), ct.c_uint(1), ct.c_uint(1), ct.byref(prog))  # SET_MODE_FILTER, TSYNC
+
+        def install(_keep: Any = buffer) -> None:
+            self._check(self.syscall(*args), "seccomp")
+
+        return install
+
+
+# --- worker side: the seccomp filters ---
+
+# Syscall numbers per architecture (the kernel's unistd tables); fork and vfork exist on x86_64 only.
+_SYSCALLS = {
+    "x86_64": (0xC000003E, 317, {
+        "socket": 41, "connect": 42, "accept": 43, "bind": 49, "listen": 50, "socketpair": 53, "accept4": 288,
+        "clone": 56, "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "clone3": 435, "ptrace": 101,
+        "process_vm_readv": 310, "process_vm_writev": 311, "mount": 165, "umount2": 166, "pivot_root": 155,
+        "chroot": 161, "unshare": 272, "setns": 308, "bpf": 321, "perf_event_open": 298, "keyctl": 250,
+        "add_key": 248, "request_key": 249, "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
+        "finit_module": 313, "delete_module": 176, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+        "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442, "pidfd_getfd": 438,
+        "process_madvise": 440, "kcmp": 312, "name_to_handle_at": 303, "open_by_handle_at": 304}),
+    "aarch64": (0xC00000B7, 277, {
+        "socket": 198, "socketpair": 199, "bind": 200, "listen": 201, "accept": 202, "connect": 203, "accept4": 242,
+        "clone": 220, "execve": 221, "execveat": 281, "clone3": 435, "ptrace": 117, "process_vm_readv": 270,
+        "process_vm_writev": 271, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51, "unshare": 97,
+        "setns": 268, "bpf": 280, "perf_event_open": 241, "keyctl": 219, "add_key": 217, "request_key": 218,
+        "userfaultfd": 282, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "kexec_load": 104, "kexec_file_load": 294, "init_module": 105, "finit_module": 273, "delete_module": 106,
+        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+        "mount_setattr": 442, "pidfd_getfd": 438, "process_madvise": 440, "kcmp": 272, "name_to_handle_at": 264,
+        "open_by_handle_at": 265}),
+}
+# refused in the zygote and in every grade (errno EPERM); clone3 gets ENOSYS (its flags live in
+# memory a filter cannot read), so that glibc falls back to clone, whose flags it can
+SECCOMP_DENIED = (
+    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "execve", "execveat", "ptrace",
+    "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "bpf",
+    "perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "pidfd_getfd",
+    "process_madvise", "kcmp", "name_to_handle_at", "open_by_handle_at",
+)
+SECCOMP_DENIED_IN_GRADE = ("fork", "vfork")  # and clone without CLONE_THREAD: threads only
+CLONE_THREAD = 0x00010000
+CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+_RET_KILL_PROCESS, _RET_ERRNO, _RET_ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
+_EPERM, _ENOSYS = 1, 38
+_LD_ABS_W, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
+
+
+def seccomp_program(machine: str, per_grade: bool) -> tuple[bytes, int] | None:
+    """The BPF program (packed ``struct sock_filter``s) and the seccomp syscall number for
+    ``machine``, or None where the syscall table is not known.
+
+    ``per_grade=False``: the zygote's filter (fork allowed, clone with namespace flags refused);
+    ``True``: the stricter filter of each grade's process (threads only).
+    """
+    if machine not in _SYSCALLS or sys.byteorder != "little":
+        return None
+    arch, sys_seccomp, numbers = _SYSCALLS[machine]
+    denied = [numbers[name] for name in SECCOMP_DENIED + (SECCOMP_DENIED_IN_GRADE if per_grade else ())
+              if name in numbers]
+    code: list[tuple[int, Any, Any, int]] = [(_LD_ABS_W, 0, 0, 4), (_JEQ, None, "kill", arch), (_LD_ABS_W, 0, 0, 0)]
+    if machine == "x86_64":
+        code.append((_JGE, "deny", None, 0x40000000))  # the x32 ABI's numbers
+    code += [(_JEQ, "deny", None, nr) for nr in denied]
+    code += [(_JEQ, "nosys", None, numbers["clone3"]), (_JEQ, "clone", "allow", numbers["clone"])]
+    code.append(("clone", None, None, None))
+    code.append((_LD_ABS_W, 0, 0, 16))  # the low 32 bits of args[0]: clone's flags
+    code.append((_JSET, "allow", "deny", CLONE_THREAD) if per_grade else (_JSET, "deny", "allow", CLONE_NAMESPACES))
+    for label, value in (("allow", _RET_ALLOW), ("deny", _RET_ERRNO | _EPERM), ("nosys", _RET_ERRNO | _ENOSYS),
+                         ("kill", _RET_KILL_PROCESS)):
+        code += [(label, None, None, None), (_RET, 0, 0, value)]
+    return _assemble(code), sys_seccomp
+
+
+def _assemble(code: list[tuple[Any, Any, Any, Any]]) -> bytes:
+    """Resolve labels (a string first element marks a label; a jump target None is the next one)."""
+    labels, program = {}, []
+    for entry in code:
+        if isinstance(entry[0], str):
+            labels[entry[0]] = len(program)
+        else:
+            program.append(entry)
+    out = bytearray()
+    for pc, (op, jt, jf, k) in enumerate(program):
+        offsets = [0 if target in (0, None) else labels[target] - pc - 1 for target in (jt, jf)]
+        out += struct.pack("<HBBI", op, *offsets, k)
+    return bytes(out)
+
+
+# --- worker side: namespaces and mounts ---
 
 
 def _needed_paths() -> list[str]:
@@ -418,27 +560,45 @@ def _expose_hidden(libc: _Libc, stage: str) -> None:
                 os.rmdir(point) if is_dir else os.remove(point)
 
 
-def _isolate(config: dict[str, Any], mechanisms: dict[str, str]) -> bool:
-    """Namespaces and mounts. Returns whether the sandbox uid can read the interpreter."""
-    workdir, uid = config["workdir"], config["uid"]
-    root = os.geteuid() == 0
-    attempts = [(CLONE_NEWNET | CLONE_NEWNS, ""), (CLONE_NEWNET, "")] if root else \
-        [(CLONE_NEWUSER | CLONE_NEWNET, " in a user namespace")]
+def _unshare(libc: _Libc | None, root: bool, mechanisms: dict[str, str]) -> int:
+    """New namespaces for the worker; returns the CLONE_NEW* flags that took effect (0: none).
+
+    A new PID namespace applies to the worker's next child: the zygote, forked next, is its PID 1.
+    """
+    if libc is None:
+        mechanisms["network"] = "python (audit hook); no libc"
+        return 0
     mechanisms["network"] = "python (audit hook)"
-    try:
-        libc = _Libc()
-        for flags, where in attempts:
-            try:
-                libc.unshare(flags)
-            except OSError as exc:
-                mechanisms["network"] = f"python (audit hook); unshare failed: {exc}"
-                continue
-            mechanisms["network"] = f"kernel (empty network namespace{where}) + audit hook"
-            if flags & CLONE_NEWNS:
-                return _private_mounts(libc, workdir, uid, config["disk_mb"], mechanisms)
-            break
-    except OSError as exc:
-        mechanisms["network"] = f"python (audit hook); no libc: {exc}"
+    user = 0 if root else CLONE_NEWUSER
+    where = "" if root else " in a user namespace"
+    for flags in (CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID, CLONE_NEWNET | CLONE_NEWNS, CLONE_NEWNET):
+        try:
+            libc.unshare(flags | user)
+        except OSError as exc:
+            mechanisms["network"] = f"python (audit hook); unshare failed: {exc}"
+            continue
+        mechanisms["network"] = f"kernel (empty network namespace{where}) + audit hook"
+        return flags | user
+    return 0
+
+
+def _zygote_mounts(libc: _Libc | None, config: dict[str, Any], flags: int, root: bool,
+                   mechanisms: dict[str, str]) -> bool:
+    """In the zygote: a fresh /proc for its PID namespace, and (as root) the read-only mounts.
+    Returns whether the sandbox uid can read the interpreter."""
+    workdir, uid = config["workdir"], config["uid"]
+    mechanisms["pids"] = "none (no PID namespace here: /proc shows the host's processes; the audit hook refuses " \
+                         "reading their files)"
+    if libc is not None and flags & CLONE_NEWPID and flags & CLONE_NEWNS:
+        try:
+            libc.mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here reaches the host
+            libc.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            mechanisms["pids"] = ("kernel (own PID namespace: the zygote is PID 1 and a fresh /proc shows only "
+                                  "the sandbox's processes)")
+        except OSError as exc:
+            mechanisms["pids"] = f"kernel (own PID namespace) but /proc could not be remounted: {exc}"
+    if libc is not None and root and flags & CLONE_NEWNS:
+        return _private_mounts(libc, workdir, uid, config["disk_mb"], mechanisms)
     if uid is not None:
         os.chown(workdir, uid, uid)
     return root and all(_others_can_read(p) for p in _needed_paths())
@@ -464,8 +624,23 @@ def _private_mounts(libc: _Libc, workdir: str, uid: int | None, disk_mb: int, me
     return all(_others_can_read(p) for p in _needed_paths())
 
 
-def _drop_privileges(config: dict[str, Any], readable: bool, mechanisms: dict[str, str]) -> bool:
-    """Switch to the sandbox uid when possible; returns whether the worker now runs as it."""
+def _fork_zygote(keep_out: tuple[int, ...]) -> None:
+    """Fork the zygote (PID 1 of the new PID namespace) and return in it. The worker process
+    itself stays outside, waits for the zygote and ends as it ended."""
+    pid = os.fork()
+    if pid == 0:
+        return
+    for fd in keep_out:
+        os.close(fd)
+    status = os.waitpid(pid, 0)[1]
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+
+
+def _drop_privileges(config: dict[str, Any], libc: _Libc | None, readable: bool, mechanisms: dict[str, str]) -> bool:
+    """Switch to the sandbox uid when possible; returns whether the zygote now runs as it."""
     import resource
 
     uid = config["uid"]
@@ -487,9 +662,12 @@ def _drop_privileges(config: dict[str, Any], readable: bool, mechanisms: dict[st
         else:
             processes += " (stays root: the interpreter is not readable by other users)"
     try:
-        libc = _Libc()
+        if libc is None:
+            raise OSError("no libc")
         libc.prctl_set(PR_SET_NO_NEW_PRIVS)
         processes += " + no_new_privs"
+        libc.prctl_set(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
+        libc.prctl_set(PR_SET_DUMPABLE, 0)  # no process of the same uid may open its /proc/<pid>/mem
         libc.prctl_set(PR_SET_CHILD_SUBREAPER)
         processes += " + child subreaper (descendants killed after each call)"
     except OSError:
@@ -512,6 +690,9 @@ def _set_fixed_limits(config: dict[str, Any], mechanisms: dict[str, str]) -> Non
     except (AttributeError, OSError):
         cores = "no affinity"
     mechanisms["cpu"] = f"kernel ({cores}, RLIMIT_CPU per call) + wall-clock alarm + parent kill"
+
+
+def _raise_oom_score() -> None:
     try:
         with open("/proc/self/oom_score_adj", "w") as handle:
             handle.write("1000")  # the OOM killer takes a worker before the host process
@@ -526,6 +707,7 @@ _DENIED = frozenset({
     "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system", "os.startfile", "os.kill",
     "os.killpg", "subprocess.Popen", "pty.spawn", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
 })
+_SANDBOX_EVENTS = frozenset({"os.kill", "os.killpg", "os.fork"})  # the zygote's own, outside grader code
 _PATH_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.chmod": (0,), "os.chown": (0,),
                 "os.truncate": (0,), "os.utime": (0,), "os.chflags": (0,), "os.lchflags": (0,),
                 "os.setxattr": (0,), "os.removexattr": (0,), "os.rename": (0, 1), "os.link": (1,),
@@ -544,10 +726,9 @@ def _install_audit_hook(workdir: str, in_user_code: list[bool]) -> None:
     Audit hooks cannot be removed once added; the hook keeps its own references so that
     grader code rebinding module attributes does not change it.
     """
-    realpath, join, fsdecode, fspath = os.path.realpath, os.path.join, os.fsdecode, os.fspath
+    realpath, join, fsdecode, fspath, getpid = os.path.realpath, os.path.join, os.fsdecode, os.fspath, os.getpid
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     root = realpath(workdir)
-    own_proc = f"/proc/{os.getpid()}"
     allowed_outside = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr"})
 
     def resolve(path: Any) -> str | None:
@@ -570,10 +751,10 @@ def _install_audit_hook(workdir: str, in_user_code: list[bool]) -> None:
             if isinstance(flags, int) and flags & write_flags and not inside(resolved):
                 deny(f"writing {path!r}")
             if resolved.startswith("/proc/") and resolved.split("/")[2].isdigit() \
-                    and not (resolved + "/").startswith(own_proc + "/"):
+                    and not (resolved + "/").startswith(f"/proc/{getpid()}/"):
                 deny(f"reading {path!r}")
         elif event in _DENIED or event.startswith("socket."):
-            if in_user_code[0] or event not in ("os.kill", "os.killpg"):  # the worker kills strays itself
+            if in_user_code[0] or event not in _SANDBOX_EVENTS:
                 deny(event)
         elif event in _PATH_EVENTS:
             for index in _PATH_EVENTS[event]:
@@ -591,7 +772,16 @@ def _install_audit_hook(workdir: str, in_user_code: list[bool]) -> None:
     sys.addaudithook(hook)
 
 
-# --- worker side: grading ---
+# --- worker side: the zygote and its grades ---
+
+# Bound at start-up: grader code that rebinds builtins or module attributes (float, json.dumps,
+# os.fork, ...) in its own zygote does not change how the zygote forks or reports.
+_float, _int, _min, _isinstance, _type, _repr, _str = float, int, min, isinstance, type, repr, str
+_fork, _pipe, _close, _waitpid, _kill, _exit = os.fork, os.pipe, os.close, os.waitpid, os.kill, os._exit
+_setitimer, _signal, _scandir = signal.setitimer, signal.signal, os.scandir
+MAX_ANSWER = 4 * MB  # what a grade may send back; more and it is killed
+MAX_DETAILS = 100_000  # characters of a traceback kept (head and tail)
+CHILD_GRACE_S = 0.5  # the zygote kills a grade this long after its time limit
 
 
 class _TimeLimit(BaseException):
@@ -615,21 +805,49 @@ def _raise_time_limit(signum: int, frame: Any) -> None:
     raise _CpuLimit() if signum == signal.SIGXCPU else _TimeLimit()
 
 
-class _Worker:
-    def __init__(self, config: dict[str, Any], cores: int):
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_DETAILS:
+        return text
+    half = MAX_DETAILS // 2
+    return f"{text[:half]}\n[... {len(text) - MAX_DETAILS} characters left out ...]\n{text[-half:]}"
+
+
+def _describe(value: Any, real: type) -> dict[str, Any]:
+    """What ``grade`` returned, for the parent to check: a float (possibly NaN or inf), or why
+    there is none. Runs in the grade's process: ``float()`` may run the value's own ``__float__``."""
+    kind = _type(value)
+    if kind is float:
+        return {"status": "returned", "number": value}
+    if kind is bool or kind is int or _isinstance(value, real):
+        return {"status": "returned", "number": _float(value), "type": kind.__name__}
+    return {"status": "returned", "number": None, "type": _str(kind.__name__)[:100], "repr": _repr(value)[:200]}
+
+
+class _Zygote:
+    """Loads one grader's source once, then forks a fresh process for every grade."""
+
+    def __init__(self, config: dict[str, Any], cores: int, libc: _Libc | None):
         import inspect
         import linecache
-        import math
         import numbers
         import resource
         import traceback
 
-        self.inspect, self.linecache, self.math, self.numbers = inspect, linecache, math, numbers
+        import builtins
+
+        self.inspect, self.linecache, self.real = inspect, linecache, numbers.Real
+        self.builtins, self.pristine_builtins = builtins.__dict__, dict(builtins.__dict__)
         self.resource, self.traceback = resource, traceback
-        self.cores = cores
-        self.own_uid = False  # True once the worker runs as a uid of its own: kill(-1) then reaches only strays
-        self.cache: dict[str, Any] = {}  # source sha256 -> grade function, or an error text
+        self.hard_as = resource.getrlimit(resource.RLIMIT_AS)[1]
+        self.cores, self.libc = cores, libc
+        self.own_uid = False  # True once the zygote runs as a uid of its own: kill(-1) then reaches only strays
+        self.grade: Any = None
+        self.pending: int | None = None  # a grade's process that answered and is still to be reaped
+        self.stale = False
+        self.workdir, self.baseline = config["workdir"], {}
         self.in_user_code = [False]
+        self.grade_filter: Any = None  # installs the per-grade seccomp filter
+        self.fds: tuple[int, ...] = ()
         signal.signal(signal.SIGALRM, _raise_time_limit)
         signal.signal(signal.SIGXCPU, _raise_time_limit)
 
@@ -638,20 +856,168 @@ class _Worker:
             request = recv_message(fd_in)
             if request is None:
                 return
+            if self.stale:  # the last grade left something behind: a fresh zygote takes this one
+                send_message(fd_out, {"status": "stale", "recycle": True})
+                return
             try:
                 answer = self.handle(request)
             except BaseException as exc:  # a late alarm or signal outside grader code
                 answer = {"status": "error", "details": self.format(exc), "recycle": True}
-            if self.kill_strays():
+            if self.pending is None and self.kill_strays():
                 answer["recycle"] = True
             send_message(fd_out, answer)
             if answer.get("recycle"):
                 return
+            if self.pending is not None:
+                self.finish_grade()
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("op") == "load":
+            return self.load(request["source"], _float(request["timeout"]), _int(request["memory_mb"]))
+        if self.grade is None:
+            return {"status": "error", "details": "no grader is loaded in this worker", "recycle": True}
+        return self.run_grade(request)
+
+    # -- in the grade's own process --
+
+    def after_fork_in_child(self) -> None:
+        """The first at-fork hook (registered before any grader code): drop the protocol's
+        descriptors and install the per-grade seccomp filter before anything else runs."""
+        try:
+            for fd in self.fds:
+                _close(fd)
+            if self.grade_filter is not None:
+                self.grade_filter()
+        except BaseException:
+            _exit(71)
+
+    def child(self, request: dict[str, Any], fd: int) -> None:
+        """Run ``grade`` once and send what it returned (or why it did not) to ``fd``; never returns."""
+        timeout, memory_mb = _float(request["timeout"]), _int(request["memory_mb"])
+        try:
+            _signal(signal.SIGALRM, _raise_time_limit)
+            _signal(signal.SIGXCPU, _raise_time_limit)
+            self.set_limits(memory_mb, timeout, fresh=True)
+            self.in_user_code[0] = True
+            _setitimer(signal.ITIMER_REAL, timeout)
+            value = self.grade(request["sample"], request["item"])
+            self.builtins.update(self.pristine_builtins)  # what grader code rebound there does not check its value
+            message = _describe(value, self.real)
+        except BaseException as exc:
+            message = self.failure(exc)
+        try:
+            _setitimer(signal.ITIMER_REAL, 0)
+            send_message(fd, message)
+        except BaseException as exc:
+            send_message(fd, {"status": "error", "details": f"the result of grade() could not be sent: {exc!r:.200}"})
+        finally:
+            _exit(0)
+
+    def failure(self, exc: BaseException) -> dict[str, Any]:
+        limit = "cpu" if _isinstance(exc, _CpuLimit) else "time" if _isinstance(exc, _TimeLimit) else \
+            "memory" if _isinstance(exc, MemoryError) else None
+        try:
+            _setitimer(signal.ITIMER_REAL, 0)
+            self.in_user_code[0] = False
+            self.builtins.update(self.pristine_builtins)
+            self.set_limits(None, None)
+            details = _shorten(self.format(exc))
+        except BaseException:
+            details = _type(exc).__name__
+        return {"status": "error", "limit": limit, "details": details}
+
+    # -- in the zygote --
+
+    def run_grade(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Fork, let the child grade, and relay its raw answer (unchecked: the parent checks it).
+
+        A child that answered is reaped after the answer is sent (``finish_grade``); one that did
+        not is reaped first, and its exit status is the answer."""
+        read_end, write_end = _pipe()
+        pid = _fork()
+        if pid == 0:
+            _close(read_end)
+            try:
+                self.child(request, write_end)
+            finally:
+                _exit(70)
+        _close(write_end)
+        try:
+            data, overtime, too_large = self.read_child(read_end, _float(request["timeout"]) + CHILD_GRACE_S)
+        finally:
+            _close(read_end)
+        if data is not None:
+            self.pending = pid
+            return {"status": "child", "answer": data.decode("utf-8", "replace")}
+        if overtime or too_large:
+            _kill(pid, signal.SIGKILL)
+        status = _waitpid(pid, 0)[1]
+        self.clean_workdir()
+        return {"status": "child", "answer": "", "overtime": overtime, "too_large": too_large,
+                "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+                "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}
+
+    @staticmethod
+    def read_child(fd: int, limit: float) -> tuple[bytes | None, bool, bool]:
+        """The child's one message: (its bytes or None, past the time limit, too large)."""
+        deadline = _monotonic() + limit
+        try:
+            header = _read_exact(fd, _HEADER.size, deadline)
+            if header is None:
+                return None, False, False
+            size = _HEADER.unpack(header)[0]
+            if size > MAX_ANSWER:
+                return None, False, True
+            return _read_exact(fd, size, deadline), False, False
+        except TimeoutError:
+            return None, True, False
+
+    def finish_grade(self) -> None:
+        """After an answer: make sure its process is gone, and that it left nothing for the next grade."""
+        pid, self.pending = self.pending, None
+        try:
+            _kill(pid, signal.SIGKILL)  # it is exiting anyway
+        except OSError:
+            pass
+        _waitpid(pid, 0)
+        if self.kill_strays():
+            self.stale = True
+        self.clean_workdir()
+
+    def workdir_state(self) -> dict[str, tuple[int, ...]]:
+        """Every entry under the working directory: (inode, size, mtime) for files, (inode,) for directories."""
+        state, pending = {}, [self.workdir]
+        while pending:
+            with _scandir(pending.pop()) as entries:
+                for entry in entries:
+                    info = entry.stat(follow_symlinks=False)
+                    if entry.is_dir(follow_symlinks=False):
+                        state[entry.path] = (info.st_ino,)
+                        pending.append(entry.path)
+                    else:
+                        state[entry.path] = (info.st_ino, info.st_size, info.st_mtime_ns)
+        return state
+
+    def clean_workdir(self) -> None:
+        """Remove what a grade created in the working directory; a changed file from the load makes
+        the zygote stale (the next grade goes to a fresh one)."""
+        now = self.workdir_state()
+        if now == self.baseline:
+            return
+        if any(now.get(path) != before for path, before in self.baseline.items()):
+            self.stale = True
+            return
+        for path in sorted(now.keys() - self.baseline.keys(), key=len, reverse=True):
+            try:
+                os.rmdir(path) if len(now[path]) == 1 else os.remove(path)
+            except OSError:
+                self.stale = True
 
     def kill_strays(self) -> bool:
-        """Kill processes the grader started around the audit hook; True if there were any.
+        """Kill processes grader code started around the audit hook; True if there were any.
 
-        The worker is a child subreaper, so while any descendant lives the worker has a child.
+        The zygote is PID 1 of its namespace or a child subreaper, so while any descendant
+        lives it has a child.
         """
         try:
             os.waitpid(-1, os.WNOHANG)
@@ -687,50 +1053,41 @@ class _Worker:
                 pass
         return pids
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        sha = request["sha"]
-        if sha not in self.cache and "source" not in request:
-            return {"status": "need_source"}
-        timeout, memory_mb = float(request["timeout"]), int(request["memory_mb"])
+    def load(self, source: str, timeout: float, memory_mb: int) -> dict[str, Any]:
+        """Compile and run ``source`` once, in the zygote; every grade's process inherits the result."""
         self.set_limits(memory_mb, timeout)
         self.in_user_code[0] = True
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        _setitimer(signal.ITIMER_REAL, timeout)
         try:
-            grade = self.cache.get(sha)
-            if grade is None:
-                grade = self.cache[sha] = self.load(sha, request["source"])
-            if isinstance(grade, str):
-                return {"status": "error", "details": grade}
-            return self.check(grade(request["sample"], request["item"]))  # check may run the value's __float__
-        except _CpuLimit as exc:
-            return {"status": "error", "recycle": True,
-                    "details": f"time limit of {timeout:g} s exceeded (CPU time)\n{self.format(exc)}"}
-        except _TimeLimit as exc:
-            return {"status": "error", "recycle": True,
-                    "details": f"time limit of {timeout:g} s exceeded\n{self.format(exc)}"}
-        except MemoryError as exc:
-            return {"status": "error", "recycle": True,
-                    "details": f"memory limit of {memory_mb} MB exceeded\n{self.format(exc)}"}
-        except BaseException as exc:
-            return {"status": "error", "details": self.format(exc)}
+            grade = self.compile_source(source)
+        except BaseException as exc:  # a limit (compile_source reports every other exception)
+            return {**self.failure(exc), "recycle": True}
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            _setitimer(signal.ITIMER_REAL, 0)
             self.in_user_code[0] = False
             self.set_limits(None, None)
+        if _isinstance(grade, str):
+            return {"status": "error", "details": grade}
+        self.grade = grade
+        self.baseline = self.workdir_state()
+        gc.freeze()  # what the load made is never collected again: grades copy fewer pages
+        return {"status": "loaded"}
 
-    def set_limits(self, memory_mb: int | None, timeout: float | None) -> None:
-        """Limits for one call (``None``: between calls, the hard caps, so that reading a large
-        request cannot fail on the previous grader's memory limit)."""
+    def set_limits(self, memory_mb: int | None, timeout: float | None, fresh: bool = False) -> None:
+        """Limits for one call (``None``: the hard caps and no CPU limit). ``fresh``: a new
+        process, which has used no CPU time yet."""
         res = self.resource
-        hard_as = res.getrlimit(res.RLIMIT_AS)[1]
-        res.setrlimit(res.RLIMIT_AS, (hard_as if memory_mb is None else min(memory_mb * MB, hard_as), hard_as))
-        if timeout is not None:
-            used = sum(res.getrusage(res.RUSAGE_SELF)[:2])
-            res.setrlimit(res.RLIMIT_CPU, (int(used + timeout * self.cores) + 1, res.RLIM_INFINITY))
+        res.setrlimit(res.RLIMIT_AS, (self.hard_as if memory_mb is None else _min(memory_mb * MB, self.hard_as),
+                                      self.hard_as))
+        if timeout is None:
+            res.setrlimit(res.RLIMIT_CPU, (res.RLIM_INFINITY, res.RLIM_INFINITY))
+        else:
+            used = 0 if fresh else sum(res.getrusage(res.RUSAGE_SELF)[:2])
+            res.setrlimit(res.RLIMIT_CPU, (_int(used + timeout * self.cores) + 1, res.RLIM_INFINITY))
 
-    def load(self, sha: str, source: str) -> Any:
+    def compile_source(self, source: str) -> Any:
         """The ``grade`` function defined by ``source``, or a text saying why there is none."""
-        filename = f"<grader {sha[:12]}>"
+        filename = "<grader>"
         self.linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         try:
             code = compile(source, filename, "exec")
@@ -756,16 +1113,6 @@ class _Worker:
             return f"grade must take exactly two arguments (sample, item); it is grade{signature}"
         return grade
 
-    def check(self, value: Any) -> dict[str, Any]:
-        """Scores are real numbers (int, float, bool, numpy scalars) that are finite."""
-        if not isinstance(value, self.numbers.Real):
-            return {"status": "error",
-                    "details": f"grade returned {value!r:.200} ({type(value).__name__}); it must return a float"}
-        score = float(value)
-        if not self.math.isfinite(score):
-            return {"status": "error", "details": f"grade returned {score}; it must return a finite float"}
-        return {"status": "ok", "score": score}
-
     def format(self, exc: BaseException) -> str:
         """The traceback of ``exc`` without the sandbox's own frames."""
         report = self.traceback.TracebackException(type(exc), exc, exc.__traceback__)
@@ -781,6 +1128,31 @@ class _Worker:
         return "".join(report.format())
 
 
+def _install_filters(zygote: _Zygote, mechanisms: dict[str, str]) -> None:
+    """The zygote's seccomp filter now, and the per-grade one in each fork (tried once here)."""
+    machine = os.uname().machine
+    programs = [seccomp_program(machine, per_grade) for per_grade in (False, True)]
+    if zygote.libc is None or programs[0] is None or programs[1] is None:
+        mechanisms["syscalls"] = f"audit hook only (no seccomp filter for {machine})"
+        return
+    try:
+        zygote.libc.seccomp_installer(*programs[0])()
+    except OSError as exc:
+        mechanisms["syscalls"] = f"audit hook only (seccomp refused: {exc})"
+        return
+    zygote.grade_filter = zygote.libc.seccomp_installer(*programs[1])
+    os.register_at_fork(after_in_child=zygote.after_fork_in_child)
+    probe = os.fork()  # the per-grade filter must install, or no grade runs
+    if probe == 0:
+        os._exit(0)
+    if os.waitpid(probe, 0)[1] != 0:
+        raise OSError("the per-grade seccomp filter could not be installed")
+    mechanisms["syscalls"] = (
+        "kernel (seccomp-BPF, architecture checked: socket, exec, ptrace, mount, namespaces, bpf, "
+        "perf_event_open, keyrings, userfaultfd, io_uring and module/kexec calls refused in the zygote; "
+        "each grade's process also refuses fork, vfork and clone without CLONE_THREAD) + audit hook")
+
+
 def _main() -> None:
     config = json.loads(sys.argv[1])
     fd_in, fd_out = os.dup(0), os.dup(1)
@@ -788,16 +1160,28 @@ def _main() -> None:
     os.dup2(null, 0)
     os.dup2(null, 1)  # print() in a grader must not corrupt the protocol
     mechanisms: dict[str, str] = {"environment": "minimal (PATH, locale, HOME/TMPDIR = workdir)"}
-    readable = _isolate(config, mechanisms)
+    root = os.geteuid() == 0
+    _raise_oom_score()
+    try:
+        libc: _Libc | None = _Libc()
+    except (OSError, AttributeError):
+        libc = None
+    flags = _unshare(libc, root, mechanisms)
+    _fork_zygote((fd_in, fd_out))  # from here on this is the zygote
+    readable = _zygote_mounts(libc, config, flags, root, mechanisms)
     os.chdir(config["workdir"])
     _set_fixed_limits(config, mechanisms)
-    worker = _Worker(config, len(config["cores"]))  # imports what it needs while it may still read everything
-    worker.own_uid = _drop_privileges(config, readable, mechanisms)
+    zygote = _Zygote(config, len(config["cores"]), libc)  # imports what it needs while it may still read everything
+    zygote.own_uid = _drop_privileges(config, libc, readable, mechanisms)
     mechanisms.setdefault("filesystem", "audit hook")
-    _install_audit_hook(config["workdir"], worker.in_user_code)
+    _install_audit_hook(config["workdir"], zygote.in_user_code)
+    zygote.fds = (fd_in, fd_out)
+    _install_filters(zygote, mechanisms)
+    mechanisms["grades"] = ("one grader source per worker; each grade runs in a fresh fork of the zygote that "
+                            "loaded it; gradeloop's own process checks the returned value")
     os.dup2(null, 2)
     send_message(fd_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(), "mechanisms": mechanisms})
-    worker.serve(fd_in, fd_out)
+    zygote.serve(fd_in, fd_out)
 
 
 if __name__ == "__main__":

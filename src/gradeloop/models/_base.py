@@ -14,9 +14,12 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
-from ..errors import InputError
+from ..errors import InputError, ProviderError
 
 __all__ = [
+    "check_message",
+    "is_empty_message",
+    "message_text",
     "GenerateRequest",
     "GenerateResult",
     "Usage",
@@ -81,10 +84,25 @@ class GenerateResult:
     @property
     def output_text(self) -> str:
         """The assistant message's text ('' when it only called tools)."""
-        content = self.message.get("content")
-        if isinstance(content, list):
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return content or ""
+        return message_text(self.message)
+
+    def validate(self) -> "GenerateResult":
+        """Check that this result makes a sample (see :func:`check_message`; also every choice,
+        the finish reason and the token counts); returns it, its messages normalised.
+        Raises ProviderError (``malformed_response``, retryable) otherwise."""
+        self.message = check_message(self.message)
+        if self.choices is not None:
+            if not isinstance(self.choices, list) or not all(isinstance(c, dict) for c in self.choices):
+                raise _malformed(f"choices is {_describe(self.choices)}, not a list of objects")
+            self.choices = [{**c, "message": check_message(c.get("message"))} for c in self.choices]
+        if not isinstance(self.finish_reason, str):
+            raise _malformed(f"finish_reason is {_describe(self.finish_reason)}, not a string")
+        counts = (self.usage.prompt_tokens, self.usage.completion_tokens, self.usage.cached_tokens)
+        if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0 for n in counts):
+            raise _malformed(f"token counts {counts} are not numbers")
+        if not isinstance(self.model, str):
+            raise _malformed(f"model is {_describe(self.model)}, not a string")
+        return self
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -102,9 +120,83 @@ class GenerateResult:
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> "GenerateResult":
-        """Rebuild a result stored by :meth:`to_cache`."""
-        return cls(message=data["message"], finish_reason=data["finish_reason"], usage=Usage(**data["usage"]),
-                   model=data["model"], latency_ms=data.get("latency_ms", 0.0), choices=data.get("choices"))
+        """Rebuild a result stored by :meth:`to_cache`, validated: raises ProviderError
+        (``malformed_response``) for an entry that does not make a sample (e.g. one written
+        by an older gradeloop that cached whatever came back)."""
+        try:
+            result = cls(message=data["message"], finish_reason=data["finish_reason"], usage=Usage(**data["usage"]),
+                         model=data["model"], latency_ms=data.get("latency_ms", 0.0), choices=data.get("choices"))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise _malformed(f"cache entry lacks a field ({type(exc).__name__}: {exc})") from None
+        return result.validate()
+
+
+def _malformed(what: str) -> ProviderError:
+    return ProviderError(f"malformed response: {what}", retryable=True, kind="malformed_response")
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=repr)
+    return f"{type(value).__name__} {text[:60]}{'…' if len(text) > 60 else ''}"
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of an assistant message: its content, or its text parts joined ('' for none)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def is_empty_message(message: dict[str, Any]) -> bool:
+    """True when an assistant message holds no text, no tool call and no refusal: the model said nothing."""
+    parts = message.get("content") if isinstance(message.get("content"), list) else []
+    refused = message.get("refusal") or any(isinstance(p, dict) and p.get("refusal") for p in parts)
+    return not message_text(message) and not message.get("tool_calls") and not refused
+
+
+def check_message(message: Any) -> dict[str, Any]:
+    """``message`` if it is an assistant message a sample can be made of, else ProviderError
+    (``malformed_response``, retryable): an object whose ``content`` is null, a string or a list
+    of parts with string texts, whose ``refusal`` is null or a string, and whose ``tool_calls``
+    is a list of calls with a function name. Arguments sent as a JSON object become its text,
+    as OpenAI sends them; the rest is returned as it came."""
+    if not isinstance(message, dict):
+        raise _malformed(f"message is {_describe(message)}, not an object")
+    content = message.get("content")
+    if content is not None and not isinstance(content, str) and not (
+            isinstance(content, list) and all(_is_text_part(p) for p in content)):
+        raise _malformed(f"content is {_describe(content)}, not a string or a list of text parts")
+    if message.get("refusal") is not None and not isinstance(message["refusal"], str):
+        raise _malformed(f"refusal is {_describe(message['refusal'])}, not a string")
+    calls = message.get("tool_calls")
+    if calls is None:
+        return message
+    if not isinstance(calls, list):
+        raise _malformed(f"tool_calls is {_describe(calls)}, not a list")
+    return {**message, "tool_calls": [_check_tool_call(c) for c in calls]}
+
+
+def _is_text_part(part: Any) -> bool:
+    return isinstance(part, dict) and all(isinstance(part.get(k, ""), str) for k in ("text", "refusal"))
+
+
+def _check_tool_call(call: Any) -> dict[str, Any]:
+    if not isinstance(call, dict):
+        raise _malformed(f"a tool call is {_describe(call)}, not an object")
+    if call.get("type", "function") != "function":
+        return call
+    function = call.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise _malformed(f"tool call {_describe(call)} has no function name")
+    arguments = function.get("arguments")
+    if isinstance(arguments, (dict, list)):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    elif arguments is None:
+        arguments = "{}"
+    elif not isinstance(arguments, str):
+        raise _malformed(f"tool call arguments are {_describe(arguments)}, not a JSON text")
+    return {**call, "function": {**function, "arguments": arguments}}
 
 
 class Provider(abc.ABC):
@@ -132,7 +224,8 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         """Answer one request. Raise :class:`~gradeloop.errors.ProviderError` on failure
-        (``retryable=True`` for 429s, 5xx, timeouts and dropped connections)."""
+        (``retryable=True`` for 429s, 5xx, timeouts and dropped connections). The runner
+        checks the result with :meth:`GenerateResult.validate` before it becomes a sample."""
 
     def identity(self) -> dict[str, Any]:
         """What identifies this model's outputs in the response cache."""

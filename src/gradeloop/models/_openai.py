@@ -83,14 +83,17 @@ class OpenAIProvider(Provider):
         start = time.perf_counter()
         try:
             # the SDK's own client and request path, minus building a pydantic object from the
-            # reply: the raw bytes are what gets stored, and parsing them once is enough
-            raw = await client.post("/chat/completions", body=body, cast_to=self._response_cls)
-            content = raw.content
+            # reply: the raw bytes are what gets stored, and parsing them once is enough. The
+            # SDK's timeout limits each read; this one limits the whole attempt, so a server that
+            # trickles a byte at a time cannot hold a call past it.
+            async with asyncio.timeout(self._timeout):
+                raw = await client.post("/chat/completions", body=body, cast_to=self._response_cls)
+                content = raw.content
         except openai.APIStatusError as exc:
             raise _status_error(exc) from None
-        except openai.APITimeoutError:
-            raise ProviderError(f"request timed out after {self._timeout:g}s", retryable=True,
-                                kind="timeout") from None
+        except (openai.APITimeoutError, TimeoutError):
+            raise ProviderError(f"request timed out after {self._timeout:g}s (connect to last byte)",
+                                retryable=True, kind="timeout") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
             raise ProviderError(f"connection failed: {type(cause).__name__}: {cause}", retryable=True,
@@ -165,28 +168,38 @@ def retry_after_seconds(headers: Any) -> float | None:
 
 
 def _parse(content: bytes, body: dict, latency: float, model: str) -> GenerateResult:
+    """The result in ``content``; ProviderError (``malformed_response``, retryable) for a body
+    that has no choice with a message object. The runner validates the rest
+    (:meth:`GenerateResult.validate`), keeping the body of a response it refuses."""
     try:
         data = json.loads(content)
         choice = data["choices"][0]
         message = choice["message"]
         if not isinstance(message, dict):
-            raise TypeError("message is not an object")
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise TypeError(f"message is {type(message).__name__}, not an object")
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ProviderError(f"malformed response body ({type(exc).__name__}: {exc}): {content[:200]!r}",
                             retryable=True, kind="malformed_response") from None
-    usage = data.get("usage") or {}
-    details = usage.get("prompt_tokens_details") or {}
     message = {k: v for k, v in message.items() if v is not None}
     message.setdefault("content", None)
     return GenerateResult(
         message=message,
         finish_reason=choice.get("finish_reason") or "stop",
-        usage=Usage(prompt_tokens=usage.get("prompt_tokens") or 0,
-                    completion_tokens=usage.get("completion_tokens") or 0,
-                    cached_tokens=details.get("cached_tokens") or 0),
-        model=data.get("model") or model,
+        usage=Usage(prompt_tokens=_count(usage.get("prompt_tokens")),
+                    completion_tokens=_count(usage.get("completion_tokens")),
+                    cached_tokens=_count(details.get("cached_tokens"))),
+        model=data.get("model") if isinstance(data.get("model"), str) else model,
         latency_ms=latency,
         choices=data.get("choices"),
         request=body,
         response=data,
     )
+
+
+def _count(value: object) -> int:
+    """A token count as sent, or 0 when the server sent none or nonsense (usage is not the sample)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2**53:
+        return 0
+    return int(value)

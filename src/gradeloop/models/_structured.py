@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 from typing import Any
 
@@ -143,3 +144,42 @@ class Constraints:
                     self._pristine.clear()
                 self._pristine[key] = matcher
             return TokenConstraint(self._pristine[key].deep_copy(), self.vocab_size)
+
+
+class GrammarLogitsProcessor:
+    """A transformers logits processor for one ``generate()`` call: every row of the batch
+    follows ``schema``'s grammar (what it forbids gets -inf), and once the grammar is complete
+    only an end-of-text token may follow. The same constraint local models decode with,
+    for code that samples with ``model.generate`` (RFT rollouts and validation)."""
+
+    def __init__(self, constraints: Constraints, schema: dict[str, Any]) -> None:
+        self.constraints, self.schema = constraints, schema
+        self.rows: list[TokenConstraint] = []
+        self.done: list[bool] = []
+        self.start = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """Consume each row's newest token, then mask ``scores`` (batch × vocabulary) in place."""
+        import torch
+
+        if not self.rows:  # the first step: input_ids is the (left-padded) prompt
+            self.start = input_ids.shape[1]
+            self.rows = [self.constraints.new(self.schema) for _ in range(input_ids.shape[0])]
+            self.done = [False] * len(self.rows)
+        elif input_ids.shape[1] > self.start:
+            self._consume(input_ids[:, -1].tolist())
+        for i, row in enumerate(self.rows):
+            if self.done[i]:
+                continue  # ended: generate() pads this row whatever is picked
+            if row.finished:
+                allowed = torch.zeros(scores.shape[1], dtype=torch.bool)
+                allowed[[t for t in self.constraints.eos_ids if t < scores.shape[1]]] = True
+            else:
+                allowed = row.allowed(torch)[: scores.shape[1]]
+            scores[i, ~allowed.to(scores.device)] = -math.inf
+        return scores
+
+    def _consume(self, tokens: list[int]) -> None:
+        for i, token in enumerate(tokens):
+            if not self.done[i] and (token in self.constraints.eos_ids or not self.rows[i].consume(token)):
+                self.done[i] = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from ..errors import ProviderError
 from ..graders import GradingContext
 from ..models import GenerateRequest, GenerateResult, Provider, get_provider, request_fingerprint, resolves_by_prefix
 from ..store import CallRecord, Store
@@ -67,7 +68,10 @@ class ModelPool:
         if self.use_cache and self.store is not None:
             cached = self.store.cache_get(key)
             if cached is not None:
-                return GenerateResult.from_cache(cached), None, [], key, True
+                try:
+                    return GenerateResult.from_cache(cached), None, [], key, True
+                except ProviderError:  # poisoned by an older gradeloop: a miss, replaced by the answer
+                    self.store.cache_delete(key)
         result, error, calls = await call_with_retries(provider, request, self.retry, purpose, self.limiter(name))
         return result, error, calls, key, False
 

@@ -53,8 +53,10 @@ async def call_with_retries(
         t0 = time.perf_counter()
         error: ProviderError | None = None
         answered = False
+        result = None
         try:
             result = await provider.generate(request)
+            result.validate()  # a reply that makes no sample is a failed attempt, retried, never cached
             answered = True
         except ProviderError as exc:
             error = exc
@@ -73,8 +75,9 @@ async def call_with_retries(
         latency = (time.perf_counter() - t0) * 1000
         calls.append(CallRecord(purpose=purpose, provider=provider.provider, model=provider.model,
                                 base_url=provider.base_url, attempt=attempt, status="error",
-                                request=None, response=None, error=error.to_dict(), prompt_tokens=None,
-                                completion_tokens=None, latency_ms=latency, created_at=started))
+                                request=result.request if result else None,
+                                response=result.response if result else None, error=error.to_dict(),
+                                prompt_tokens=None, completion_tokens=None, latency_ms=latency, created_at=started))
         if not error.retryable or attempt == policy.max_attempts:
             return None, error, calls
         pause = policy.delay(attempt, error)

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, TemplateError
+from ..errors import InputError, ProviderError, TemplateError
 from ..graders import GradeResult, grade
-from ..models import GenerateRequest, Provider, public_url, split_model_name
+from ..models import GenerateRequest, Provider, check_message, message_text, public_url, split_model_name
 from ..redact import MASK, url_was_redacted
 from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
                     parse_data_source)
-from ..store import SampleRecord, ScoreRecord, Store
+from ..store import SampleRecord, ScoreRecord, Store, runner_alive
 from ..templating import sample_namespace
 from ._messages import build_messages
 from ._progress import Reporter, progress_reporter
@@ -108,6 +108,8 @@ class _Execution:
         self.store.set_run_status(self.run_id, "completed")
 
     async def _unit(self, row: Row, epoch: int, stored: dict | None) -> None:
+        if stored is not None and not _usable(stored):
+            stored = None  # stored by an older gradeloop from a reply that makes no sample: sample again
         if stored is not None:
             sample, ok = _namespace_from_stored(stored), stored["status"] != "error"
         else:
@@ -185,11 +187,24 @@ def _given_namespace(given: dict[str, Any]) -> dict[str, Any]:
     return sample
 
 
+def _usable(stored: dict[str, Any]) -> bool:
+    """False for an ok sample whose output (or a choice's) is not a message a sample is made of."""
+    if stored["status"] != "ok":
+        return True
+    try:
+        check_message(stored.get("output"))
+        for choice in stored.get("choices") or []:
+            check_message(choice.get("message"))
+    except (ProviderError, AttributeError):
+        return False
+    return True
+
+
 def _namespace_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
     output = stored.get("output") or {}
     if stored["status"] == "provided":
-        return _given_namespace({"output_text": output.get("content") or "", "choices": stored.get("choices")})
-    return sample_namespace(output.get("content") or "", tool_calls=output.get("tool_calls"),
+        return _given_namespace({"output_text": message_text(output), "choices": stored.get("choices")})
+    return sample_namespace(message_text(output), tool_calls=output.get("tool_calls"),
                             choices=stored.get("choices"), finish_reason=stored.get("finish_reason"))
 
 
@@ -291,20 +306,25 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
 
 
 async def resume_run_async(run_id: str, *, store: Store | None = None, reporter: Reporter | None = None,
-                           options: RunOptions | None = None, base_url: str | None = None) -> str:
+                           options: RunOptions | None = None, base_url: str | None = None,
+                           retry_errors: bool = False) -> str:
     """Finish an interrupted run: units with output items are skipped, stored samples are
     only graded, the rest are sampled. ``base_url`` overrides the stored one (give it when
-    the original carried credentials, which are never stored). Returns the run id."""
+    the original carried credentials, which are never stored). ``retry_errors`` first drops
+    the errored units (:meth:`Store.drop_errored`) so that they run again. Raises InputError
+    while another process still runs it. Returns the run id."""
     store = store or Store()
     reporter = reporter or Reporter()
-    run = store.get_run(run_id)
+    run = _resumable(store, run_id)
+    options = options or RunOptions.from_config(run["config"])
+    options.base_url = base_url or _resume_url(run, options.base_url)
+    if retry_errors:
+        store.drop_errored(run["id"])
     definition = store.get_eval(run["eval_id"])["definition"]
     criteria = parse_criteria(definition["testing_criteria"])
     source = parse_data_source(run["data_source"]) if run["data_source"] else None
     rows = [Row(index=r["index"], item=r["item"], sample=r["sample"], file=r["file"], line=r["line"])
             for r in store.run_items(run["id"])]
-    options = options or RunOptions.from_config(run["config"])
-    options.base_url = base_url or _resume_url(run, options.base_url)
     pool = _pool(options, store)
     provider = pool.provider(run["model"]) if run["model"] else None
     if provider is not None:
@@ -318,6 +338,19 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     finally:
         await _close(pool, reporter)
     return run["id"]
+
+
+def _resumable(store: Store, run_id: str) -> dict[str, Any]:
+    """The run, unless another live process is running it (InputError)."""
+    run_id = store.resolve_run_id(run_id)
+    store.reap_interrupted([run_id])
+    run = store.get_run(run_id)
+    runner = run.get("runner") or {}
+    if run["status"] in ("queued", "in_progress") and runner.get("pid") != os.getpid() \
+            and runner_alive(runner):
+        raise InputError(f"run {run['id']} is still running (pid {runner['pid']}); wait for it, or stop it "
+                         "(Ctrl-C, or kill) and resume then", field="run_id")
+    return run
 
 
 def _resume_url(run: dict[str, Any], url: str | None) -> str | None:
@@ -341,8 +374,8 @@ def run_eval(spec: EvalSpec | str | Path, models: list[str] | None = None, *, st
 
 
 def resume_run(run_id: str, *, store: Store | None = None, progress: bool = False,
-               base_url: str | None = None) -> str:
+               base_url: str | None = None, retry_errors: bool = False) -> str:
     """Synchronous :func:`resume_run_async`."""
-    return asyncio.run(resume_run_async(run_id, store=store, base_url=base_url,
+    return asyncio.run(resume_run_async(run_id, store=store, base_url=base_url, retry_errors=retry_errors,
                                         reporter=progress_reporter() if progress else None))
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InputError, TemplateError
 from ..templating import resolve, variables
-from ._graders import GraderModel, load_grader
+from ._graders import GraderModel, load_grader, one_token_cap
 from ._load import Document, format_loc, read_document, read_jsonl, validate_model
 
 __all__ = [
@@ -62,7 +62,16 @@ class FileIdSource(_Strict):
     id: str
 
 
-Source = FileContentSource | FileSource | FileIdSource
+class StoredLogsSource(BaseModel):
+    """OpenAI's ``stored_completions`` / ``responses`` sources (queries over OpenAI's stored
+    logs): accepted by the schema so the error can explain what to do."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["stored_completions", "responses"]
+
+
+Source = FileContentSource | FileSource | FileIdSource | StoredLogsSource
 
 
 class CustomDataSourceConfig(_Strict):
@@ -93,6 +102,11 @@ class _BaseSamplingParams(_Strict):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     tools: list[dict[str, Any]] | None = None
     reasoning_effort: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_cap(cls, data: Any) -> Any:
+        return one_token_cap(data)
 
 
 class SamplingParams(_BaseSamplingParams):
@@ -203,17 +217,15 @@ class _EvalBody(_Strict):
     object: str | None = None
     created_at: int | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _config_type(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            cfg = data.get("data_source_config")
-            if isinstance(cfg, dict) and cfg.get("type") in ("logs", "stored_completions"):
-                raise ValueError(
-                    f"data_source_config type '{cfg['type']}' reads OpenAI's stored logs; "
-                    "use type 'custom' with an item_schema"
-                )
-        return data
+
+def _check_config_type(doc: Document) -> None:
+    cfg = doc.data.get("data_source_config")
+    if isinstance(cfg, dict) and cfg.get("type") in ("logs", "stored_completions"):
+        raise doc.error(
+            f"data_source_config type '{cfg['type']}' reads OpenAI's stored logs, which gradeloop cannot "
+            "read; export them to JSONL (one {\"item\": {...}} per line), describe an item with "
+            "{type: custom, item_schema: {...}} and use {type: file, path: rows.jsonl} as the run's source",
+            ("data_source_config", "type"))
 
 
 @dataclass
@@ -298,10 +310,13 @@ class _DataSourceHolder(_Strict):
 def _build(doc: Document, base_dir: Path) -> EvalSpec:
     if not isinstance(doc.data, dict):
         raise doc.error("an eval definition must be a mapping with data_source_config and testing_criteria")
+    _check_config_type(doc)
     body = validate_model(_EvalBody, doc.data, doc)
     criteria = [load_grader(c, doc, ("testing_criteria", i)) for i, c in enumerate(body.testing_criteria)]
     _check_unique_names(criteria, doc)
     source = body.data_source
+    if source is not None and not isinstance(source, JsonlDataSource):
+        _check_tools(source.sampling_params.tools or [], doc)
     if isinstance(source, ResponsesDataSource):
         source = source.to_completions()
     rows = _load_rows(source, doc, base_dir) if source is not None else []
@@ -320,11 +335,27 @@ def _build(doc: Document, base_dir: Path) -> EvalSpec:
     )
 
 
+def _check_tools(tools: list[dict[str, Any]], doc: Document) -> None:
+    """Refuse OpenAI's built-in Responses tools (web search, file search, MCP, …): no
+    OpenAI-compatible model can run them through Chat Completions."""
+    for i, tool in enumerate(tools):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind is None:
+            raise doc.error("a tool needs type: function (with name and parameters)",
+                            ("data_source", "sampling_params", "tools", i))
+        if kind != "function":
+            raise doc.error(
+                f"tool type {kind!r} is one of OpenAI's hosted tools, which gradeloop cannot run; only "
+                "function tools work ({type: function, name, parameters}); the model's calls are graded "
+                "from sample.output_tools", ("data_source", "sampling_params", "tools", i, "type"))
+
+
 def _check_unique_names(criteria: list[GraderModel], doc: Document) -> None:
     seen: set[str] = set()
     for i, c in enumerate(criteria):
         if c.name in seen:
-            raise doc.error(f"two testing criteria are named '{c.name}'; names must be unique",
+            raise doc.error(f"two testing criteria are named '{c.name}'; names must be unique "
+                            "(a criterion without a name is named after its type)",
                             ("testing_criteria", i, "name"))
         seen.add(c.name)
 
@@ -335,6 +366,11 @@ def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, b
     if isinstance(src, FileIdSource):
         raise doc.error(
             f"'file_id' ({src.id}) names a file in OpenAI's file store; download it and use "
+            "{type: file, path: rows.jsonl}", loc + ("type",))
+    if isinstance(src, StoredLogsSource):
+        raise doc.error(
+            f"source type '{src.type}' queries {'completions' if src.type == 'stored_completions' else 'responses'} "
+            "stored in OpenAI's logs, which gradeloop cannot read; export them to JSONL (one {\"item\": {...}} per line) and use "
             "{type: file, path: rows.jsonl}", loc + ("type",))
     if isinstance(src, FileContentSource):
         pairs = [(doc.line(loc + ("content", i)), value) for i, value in enumerate(src.content)]

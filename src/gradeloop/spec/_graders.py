@@ -86,9 +86,26 @@ class InputMessage(BaseModel):
     type: Literal["message"] | None = None
 
 
+def one_token_cap(data: Any, *aliases: str) -> Any:
+    """``sampling_params`` with OpenAI's other spellings of the token cap renamed to
+    ``max_completion_tokens``: ``max_completions_tokens`` (its API reference and cookbooks use
+    both) and any of ``aliases``. Two spellings with different values are an error."""
+    for alias in ("max_completions_tokens", *aliases):
+        if not isinstance(data, dict) or alias not in data:
+            continue
+        data = dict(data)
+        value = data.pop(alias)
+        if data.get("max_completion_tokens", value) != value:
+            raise ValueError(f"max_completion_tokens and {alias} are the same setting "
+                             "(OpenAI spells it several ways); give one")
+        data["max_completion_tokens"] = value
+    return data
+
+
 class ModelGraderSamplingParams(BaseModel):
     """A model grader's ``sampling_params``. OpenAI spells the token cap
-    ``max_completions_tokens`` here; ``max_completion_tokens`` is accepted too."""
+    ``max_completions_tokens`` here; ``max_completion_tokens`` and ``max_tokens`` (the graders
+    guide's label_model example) are accepted too."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -101,10 +118,10 @@ class ModelGraderSamplingParams(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _accept_chat_spelling(cls, data: Any) -> Any:
+        data = one_token_cap(data, "max_tokens")
         if isinstance(data, dict) and "max_completion_tokens" in data:
             data = dict(data)
-            value = data.pop("max_completion_tokens")
-            data.setdefault("max_completions_tokens", value)
+            data["max_completions_tokens"] = data.pop("max_completion_tokens")
         return data
 
     def to_request(self) -> dict[str, Any]:
@@ -240,9 +257,11 @@ def grader_model_for(kind: str) -> type[GraderModel] | None:
     return _MODELS.get(kind)
 
 
-def load_grader(data: Any, doc: Document, loc: tuple = ()) -> GraderModel:
+def load_grader(data: Any, doc: Document, loc: tuple = (), *, default_name: str | None = None) -> GraderModel:
     """Validate one grader object found at ``loc`` in ``doc``.
 
+    A grader without a ``name`` (OpenAI's RFT guide publishes such ``multi`` graders) is named
+    ``default_name`` (a multi grader's key for its sub-graders), else after its type.
     Returns the typed grader; raises InputError (file, line, field) on an unknown type or
     a bad field.
     """
@@ -256,6 +275,8 @@ def load_grader(data: Any, doc: Document, loc: tuple = ()) -> GraderModel:
         raise doc.error(
             f"unknown grader type '{kind}' (available: {', '.join(grader_types())})", loc + ("type",)
         )
+    if data.get("name") is None:
+        data = {**data, "name": default_name or kind}
     grader = validate_model(model, data, doc, loc)
     if isinstance(grader, MultiGrader):
         _load_subgraders(grader, doc, loc)
@@ -286,7 +307,7 @@ def _load_subgraders(grader: MultiGrader, doc: Document, loc: tuple) -> None:
                             "(letters, digits, underscores)", where)
         if key in subs:
             raise doc.error(f"two graders share the key '{key}'", where)
-        subs[key] = load_grader(value, doc, where)
+        subs[key] = load_grader(value, doc, where, default_name=key)
     grader._subs = subs
     try:
         grader.formula()

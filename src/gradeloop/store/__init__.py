@@ -2,6 +2,7 @@
 
 from ._db import SCHEMA_VERSION, CallRecord, SampleRecord, ScoreRecord, Store, default_home, new_id
 from ._migrations import MIGRATIONS
+from ._runner import runner_alive, runner_identity
 
 __all__ = [
     "MIGRATIONS",
@@ -12,4 +13,6 @@ __all__ = [
     "Store",
     "default_home",
     "new_id",
+    "runner_alive",
+    "runner_identity",
 ]

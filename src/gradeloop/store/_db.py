@@ -24,6 +24,7 @@ from ..errors import GradeloopError, NotFoundError
 from ..redact import scrub_json
 from ._jobs import JobsMixin
 from ._migrations import MIGRATIONS
+from ._runner import runner_alive, runner_identity
 
 __all__ = ["Store", "default_home", "SampleRecord", "CallRecord", "ScoreRecord", "SCHEMA_VERSION"]
 
@@ -268,10 +269,10 @@ class Store(JobsMixin):
         run_id = new_id("evalrun")
         with self.transaction():
             self.conn.execute(
-                "INSERT INTO runs (id, eval_id, name, model, status, data_source, config, metadata, created_at)"
-                " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                "INSERT INTO runs (id, eval_id, name, model, status, data_source, config, metadata, created_at,"
+                " runner) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
                 (run_id, eval_id, name, model, _dumps(data_source), _dumps(config), _dumps(metadata),
-                 int(time.time())),
+                 int(time.time()), _dumps(runner_identity())),
             )
             self.conn.executemany(
                 "INSERT INTO run_items VALUES (?, ?, ?, ?, ?, ?)",
@@ -280,17 +281,54 @@ class Store(JobsMixin):
         return run_id
 
     def set_run_status(self, run_id: str, status: str, error: dict | None = None) -> None:
-        """Move a run to ``status`` (queued, in_progress, completed, canceled, failed)."""
+        """Move a run to ``status`` (queued, in_progress, completed, canceled, failed); a run
+        going ``in_progress`` records this process as its runner."""
         now = time.time()
         with self.transaction():
             if status == "in_progress":
                 self.conn.execute(
                     "UPDATE runs SET status = ?, error = NULL, started_at = COALESCE(started_at, ?),"
-                    " finished_at = NULL WHERE id = ?", (status, now, run_id))
+                    " finished_at = NULL, runner = ? WHERE id = ?", (status, now, _dumps(runner_identity()), run_id))
             else:
                 self.conn.execute(
                     "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
                     (status, _dumps(error), now, run_id))
+
+    def reap_interrupted(self, run_ids: Iterable[str] | None = None) -> list[str]:
+        """Mark the queued or in-progress runs (of ``run_ids``, or all) whose runner process is
+        gone (killed, crashed, machine restarted) as ``failed`` with the error code
+        ``interrupted`` and the command that resumes them; returns their ids. Runs whose runner
+        is alive, ran on another host or is unknown (older stores) are left as they are."""
+        rows = self.conn.execute(
+            "SELECT id, runner FROM runs WHERE status IN ('queued', 'in_progress') AND runner IS NOT NULL").fetchall()
+        wanted = None if run_ids is None else set(run_ids)
+        reaped = []
+        for row in rows:
+            runner = _loads(row["runner"])
+            if (wanted is None or row["id"] in wanted) and runner_alive(runner) is False:
+                error = {"code": "interrupted", "message": f"the process that ran it (pid {runner.get('pid')}) "
+                         f"stopped before it finished; resume with: gradeloop eval resume {row['id']}"}
+                with self.transaction():  # unless a resume took it over meanwhile
+                    cursor = self.conn.execute(
+                        "UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE id = ? AND runner = ?"
+                        " AND status IN ('queued', 'in_progress')", (_dumps(error), time.time(), row["id"],
+                                                                    row["runner"]))
+                if cursor.rowcount:
+                    reaped.append(row["id"])
+        return reaped
+
+    def drop_errored(self, run_id: str) -> int:
+        """Forget a run's errored units in one transaction, so that a resume runs them again:
+        their output items and scores, and their samples when sampling failed (a sample that
+        only failed grading is graded again). Model calls stay as the record of what happened.
+        Returns how many output items were dropped."""
+        errored = "SELECT idx, epoch FROM output_items WHERE run_id = ? AND status = 'error'"
+        with self.transaction():
+            self.conn.execute(f"DELETE FROM scores WHERE run_id = ? AND (idx, epoch) IN ({errored})",
+                              (run_id, run_id))
+            self.conn.execute("DELETE FROM samples WHERE run_id = ? AND status = 'error'", (run_id,))
+            return self.conn.execute("DELETE FROM output_items WHERE run_id = ? AND status = 'error'",
+                                     (run_id,)).rowcount
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The stored run; ``run_id`` may be a unique prefix (with or without ``evalrun_``)."""
@@ -334,7 +372,7 @@ class Store(JobsMixin):
     @staticmethod
     def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)
-        for key in ("data_source", "config", "metadata", "error"):
+        for key in ("data_source", "config", "metadata", "error", "runner"):
             out[key] = _loads(out[key])
         return out
 
@@ -430,6 +468,11 @@ class Store(JobsMixin):
         row = self.conn.execute("SELECT response FROM response_cache WHERE key = ?", (key,)).fetchone()
         return _loads(row[0]) if row else None
 
+    def cache_delete(self, key: str) -> None:
+        """Forget the cached response for ``key`` (one that no longer makes a sample)."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM response_cache WHERE key = ?", (key,))
+
     # -- reading results --------------------------------------------------------------
 
     @staticmethod
@@ -482,6 +525,15 @@ class Store(JobsMixin):
             counts[status] = n
         return {"total": sum(counts.values()), "errored": counts["error"], "failed": counts["fail"],
                 "passed": counts["pass"]}
+
+    def outputs_without_text(self, run_id: str) -> list[dict]:
+        """The assistant messages of graded samples whose content is not a non-empty string
+        (null, empty, missing or parts): the candidates for an empty output."""
+        return [_loads(r[0]) for r in self.conn.execute(
+            "SELECT s.output FROM samples s JOIN output_items o ON o.run_id = s.run_id AND o.idx = s.idx"
+            " AND o.epoch = s.epoch WHERE s.run_id = ? AND s.status = 'ok' AND"
+            " (COALESCE(json_type(s.output, '$.content'), '') != 'text' OR json_extract(s.output, '$.content') = '')",
+            (run_id,))]
 
     def item_outcomes(self, run_id: str) -> dict[int, list[int]]:
         """Per item index, the 0/1 outcome of each graded (not errored) output item, by epoch."""

@@ -160,4 +160,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX ft_checkpoints_job ON ft_checkpoints(job_id, step);
         """,
     ),
+    (
+        "0003_run_runner",
+        """
+        ALTER TABLE runs ADD COLUMN runner TEXT;
+        """,
+    ),
 ]

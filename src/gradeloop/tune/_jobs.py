@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..models import split_model_name
+from ..report import list_object, openai_model_name
 from ..spec import Document, TRAINING_METHODS, load_grader, load_training_file
 from ..store import Store
 from ._context import JobContext, TrainingSpec
@@ -134,6 +135,7 @@ def create_job(store: Store, *, model: str, method: str, training_file: str | Pa
             raise InputError("reinforcement fine-tuning needs a validation file (--validation-file)",
                              field="validation_file")
         load_grader(grader, Document(data=grader, file="<grader>"))
+    _check_response_format(method, options.get("response_format"))
     job = store.create_job(model=model, method=method, training_file=str(training_file),
                            validation_file=str(validation_file) if validation_file else None, hyperparameters=hyper,
                            grader=grader, options={**options, "base_model_dir": str(base_dir)},
@@ -345,12 +347,30 @@ class StoreContext(JobContext):
 # -- OpenAI shapes ----------------------------------------------------------------------
 
 
+def _check_response_format(method: str, response_format: Any) -> None:
+    """An RFT job's ``response_format`` must be OpenAI's ``json_schema`` (or ``json_object``)
+    form whose schema compiles to a grammar; other methods take none."""
+    if response_format is None:
+        return
+    if method != "reinforcement":
+        raise InputError("response_format applies to reinforcement fine-tuning only", field="response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind not in ("json_schema", "json_object"):
+        raise InputError("response_format must be {type: json_schema, json_schema: {name, schema, strict}} "
+                         f"or {{type: json_object}}, got type {kind!r}", field="response_format")
+    from ..models._structured import check_response_format
+
+    check_response_format({"response_format": response_format})
+
+
 def job_object(store: Store, job: dict[str, Any]) -> dict[str, Any]:
     """OpenAI's ``fine_tuning.job`` (plus a ``gradeloop`` block: progress and latest metrics)."""
     hyper = job["hyperparameters"] or {}
     method: dict[str, Any] = {"type": job["method"], job["method"]: {"hyperparameters": hyper}}
     if job["method"] == "reinforcement":
         method["reinforcement"]["grader"] = job["grader"]
+        if (job["options"] or {}).get("response_format"):
+            method["reinforcement"]["response_format"] = job["options"]["response_format"]
     latest = store.job_events(job["id"], limit=1, newest_first=True)
     metrics = next((e["data"] for e in store.job_events(job["id"], newest_first=True, limit=200)
                     if e["type"] == "metrics"), None)
@@ -358,12 +378,13 @@ def job_object(store: Store, job: dict[str, Any]) -> dict[str, Any]:
     return {
         "object": "fine_tuning.job", "id": job["id"], "created_at": job["created_at"], "error": job["error"],
         "fine_tuned_model": job["fine_tuned_model"], "finished_at": job["finished_at"],
-        "hyperparameters": hyper if job["method"] == "supervised" else None, "model": job["model"],
+        "hyperparameters": hyper if job["method"] == "supervised" else None,
+        "model": openai_model_name(job["model"])[0],
         "organization_id": "local", "result_files": [], "seed": job["seed"], "status": job["status"],
         "trained_tokens": job["trained_tokens"], "training_file": job["training_file"],
         "validation_file": job["validation_file"], "estimated_finish": None, "integrations": [],
         "metadata": job["metadata"] or {}, "method": method, "suffix": job["suffix"],
-        "gradeloop": {"options": options, "output_dir": job["output_dir"], "requested": job["requested"],
+        "gradeloop": {"model": job["model"], "provider": openai_model_name(job["model"])[1], "options": options, "output_dir": job["output_dir"], "requested": job["requested"],
                       "latest_metrics": metrics, "last_event": latest[0]["message"] if latest else None},
     }
 
@@ -385,6 +406,5 @@ def checkpoint_object(ckpt: dict[str, Any]) -> dict[str, Any]:
 def job_list(store: Store, limit: int = 20) -> dict[str, Any]:
     """OpenAI's list shape of jobs, newest first."""
     jobs = [refresh_job(store, j["id"]) for j in store.list_jobs(limit + 1)]
-    data = [job_object(store, j) for j in jobs[:limit]]
-    return {"object": "list", "data": data, "has_more": len(jobs) > limit}
+    return list_object([job_object(store, j) for j in jobs[:limit]], has_more=len(jobs) > limit)
 

@@ -30,6 +30,13 @@ micro-batches of at most this size), ``use_vllm`` (GRPO's vLLM generation when v
 a GPU is present; else the transformers path, with a warning), ``vllm_mode`` ("colocate"),
 ``accelerate_config`` (applied by the launcher, see docs/fine-tuning-rft.md).
 
+Structured output: the method's ``response_format`` (OpenAI's RFT put a ``json_schema`` in
+``method.reinforcement``; gradeloop keeps it in ``options["response_format"]``) constrains
+every token the policy samples, in rollouts and validation alike, with the grammar local models
+decode with in eval runs (:mod:`gradeloop.models._structured`), and each prompt carries the
+same JSON instruction; so a grader on ``sample.output_json`` sees JSON of the schema unless a
+completion is cut at the length limit. vLLM sampling is not used then.
+
 Validation: every ``eval_interval`` steps and at the end, ``eval_samples`` completions per
 validation prompt from the current policy, sampled at the training temperature (the policy
 GRPO optimises; greedy decoding would measure another one and make ``eval_samples > 1``
@@ -60,6 +67,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..graders import ERROR_FLAGS
+from ..models._structured import json_schema_of, with_json_instruction
 from ..rewards import as_reward
 from ..spec import load_training_file
 from ..spec._load import read_jsonl
@@ -69,7 +77,7 @@ from ._context import JobContext, TrainingSpec, TrainResult
 
 __all__ = ["RFTConfig", "resolve_config", "train", "dry_run", "check_leakage", "training_reward", "summarize",
            "step_event", "RFTCallback", "prune_checkpoints", "Completion", "sample_completions", "reward_distribution",
-           "histogram", "KEEP_CHECKPOINTS"]
+           "histogram", "KEEP_CHECKPOINTS", "response_schema", "prompt_messages", "constrain_generate"]
 
 KEEP_CHECKPOINTS = 3  # OpenAI keeps the three checkpoints with the highest valid_reward_mean
 CHECKPOINT_META = "gradeloop_rft.json"  # in each checkpoint: its step and scores, for ranking
@@ -146,8 +154,20 @@ def resolve_config(spec: TrainingSpec, n_rows: int) -> RFTConfig:
         eval_samples=_given(h, "eval_samples", int, 1) or 1,
         max_completion_tokens=_given(o, "max_completion_tokens", int, 1, where="options") or (512 if on_gpu else 128),
         temperature=_given(o, "temperature", float, 1e-3, 100, where="options") or 1.0,
-        lora=lora, use_vllm=bool(o.get("use_vllm")) and on_gpu and _vllm_importable(), seed=spec.seed,
+        lora=lora, use_vllm=bool(o.get("use_vllm")) and on_gpu and _vllm_importable() and not response_schema(spec),
+        seed=spec.seed,
         beta=_given(o, "beta", float, 0, 100, where="options") or 0.0)
+
+
+def response_schema(spec: TrainingSpec) -> dict[str, Any] | None:
+    """The JSON schema the job's ``response_format`` asks the policy for, or None (text)."""
+    return json_schema_of({"response_format": spec.options.get("response_format")})
+
+
+def prompt_messages(messages: list[dict], tokenizer: Any, schema: dict[str, Any] | None) -> list[dict]:
+    """A row's ``messages`` as the policy's prompt: chat-template form, with the JSON
+    instruction when a schema constrains the answer (as local models get it in eval runs)."""
+    return chat_messages(with_json_instruction(messages, schema) if schema else messages, tokenizer.chat_template)
 
 
 def _vllm_importable() -> bool:
@@ -182,6 +202,8 @@ def train(ctx: JobContext) -> TrainResult:
     callback = RFTCallback(ctx, cfg, reward, valid_rows, tokenizer)
     trainer = _grpo_trainer(spec, cfg, model, tokenizer, rows, reward, callback)
     callback.trainer = trainer
+    if callback.schema is not None:
+        constrain_generate(trainer.model, tokenizer, callback.schema)
     return run_training(ctx, trainer, callback)
 
 
@@ -191,7 +213,9 @@ def _announce(ctx: JobContext, cfg: RFTConfig, rows: list[dict], valid_rows: lis
             f"{cfg.batch_size} prompts x {cfg.num_generations} samples, validation every {cfg.eval_interval} steps "
             f"({cfg.eval_samples} sample(s) per prompt)",
             data={"hyperparameters": cfg.as_openai(), "config": asdict(cfg)})
-    if spec.options.get("use_vllm") and not cfg.use_vllm:
+    if spec.options.get("use_vllm") and response_schema(spec):
+        ctx.log("use_vllm ignored: response_format is enforced on transformers sampling", level="warn")
+    elif spec.options.get("use_vllm") and not cfg.use_vllm:
         ctx.log("use_vllm ignored: vLLM generation needs a GPU and the vllm package; sampling with transformers",
                 level="warn")
     if spec.hyperparameters.get("reasoning_effort") not in (None, "auto", "default"):
@@ -225,7 +249,8 @@ def _grpo_trainer(spec: TrainingSpec, cfg: RFTConfig, model: Any, tokenizer: Any
         dataloader_num_workers=0, gradient_checkpointing=checkpointing, **device,
     )
     # the row index, not the row: items stay exactly as written (Arrow would unify their types)
-    dataset = datasets.Dataset.from_dict({"prompt": [chat_messages(r["messages"], tokenizer.chat_template)
+    schema = response_schema(spec)
+    dataset = datasets.Dataset.from_dict({"prompt": [prompt_messages(r["messages"], tokenizer, schema)
                                                      for r in rows], "row": list(range(len(rows)))})
     reward_fn = training_reward(reward, rows, callback.clock)
     return GRPOTrainer(model=model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
@@ -356,6 +381,7 @@ class RFTCallback(JobCallback):
     def __init__(self, ctx: JobContext, cfg: RFTConfig, reward: Any, valid_rows: list[dict], tokenizer: Any) -> None:
         super().__init__(ctx, ctx.spec.base_model_dir)
         self.cfg, self.reward, self.valid_rows, self.tokenizer = cfg, reward, valid_rows, tokenizer
+        self.schema = response_schema(ctx.spec)
         self.trainer: Any = None  # set once the trainer exists (validation samples from its model)
         self.clock: dict[str, float] = {}
         self.valid: dict[str, float] | None = None
@@ -435,12 +461,12 @@ class RFTCallback(JobCallback):
         trainer = self.trainer
         rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
         mine = list(range(rank, len(self.valid_rows), world))
-        prompts = [chat_messages(self.valid_rows[i]["messages"], self.tokenizer.chat_template) for i in mine]
+        prompts = [prompt_messages(self.valid_rows[i]["messages"], self.tokenizer, self.schema) for i in mine]
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
                                          gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs) as m:
             groups = sample_completions(m, self.tokenizer, prompts, self.cfg.eval_samples,
                                         max_new_tokens=self.cfg.max_completion_tokens,
-                                        temperature=self.cfg.temperature, seed=self.cfg.seed)
+                                        temperature=self.cfg.temperature, seed=self.cfg.seed, schema=self.schema)
         done = gather_object(list(zip(mine, groups))) if world > 1 else list(zip(mine, groups))
         if not trainer.accelerator.is_main_process:
             return None
@@ -505,13 +531,41 @@ class Completion:
     truncated: bool
 
 
+def constrain_generate(model: Any, tokenizer: Any, schema: dict[str, Any]) -> None:
+    """Make every ``model.generate`` call that brings no logits processor of its own (GRPO's
+    rollouts) follow ``schema``'s grammar. GRPO calls ``generate`` on this model object (its
+    accelerate-unwrapped module), and has no hook for a logits processor."""
+    original = model.generate
+    grammar = _grammar_processor(model, tokenizer, schema)
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("logits_processor") is None:
+            kwargs["logits_processor"] = grammar()
+        return original(*args, **kwargs)
+
+    model.generate = generate
+
+
+def _grammar_processor(model: Any, tokenizer: Any, schema: dict[str, Any]) -> Any:
+    """A maker of fresh ``LogitsProcessorList``s (one per ``generate`` call) for ``schema``."""
+    from transformers import LogitsProcessorList
+
+    from ..models._structured import Constraints, GrammarLogitsProcessor
+
+    constraints = Constraints(tokenizer, model.get_output_embeddings().weight.shape[0], _eos_ids(model, tokenizer))
+    return lambda: LogitsProcessorList([GrammarLogitsProcessor(constraints, schema)])
+
+
 def sample_completions(model: Any, tokenizer: Any, prompts: list[list[dict]], n: int, *, max_new_tokens: int,
-                       temperature: float, seed: int, batch_size: int = 16) -> list[list[Completion]]:
+                       temperature: float, seed: int, batch_size: int = 16,
+                       schema: dict[str, Any] | None = None) -> list[list[Completion]]:
     """``n`` completions per conversation, sampled like GRPO samples them (chat template with the
     generation prompt, ``temperature``, no top-k/top-p), under ``seed`` without disturbing the
-    caller's random state. Returns one list of completions per prompt."""
+    caller's random state; each token constrained to ``schema``'s grammar when one is given.
+    Returns one list of completions per prompt."""
     import torch
 
+    grammar = _grammar_processor(model, tokenizer, schema) if schema is not None else (lambda: None)
     eos = _eos_ids(model, tokenizer)
     was_training, padding_side = model.training, tokenizer.padding_side
     model.eval()
@@ -527,7 +581,7 @@ def sample_completions(model: Any, tokenizer: Any, prompts: list[list[dict]], n:
                                                     padding=True, return_tensors="pt").to(model.device)
                 ids = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
                                      max_new_tokens=max_new_tokens, num_return_sequences=n,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, logits_processor=grammar())
                 new = ids[:, enc["input_ids"].shape[1]:].tolist()
                 for j in range(len(chunk)):
                     out.append([_completion(tokenizer, row, eos) for row in new[j * n:(j + 1) * n]])
@@ -580,9 +634,10 @@ def dry_run(spec: TrainingSpec, n: int = 8) -> dict[str, Any]:
     tokenizer, model = load_base(spec)
     if not device_settings()["use_cpu"]:
         model.to("cuda")
-    prompts = [chat_messages(r["messages"], tokenizer.chat_template) for r in picked]
-    groups = sample_completions(model, tokenizer, prompts, cfg.num_generations,
-                                max_new_tokens=cfg.max_completion_tokens, temperature=cfg.temperature, seed=spec.seed)
+    schema = response_schema(spec)
+    prompts = [prompt_messages(r["messages"], tokenizer, schema) for r in picked]
+    groups = sample_completions(model, tokenizer, prompts, cfg.num_generations, max_new_tokens=cfg.max_completion_tokens,
+                                temperature=cfg.temperature, seed=spec.seed, schema=schema)
     reward = as_reward(spec.grader)
     pairs = [(row, c) for row, group in zip(picked, groups) for c in group]
     scores = reward(completions=[c.text for _, c in pairs], **_columns([row for row, _ in pairs]))
