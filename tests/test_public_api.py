@@ -75,3 +75,10 @@ def test_scripted_provider(tmp_path):
         assert exc.line == 1 and "regular expression" in exc.message
     else:
         raise AssertionError("a bad regex must be refused")
+
+
+def test_harvest_surface_is_pinned():
+    from gradeloop import harvest
+
+    assert set(harvest.__all__) == {"IngestReport", "Record", "Redactor", "content_hash", "from_chat",
+                                    "from_responses", "ingest", "origin_key", "regex_finder"}

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import GradeloopError
 from ..redact import scrub_std_streams
-from . import _eval, _grade, _serve, _suite, _tune
+from . import _eval, _grade, _harvest, _serve, _suite, _tune
 from ._common import err, fail
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(_eval.app, name="eval")
 app.add_typer(_grade.app, name="grade")
 app.add_typer(_suite.app, name="suite")
 app.add_typer(_tune.app, name="tune")
+app.add_typer(_harvest.app, name="harvest")
 app.command("serve")(_serve.serve_command)
 
 

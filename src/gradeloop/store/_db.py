@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import GradeloopError, NotFoundError
 from ..redact import scrub_json
+from ._harvest import HarvestMixin
 from ._jobs import JobsMixin
 from ._migrations import MIGRATIONS
 from ._runner import runner_alive, runner_identity
@@ -151,7 +152,7 @@ class ScoreRecord:
     result: dict
 
 
-class Store(JobsMixin):
+class Store(JobsMixin, HarvestMixin):
     """The gradeloop database. ``Store()`` opens (and creates or upgrades) the default one."""
 
     def __init__(self, path: str | Path | None = None) -> None:

@@ -166,4 +166,61 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN runner TEXT;
         """,
     ),
+    (
+        "0004_harvest",
+        """
+        CREATE TABLE harvest_records (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            source TEXT NOT NULL,
+            api TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            imported_at REAL NOT NULL,
+            model TEXT,
+            messages TEXT NOT NULL,
+            output TEXT,
+            params TEXT NOT NULL,
+            request TEXT,
+            response TEXT,
+            status INTEGER,
+            error TEXT,
+            latency_ms REAL,
+            ttft_ms REAL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            feedback REAL,
+            metadata TEXT NOT NULL,
+            redacted INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            occurrences INTEGER NOT NULL DEFAULT 1,
+            near_dup_of TEXT,
+            cluster_id INTEGER
+        );
+        CREATE INDEX harvest_records_hash ON harvest_records(content_hash);
+        CREATE INDEX harvest_records_cluster ON harvest_records(cluster_id);
+        CREATE INDEX harvest_records_source ON harvest_records(source, created_at);
+        CREATE TABLE harvest_origins (
+            origin_key TEXT PRIMARY KEY,
+            record_id TEXT NOT NULL REFERENCES harvest_records(id),
+            source TEXT NOT NULL,
+            ref TEXT,
+            created_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE harvest_clusters (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            template TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE datasets (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            content_hash TEXT NOT NULL UNIQUE,
+            path TEXT,
+            provenance TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        """,
+    ),
 ]

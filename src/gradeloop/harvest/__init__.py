@@ -1,0 +1,22 @@
+"""From real usage to evals: record and import traffic, redact it, deduplicate, cluster by use
+case, and build eval sets with provenance.
+
+Records enter through :func:`ingest` (redaction first, on by default) and live in the store's
+``harvest_*`` tables; everything downstream reads them from there.
+"""
+
+from ._ingest import IngestReport, ingest, origin_key
+from ._record import Record, content_hash, from_chat, from_responses
+from ._redact import Redactor, regex_finder
+
+__all__ = [
+    "IngestReport",
+    "Record",
+    "Redactor",
+    "content_hash",
+    "from_chat",
+    "from_responses",
+    "ingest",
+    "origin_key",
+    "regex_finder",
+]
