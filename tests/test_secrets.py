@@ -200,6 +200,20 @@ def test_an_older_store_leaks_nothing_on_the_way_out(tmp_path, monkeypatch):
     assert_nowhere([KEY], [], texts)
 
 
+def test_serve_returns_no_upstream_credential(monkeypatch):
+    """``gradeloop serve`` in front of an upstream that echoes the key: its error body is scrubbed."""
+    import httpx
+
+    from gradeloop.serve import BackgroundServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with leaky_server() as upstream, BackgroundServer(["openai/fake"], base_url=upstream.url) as served:
+        reply = httpx.post(f"{served.url}/chat/completions", timeout=30,
+                           json={"model": "openai/fake", "messages": [{"role": "user", "content": "leak401"}]})
+    assert "Incorrect API key provided: ***." in reply.json()["error"]["message"]
+    assert KEY not in reply.text
+
+
 def test_every_store_write_is_scrubbed(monkeypatch, _isolated_home):
     """Tables no endpoint test reaches: evals, run items, the cache, jobs and their events."""
     monkeypatch.setenv("MY_SERVICE_TOKEN", KEY)
