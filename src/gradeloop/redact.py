@@ -3,9 +3,9 @@ the terminal.
 
 What counts as a secret:
 
-- values: those of the environment variables that hold credentials (names ending in ``API_KEY``,
-  ``APIKEY``, ``_TOKEN``, ``_SECRET``, ``_SECRET_KEY``, ``_ACCESS_KEY``, ``_PRIVATE_KEY``, or
-  containing ``PASSWORD`` / ``PASSWD``); the user, password and query values of URLs in
+- values: those of the environment variables that hold credentials (names ending in ``_KEY``
+  (``OPENAI_API_KEY``, ``AZURE_OPENAI_KEY``, ``AWS_SECRET_ACCESS_KEY``), ``APIKEY``, ``_TOKEN``,
+  ``_SECRET``, or containing ``PASSWORD`` / ``PASSWD``); the user, password and query values of URLs in
   ``*_URL`` / ``*_PROXY`` variables; and whatever :func:`register_secret` and :func:`register_url`
   were given (a provider's key from its ``api_key_env``, a ``--base-url``). A URL's password also
   counts in its HTTP Basic form, ``base64(user:password)``. Values shorter than
@@ -37,8 +37,7 @@ __all__ = ["MIN_SECRET_LENGTH", "MASK", "register_secret", "register_url", "secr
 MIN_SECRET_LENGTH = 8
 MASK = "***"
 
-_SECRET_ENV = re.compile(r"(API_?KEY|_TOKEN|_SECRET|_SECRET_KEY|_ACCESS_KEY|_PRIVATE_KEY)$|^(TOKEN|SECRET)$"
-                         r"|PASSW(OR)?D", re.IGNORECASE)
+_SECRET_ENV = re.compile(r"(_KEY|APIKEY|_TOKEN|_SECRET)$|^(API_KEY|APIKEY|TOKEN|SECRET)$|PASSW(OR)?D", re.IGNORECASE)
 _URL_ENV = re.compile(r"(_URL|_PROXY)$", re.IGNORECASE)
 _PUBLIC_QUERY = frozenset({"api-version", "api_version", "version"})
 _TOKEN = r"[A-Za-z0-9._~+/=-]"
