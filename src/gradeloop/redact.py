@@ -129,6 +129,8 @@ class _Matcher:
         self.regex = re.compile(f"(?:{literal})|{_PATTERNS}" if literal else _PATTERNS)
 
     def sub(self, text: str) -> str:
+        if len(text) < MIN_SECRET_LENGTH:  # shorter than any secret and any pattern's match
+            return text
         low = text.lower()
         if any(t in low for t in _TRIGGERS) or any(f in text for f in self.forms):
             return self.regex.sub(_replace, text)
