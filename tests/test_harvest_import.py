@@ -134,22 +134,34 @@ def test_rft_rows_keep_their_grader_fields_as_metadata(store):
 
 # -- llm's logs.db --------------------------------------------------------------------------------------------------
 
-# The tables as simonw/llm's llm/migrations.py leaves them (m010_create_new_log_tables, m013_usage, m014_schemas,
-# m015_fragments_tables, m016_fragments_table_pks, m019_resolved_model, m022_response_reasoning), transcribed
-# column by column; the FTS tables and triggers are left out (nothing reads them here).
+# The tables as llm's docs/logging.md ("SQL schema", generated from llm/migrations.py; simonw/llm 0.32) lists them,
+# transcribed column by column for the tables the importer reads; FTS tables, triggers and the tool tables are left
+# out. responses/conversations are llm <= 0.31's log (m010 ... m022), messages/parts/threads/turns 0.32's (m023, m027).
 LLM_SCHEMA = """
-CREATE TABLE conversations (id TEXT PRIMARY KEY, name TEXT, model TEXT);
-CREATE TABLE schemas (id TEXT PRIMARY KEY, content TEXT);
-CREATE TABLE responses (id TEXT PRIMARY KEY, model TEXT, prompt TEXT, system TEXT, prompt_json TEXT,
-    options_json TEXT, response TEXT, response_json TEXT, conversation_id TEXT REFERENCES conversations(id),
-    duration_ms INTEGER, datetime_utc TEXT, input_tokens INTEGER, output_tokens INTEGER, token_details TEXT,
-    schema_id TEXT REFERENCES schemas(id), resolved_model TEXT, reasoning TEXT);
-CREATE TABLE fragments (id INTEGER PRIMARY KEY, hash TEXT, content TEXT, datetime_utc TEXT, source TEXT);
-CREATE UNIQUE INDEX idx_fragments_hash ON fragments (hash);
-CREATE TABLE prompt_fragments (response_id TEXT REFERENCES responses(id), fragment_id INTEGER
-    REFERENCES fragments(id), "order" INTEGER, PRIMARY KEY (response_id, fragment_id, "order"));
-CREATE TABLE system_fragments (response_id TEXT REFERENCES responses(id), fragment_id INTEGER
-    REFERENCES fragments(id), "order" INTEGER, PRIMARY KEY (response_id, fragment_id, "order"));
+CREATE TABLE "conversations" ("id" TEXT PRIMARY KEY, "name" TEXT, "model" TEXT);
+CREATE TABLE "schemas" ("id" TEXT PRIMARY KEY, "content" TEXT);
+CREATE TABLE "responses" ("id" TEXT PRIMARY KEY, "model" TEXT, "prompt" TEXT, "system" TEXT, "prompt_json" TEXT,
+  "options_json" TEXT, "response" TEXT, "response_json" TEXT, "conversation_id" TEXT REFERENCES "conversations"("id"),
+  "duration_ms" INTEGER, "datetime_utc" TEXT, "input_tokens" INTEGER, "output_tokens" INTEGER, "token_details" TEXT,
+  "schema_id" TEXT REFERENCES "schemas"("id"), "resolved_model" TEXT, "reasoning" TEXT);
+CREATE TABLE "fragments" ("id" INTEGER PRIMARY KEY, "hash" TEXT, "content" TEXT, "datetime_utc" TEXT, "source" TEXT);
+CREATE TABLE "prompt_fragments" ("response_id" TEXT REFERENCES "responses"("id"),
+  "fragment_id" INTEGER REFERENCES "fragments"("id"), "order" INTEGER, PRIMARY KEY ("response_id", "fragment_id", "order"));
+CREATE TABLE "system_fragments" ("response_id" TEXT REFERENCES "responses"("id"),
+  "fragment_id" INTEGER REFERENCES "fragments"("id"), "order" INTEGER, PRIMARY KEY ("response_id", "fragment_id", "order"));
+CREATE TABLE "messages" ("hash" TEXT PRIMARY KEY, "parent_hash" TEXT REFERENCES "messages"("hash"), "role" TEXT,
+  "provider_metadata" TEXT);
+CREATE TABLE "parts" ("id" INTEGER PRIMARY KEY, "message_hash" TEXT REFERENCES "messages"("hash"), "position" INTEGER,
+  "type" TEXT, "tool_name" TEXT, "text" TEXT, "payload" TEXT);
+CREATE TABLE "part_fragments" ("part_id" INTEGER REFERENCES "parts"("id"), "fragment_id" INTEGER
+  REFERENCES "fragments"("id"), "order" INTEGER, PRIMARY KEY ("part_id", "fragment_id", "order"));
+CREATE TABLE "threads" ("id" TEXT PRIMARY KEY, "name" TEXT, "tip_message_hash" TEXT REFERENCES "messages"("hash"),
+  "forked_from" TEXT REFERENCES "threads"("id"), "datetime_utc" TEXT);
+CREATE TABLE "turns" ("id" TEXT PRIMARY KEY, "thread_id" TEXT REFERENCES "threads"("id"),
+  "parent_message_hash" TEXT REFERENCES "messages"("hash"), "tip_message_hash" TEXT REFERENCES "messages"("hash"),
+  "model" TEXT, "resolved_model" TEXT, "options_json" TEXT, "schema_id" TEXT REFERENCES "schemas"("id"),
+  "input_tokens" INTEGER, "output_tokens" INTEGER, "token_details" TEXT, "duration_ms" INTEGER, "datetime_utc" TEXT,
+  "response_json" TEXT);
 """
 
 
@@ -199,10 +211,64 @@ def test_llm_logs_db_responses_with_their_conversations(store, tmp_path):
     assert (again.report.added, again.report.seen) == (0, 3)
 
 
+def _message(db, hash_, parent, role, *parts):
+    db.execute("INSERT INTO messages VALUES (?, ?, ?, NULL)", (hash_, parent, role))
+    for position, (kind, text, payload) in enumerate(parts):
+        db.execute("INSERT INTO parts (message_hash, position, type, tool_name, text, payload) VALUES (?,?,?,?,?,?)",
+                   (hash_, position, kind, (payload or {}).get("name"), text, json.dumps(payload) if payload else None))
+
+
+def _turns_db(path: Path) -> Path:
+    """An llm 0.32 logs.db: one thread of three turns (a fragment-borrowing prompt, a tool call and its result)
+    and a legacy response that is also turn 1 (llm's dual-write era)."""
+    db = sqlite3.connect(_logs_db(path))
+    db.execute("INSERT INTO fragments (id, hash, content, source) VALUES (2, 'h2', 'def f(): pass', 'f.py')")
+    _message(db, "b2:s", None, "system", ("text", "You review code.", None))
+    _message(db, "b2:u1", "b2:s", "user", ("text", None, {"text_ref": [{"fragment": 2}, {"literal": "\nAny bugs?"}]}))
+    _message(db, "b2:a1", "b2:u1", "assistant", ("reasoning", "thinking", None),
+             ("tool_call", None, {"name": "run_tests", "arguments": {"path": "f.py"}, "tool_call_id": "t1"}))
+    _message(db, "b2:r1", "b2:a1", "tool", ("tool_result", None, {"name": "run_tests", "output": "1 passed",
+                                                                   "tool_call_id": "t1"}))
+    _message(db, "b2:a2", "b2:r1", "assistant", ("text", "No bugs: the test passes.", None))
+    _message(db, "b2:u3", "b2:a2", "user", ("attachment", None, {"attachment": {"id": "img"}}))
+    db.execute("INSERT INTO threads VALUES ('01thr', 'code review', 'b2:a2', NULL, '2026-08-10T08:00:00')")
+    turns = [("01t1", None, "b2:a1", 2000, "2026-08-10T08:00:00"), ("01t2", "b2:a1", "b2:a2", 500, "2026-08-10T08:00:05"),
+             ("01t3", "b2:a2", "b2:u3", 10, "2026-08-10T08:00:09")]
+    for turn_id, parent, tip, duration, when in turns:
+        db.execute("INSERT INTO turns (id, thread_id, parent_message_hash, tip_message_hash, model, resolved_model,"
+                   " options_json, input_tokens, output_tokens, duration_ms, datetime_utc)"
+                   " VALUES (?, '01thr', ?, ?, 'gpt-5-mini', 'gpt-5-mini-2025-08-07', '{}', 50, 7, ?, ?)",
+                   (turn_id, parent, tip, duration, when))
+    db.execute("INSERT INTO responses (id, model, prompt, response, datetime_utc) VALUES"
+               " ('01t1', 'gpt-5-mini', 'Any bugs?', '', '2026-08-10T08:00:00')")
+    db.commit()
+    db.close()
+    return path
+
+
+def test_llm_logs_db_turns_of_the_message_store(store, tmp_path):
+    path = _turns_db(tmp_path / "logs.db")
+    result = import_file(store, path, redactor=Redactor())
+    assert (result.report.added, result.report.duplicates) == (5, 0)  # 2 turns + the 3 legacy responses
+    assert result.report.skipped == [(f"{path}:turns/01t3", "the turn has no assistant reply")]
+    records = _records(store, "import:llm")
+    first, second = records[0], records[1]
+    assert first["messages"] == [{"role": "system", "content": "You review code."},
+                                 {"role": "user", "content": "def f(): pass\nAny bugs?"}]
+    assert first["output"] == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "t1", "type": "function", "function": {"name": "run_tests", "arguments": '{"path": "f.py"}'}}]}
+    assert (first["model"], first["latency_ms"], first["prompt_tokens"]) == ("gpt-5-mini-2025-08-07", 2000, 50)
+    assert first["metadata"] == {"llm_turn_id": "01t1", "thread_id": "01thr", "thread_name": "code review"}
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
+    assert second["messages"][3] == {"role": "tool", "tool_call_id": "t1", "content": "1 passed"}
+    assert second["output"] == {"role": "assistant", "content": "No bugs: the test passes."}
+    assert not any(r["metadata"].get("llm_response_id") == "01t1" for r in records)  # the dual-write row, once
+
+
 def test_an_sqlite_file_that_is_not_llm_logs_is_refused(tmp_path):
     path = tmp_path / "other.db"
     sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.commit()
-    with pytest.raises(InputError, match="other.db: an SQLite file without llm's 'responses' table"):
+    with pytest.raises(InputError, match="other.db: an SQLite file without llm's 'turns' or 'responses' table"):
         detect_format(path)
 
 

@@ -27,7 +27,7 @@ from .._record import Record
 from .._redact import Redactor
 from ._common import Context, LineFormat, Skip, read_lines
 from ._finetune import DPO, RFT, SFT
-from ._llm import has_responses, is_sqlite, llm_records
+from ._llm import is_llm_logs, is_sqlite, llm_records
 from ._mapped import MAP_FIELDS, MAPPED, parse_maps
 from ._openai import BATCH, CHAT, RESPONSES, STORED, batch_requests
 from ._otel import is_otlp, read_spans, span_position, span_record
@@ -37,7 +37,7 @@ __all__ = ["FORMATS", "MAP_FIELDS", "ImportResult", "detect_format", "import_fil
 _LINE_FORMATS: dict[str, LineFormat] = {f.name: f for f in (CHAT, BATCH, STORED, RESPONSES, SFT, DPO, RFT, MAPPED)}
 FORMATS: dict[str, str] = {
     **{name: f.description for name, f in _LINE_FORMATS.items() if name != "map"},
-    "llm": "the llm CLI's logs.db (SQLite, its responses table)",
+    "llm": "the llm CLI's logs.db (SQLite: its turns and responses tables)",
     "otel": "OpenTelemetry GenAI spans as OTLP/JSON (resourceSpans)",
     "map": MAPPED.description,
 }
@@ -92,9 +92,9 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     _exists(path)
     if is_sqlite(_head(path)):
-        if has_responses(Context(path, str(path))):
+        if is_llm_logs(Context(path, str(path))):
             return "llm"
-        raise InputError("an SQLite file without llm's 'responses' table: expected the llm CLI's logs.db",
+        raise InputError("an SQLite file without llm's 'turns' or 'responses' table: expected the llm CLI's logs.db",
                          file=str(path))
     names, first = _line_candidates(path)
     if not names and _whole_json_is_otlp(path):
