@@ -375,6 +375,9 @@ def test_an_unknown_file_says_what_was_expected(tmp_path):
         detect_format(path)
     with pytest.raises(InputError, match="file not found"):
         detect_format(tmp_path / "missing.jsonl")
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(InputError, match="empty.jsonl: the file is empty"):
+        detect_format(tmp_path / "empty.jsonl")
 
 
 # -- idempotency, skipped rows, redaction ---------------------------------------------------------------------------
@@ -424,6 +427,16 @@ def test_cli_import_prints_counts_and_skipped_rows():
                        "(a string or a list of items)"
     listed = json.loads(run_cli("harvest", "list", "--json").stdout)["data"]
     assert {(r["source"], r["tag"]) for r in listed} >= {("import:chat", "checkout"), ("import:chat", "prod")}
+
+
+def test_cli_lists_the_first_ten_skipped_rows_and_counts_the_rest(tmp_path):
+    path = tmp_path / "log.jsonl"
+    good = {"request": {"messages": [{"role": "user", "content": "hi"}]}, "response": None}
+    path.write_text(json.dumps(good) + "\n" + "{broken\n" * 12)
+    lines = run_cli("harvest", "import", str(path)).stdout.splitlines()
+    assert lines[0].endswith("took 1 (0 duplicates of stored ones), 0 already imported, 12 skipped")
+    assert [line.split(":")[1] for line in lines[1:11]] == [str(n) for n in range(2, 12)]
+    assert lines[11] == "  … and 2 more skipped (--json lists them)" and len(lines) == 12
 
 
 def test_cli_import_json_and_no_redact_warning():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -12,10 +13,13 @@ from ..errors import InputError
 from ._common import err, open_store, out, print_json
 from ._harvest import app
 
+if TYPE_CHECKING:
+    from ..harvest import Redactor
+
 _LISTED = 10  # skipped rows shown in the text output
 
 
-def _redactor(no_redact: bool, patterns: list[str]):  # -> Redactor | None
+def _redactor(no_redact: bool, patterns: list[str]) -> Redactor | None:
     from ..harvest import Redactor
 
     for pattern in patterns:
@@ -33,7 +37,7 @@ def _redactor(no_redact: bool, patterns: list[str]):  # -> Redactor | None
 @app.command("import")
 def import_command(
     file: Path = typer.Argument(..., help="The file: JSONL, OTLP/JSON or llm's logs.db.", show_default=False),
-    fmt: str = typer.Option(None, "--format", help="chat, batch, stored, responses, sft, dpo, rft, llm, otel or map "
+    fmt: Optional[str] = typer.Option(None, "--format", help="chat, batch, stored, responses, sft, dpo, rft, llm, otel or map "
                             "(detected when left out)."),
     maps: list[str] = typer.Option([], "--map", help="FIELD=PATH for any JSONL, e.g. user=question.text "
                                    "(fields: messages, system, user, output, model, created_at, …)."),
@@ -42,7 +46,7 @@ def import_command(
                                    "included)."),
     patterns: list[str] = typer.Option([], "--redact-pattern", help="Also redact what this regex matches "
                                        "(repeatable)."),
-    batch_input: Path = typer.Option(None, "--batch-input", help="The Batch API input file whose request bodies "
+    batch_input: Optional[Path] = typer.Option(None, "--batch-input", help="The Batch API input file whose request bodies "
                                      "FILE's output lines answer (joined by custom_id)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:

@@ -91,6 +91,8 @@ def detect_format(path: str | Path) -> str:
     known ones, or could be read as more than one (naming them: pass ``--format``)."""
     path = Path(path)
     _exists(path)
+    if path.stat().st_size == 0:
+        raise InputError("the file is empty", file=str(path))
     if is_sqlite(_head(path)):
         if is_llm_logs(Context(path, str(path))):
             return "llm"

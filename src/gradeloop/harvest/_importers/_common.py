@@ -32,9 +32,12 @@ class Context:
     batch_requests: dict[str, dict[str, Any]] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.absolute = str(self.path.resolve())
+
     def origin(self, position: str, content: str) -> str:
         """``abs path:position:sha12(content)``: the same row of the same file is taken once."""
-        return f"{self.path.resolve()}:{position}:{digest(content)}"
+        return f"{self.absolute}:{position}:{digest(content)}"
 
     def skip(self, position: str, reason: str) -> None:
         """Report one row as skipped (``file:line``, why)."""
