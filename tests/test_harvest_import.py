@@ -309,6 +309,27 @@ def test_otel_as_jsonl_one_export_per_line(store, tmp_path):
     assert (result.report.added, result.report.duplicates, len(result.report.skipped)) == (4, 4, 2)
 
 
+def test_otel_flattened_tool_calls_and_list_content():
+    from gradeloop.harvest._importers._otel import span_record
+
+    def attr(key, value):
+        return {"key": key, "value": {"stringValue": value}}
+
+    span = {"spanId": "01", "name": "llm", "attributes": [
+        attr("llm.input_messages.0.message.role", "user"),
+        attr("llm.input_messages.0.message.content", "Weather in Oslo?"),
+        attr("llm.output_messages.0.message.role", "assistant"),
+        attr("llm.output_messages.0.message.tool_calls.0.tool_call.id", "c9"),
+        attr("llm.output_messages.0.message.tool_calls.0.tool_call.function.name", "get_weather"),
+        attr("llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments", '{"city": "Oslo"}')]}
+    record = span_record(span)
+    assert record.output["tool_calls"] == [{"id": "c9", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city": "Oslo"}'}}]
+    parts = '[{"type": "text", "text": "Describe this"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]'
+    record = span_record({"attributes": [attr("gen_ai.prompt.0.role", "user"), attr("gen_ai.prompt.0.content", parts)]})
+    assert record.messages[0]["content"][0] == {"type": "text", "text": "Describe this"}
+
+
 # -- any JSONL through --map ----------------------------------------------------------------------------------------
 
 def test_a_custom_log_through_field_maps(store):

@@ -109,9 +109,8 @@ def _batch(row: dict[str, Any], ctx: Context) -> Record:
         known["error"] = row["error"]
     elif isinstance(body, dict) and isinstance(body.get("error"), dict):
         known["error"] = body["error"]
-    if "/responses" in str(line.get("url", "")) and "input" in line["body"]:
-        return _from_request(line["body"], body if "output" in (body or {}) else None, **known)
-    return _from_request(line["body"], body if "choices" in (body or {}) else None, **known)
+    answered = isinstance(body, dict) and ("choices" in body or "output" in body)  # not an error body
+    return _from_request(line["body"], body if answered else None, **known)
 
 
 BATCH = LineFormat("batch", "OpenAI Batch API output lines (with --batch-input INPUT.jsonl)",

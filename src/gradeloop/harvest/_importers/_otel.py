@@ -105,20 +105,31 @@ def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
             groups.setdefault(int(index), {})[rest] = value
     out = []
     for index in sorted(groups):
-        flat = groups[index]
-        item = {k: v for k, v in flat.items() if not any(k.startswith(n + ".") for n in ("tool_calls", "message"))}
-        if any(k.startswith("message.") for k in flat):
-            item.update({k[len("message."):]: v for k, v in flat.items() if k.startswith("message.")})
-        calls = _indexed(flat, "tool_calls") or _indexed(item, "tool_calls")
+        # OpenInference nests each message's fields under "message."
+        flat = {k.removeprefix("message."): v for k, v in groups[index].items()}
+        item = {k: v for k, v in flat.items() if not k.startswith("tool_calls.")}
+        calls = _indexed(flat, "tool_calls")
         if calls:
             item["tool_calls"] = calls
         out.append(item)
     return out
 
 
+def _flat_content(content: Any) -> Any:
+    """OpenLLMetry writes list content (text and image parts) as a JSON string: read it back."""
+    if isinstance(content, str) and content.startswith("[{"):
+        try:
+            parts = json.loads(content)
+        except json.JSONDecodeError:
+            return content
+        if isinstance(parts, list) and all(isinstance(p, dict) and "type" in p for p in parts):
+            return parts
+    return content
+
+
 def _flat_message(m: dict[str, Any], default_role: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": m.get("role") or default_role, "content": m.get("content")}
-    calls = [{"id": c.get("id"), "type": "function",
+    message: dict[str, Any] = {"role": m.get("role") or default_role, "content": _flat_content(m.get("content"))}
+    calls = [{"id": c.get("id") or c.get("tool_call.id"), "type": "function",
               "function": {"name": c.get("name") or c.get("tool_call.function.name"),
                            "arguments": c.get("arguments") or c.get("tool_call.function.arguments") or "{}"}}
              for c in m.get("tool_calls") or []]
