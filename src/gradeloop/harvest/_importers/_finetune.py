@@ -10,7 +10,8 @@ training on, validated with the same checks ``tune create`` makes (spec/_finetun
 - ``rft``: ``{"messages": [...ending with the user's turn], …}``: no output; the other fields
   (what a grader reads, e.g. a reference answer) go to ``metadata``.
 
-Fields a row has beyond OpenAI's go to ``metadata`` instead of failing the row.
+Fields a row has beyond OpenAI's go to ``metadata`` instead of failing the row (``model``, where
+a row names one, is the record's model).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def _sft(row: dict[str, Any], ctx: Context) -> Record:
     last = max(i for i, m in enumerate(messages) if m.get("role") == "assistant")
     if last == 0:
         raise Skip("messages: no input before the assistant message")
-    request = {"messages": messages[:last], **{k: row[k] for k in _TOOL_KEYS if k in row}}
-    extra = {k: v for k, v in row.items() if k not in ("messages", *_TOOL_KEYS)}
+    request = {"messages": messages[:last], **{k: row[k] for k in (*_TOOL_KEYS, "model") if k in row}}
+    extra = {k: v for k, v in row.items() if k not in ("messages", "model", *_TOOL_KEYS)}
     return from_chat(request, None, output=messages[last], metadata=extra)
 
 
@@ -59,8 +60,8 @@ def _dpo(row: dict[str, Any], ctx: Context) -> Record:
 
 def _rft(row: dict[str, Any], ctx: Context) -> Record:
     _check(row, ("messages",), "reinforcement")
-    request = {"messages": row["messages"], **{k: row[k] for k in _TOOL_KEYS if k in row}}
-    extra = {k: v for k, v in row.items() if k not in ("messages", *_TOOL_KEYS)}
+    request = {"messages": row["messages"], **{k: row[k] for k in (*_TOOL_KEYS, "model") if k in row}}
+    extra = {k: v for k, v in row.items() if k not in ("messages", "model", *_TOOL_KEYS)}
     return from_chat(request, None, metadata=extra)
 
 
