@@ -5,17 +5,23 @@ Records enter through :func:`ingest` (redaction first, on by default) and live i
 ``harvest_*`` tables; everything downstream reads them from there.
 """
 
+from ._importers import FORMATS as IMPORT_FORMATS
+from ._importers import ImportResult, detect_format, import_file
 from ._ingest import IngestReport, ingest, origin_key
 from ._record import Record, content_hash, from_chat, from_responses
 from ._redact import Redactor, regex_finder
 
 __all__ = [
+    "IMPORT_FORMATS",
+    "ImportResult",
     "IngestReport",
     "Record",
     "Redactor",
     "content_hash",
+    "detect_format",
     "from_chat",
     "from_responses",
+    "import_file",
     "ingest",
     "origin_key",
     "regex_finder",
