@@ -7,7 +7,7 @@ Records enter through :func:`ingest` (redaction first, on by default) and live i
 
 from ._ingest import IngestReport, ingest, origin_key
 from ._record import Record, content_hash, from_chat, from_responses
-from ._redact import Redactor, regex_finder
+from ._redact import Redactor, make_redactor, regex_finder
 
 __all__ = [
     "IngestReport",
@@ -17,6 +17,7 @@ __all__ = [
     "from_chat",
     "from_responses",
     "ingest",
+    "make_redactor",
     "origin_key",
     "regex_finder",
 ]
