@@ -123,25 +123,39 @@ def _regex_plugin_spans(plugin: Any, text: str) -> Iterable[tuple[int, int]]:
                 yield m.start(), end
 
 
-def _value_spans(plugin: Any, text: str) -> Iterable[tuple[int, int]]:
-    """Where the values that a plugin reports (without positions) occur as whole tokens."""
-    for value in set(plugin.analyze_string(text)):
+def _keyword_spans(plugin: Any, text: str) -> Iterable[tuple[int, int]]:
+    """Where the values that the keyword plugin reports occur as whole tokens. The plugin
+    reads one line and reports its first assignment, so it gets each line that names a secret."""
+    from detect_secrets.plugins.keyword import DENYLIST
+
+    named = re.compile("|".join(DENYLIST), re.IGNORECASE)
+    values = {v for line in text.splitlines() if named.search(line) for v in plugin.analyze_string(line)}
+    for value in values:
         if len(value) >= 4:
             token = re.compile(r"(?<![A-Za-z0-9])" + re.escape(value) + r"(?![A-Za-z0-9])")
             yield from (m.span() for m in token.finditer(text))
+
+
+# what a text must contain for a plugin to find anything in it (a cheap test first: most texts
+# of a chat have no secret); every vendor key pattern needs a long run of token characters
+_LONG_TOKEN = re.compile(r"[\w+/=-]{16}")
+_HINTS = {"BasicAuthDetector": re.compile("://"), "JwtTokenDetector": re.compile("eyJ"),
+          "KeywordDetector": re.compile(r"(?i)pass|pwd|key|secret|contrase")}
 
 
 def _plugin_finder(names: Sequence[str], extra: Callable[[str], Iterable[tuple[int, int]]]) -> Finder:
     """Spans of what the named detect-secrets plugins find, and of ``extra``."""
     from detect_secrets.plugins.base import RegexBasedDetector
 
-    plugins = [(p, _regex_plugin_spans if isinstance(p, RegexBasedDetector) else _value_spans)
+    plugins = [(_HINTS.get(type(p).__name__, _LONG_TOKEN), p,
+                _regex_plugin_spans if isinstance(p, RegexBasedDetector) else _keyword_spans)
                for p in _plugins(names)]
 
     def find(text: str) -> list[tuple[int, int]]:
         spans = list(extra(text))
-        for plugin, spans_of in plugins:
-            spans += spans_of(plugin, text)
+        for hint, plugin, spans_of in plugins:
+            if hint.search(text):
+                spans += spans_of(plugin, text)
         return spans
 
     return find
@@ -326,12 +340,20 @@ class Redactor:
                 merged.append([start, end, rank])
         return [(start, end, self.finders[rank][0]) for start, end, rank in merged]
 
-    def redact_text(self, text: str, mapping: dict[tuple[str, str], str] | None = None) -> str:
+    def redact_text(self, text: str, mapping: dict[tuple[str, str], str] | None = None,
+                    cache: dict[str, list[tuple[int, int, str]]] | None = None) -> str:
         """``text`` with every finding replaced; ``mapping`` (value → placeholder, per kind)
-        carries the numbering across the texts of one conversation."""
+        carries the numbering across the texts of one conversation; ``cache`` (text → spans)
+        spares searching again a text that the conversation repeats (messages and raw bodies)."""
         mapping = {} if mapping is None else mapping
+        if cache is None or text not in cache:
+            found = self.spans(text)
+            if cache is not None:
+                cache[text] = found
+        else:
+            found = cache[text]
         out, last = [], 0
-        for start, end, kind in self.spans(text):
+        for start, end, kind in found:
             value = text[start:end]
             if (kind, value) not in mapping:
                 count = sum(1 for k, _ in mapping if k == kind)
@@ -341,21 +363,23 @@ class Redactor:
         out.append(text[last:])
         return "".join(out)
 
-    def redact_value(self, value: Any, mapping: dict[tuple[str, str], str]) -> Any:
+    def redact_value(self, value: Any, mapping: dict[tuple[str, str], str],
+                     cache: dict[str, list[tuple[int, int, str]]] | None = None) -> Any:
         """Every string inside a JSON-like value redacted (dict keys are kept)."""
         if isinstance(value, str):
-            return self.redact_text(value, mapping)
+            return self.redact_text(value, mapping, cache)
         if isinstance(value, list):
-            return [self.redact_value(v, mapping) for v in value]
+            return [self.redact_value(v, mapping, cache) for v in value]
         if isinstance(value, dict):
-            return {k: self.redact_value(v, mapping) for k, v in value.items()}
+            return {k: self.redact_value(v, mapping, cache) for k, v in value.items()}
         return value
 
     def redact_record(self, record: Record) -> Record:
         """A copy of ``record`` with every text redacted, one placeholder numbering for all of it."""
         mapping: dict[tuple[str, str], str] = {}
+        cache: dict[str, list[tuple[int, int, str]]] = {}
         fields = ("messages", "output", "params", "request", "response", "error", "metadata")
-        return replace(record, **{name: self.redact_value(getattr(record, name), mapping) for name in fields})
+        return replace(record, **{name: self.redact_value(getattr(record, name), mapping, cache) for name in fields})
 
 
 def make_redactor(enabled: bool = True, patterns: Sequence[str] = (), region: str | None = None) -> Redactor | None:
