@@ -124,3 +124,8 @@ def test_make_redactor_follows_the_flags_and_refuses_bad_input_quietly(capsys):
         make_redactor(True, [], "XX")
     assert region.value.field == "--redact-region"
     assert capsys.readouterr() == ("", "")
+
+
+def test_numbers_around_a_card_or_an_iban_stay_outside_its_placeholder():
+    text = "qty 3 card 4242 4242 4242 4242 12 27 then GB82 WEST 1234 5698 7654 32 DE89 3704 0044 0532 0130 00 ok"
+    assert Redactor().redact_text(text) == "qty 3 card <CARD_1> 12 27 then <IBAN_1> <IBAN_2> ok"

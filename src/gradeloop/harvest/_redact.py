@@ -29,6 +29,7 @@ What is found, and by what (docs/harvest.md, "Redaction", has the measured recal
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -80,7 +81,7 @@ def _find_emails(text: str) -> list[tuple[int, int]]:
 _BEARER = regex_finder(r"(?i)\b(?:bearer|authorization:\s*basic)\s+([A-Za-z0-9._~+/=-]{16,})", 1)
 _OWN_KEYS = re.compile(r"(?<![\w-])(?:(?:sk|pk|rk)-(?:[A-Za-z0-9_]+-)*[A-Za-z0-9_-]{16,}"
                        r"|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"
-                       r"|AIza[0-9A-Za-z_-]{35}|hf_[A-Za-z0-9]{30,})")
+                       r"|AIza[0-9A-Za-z_-]{35}|hf_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{50,})")
 # a quoted value given to a secret-named key; detect-secrets' keyword plugin passes over some
 # (a value that starts with "#")
 _ASSIGNED = re.compile(r"(?i)\b(?:password|passwd|pwd|secret|token|api_?key)\w*[\"']?\s*[:=]\s*[\"']([^\"'\s]{6,})[\"']")
@@ -97,11 +98,15 @@ _KEY_PLUGINS = ("AWSKeyDetector", "AzureStorageKeyDetector", "CloudantDetector",
 _SECRET_PLUGINS = ("BasicAuthDetector", "JwtTokenDetector", "KeywordDetector")
 
 
-def _plugins(names: Sequence[str]) -> list[Any]:
+@functools.cache
+def _plugin_classes() -> dict[str, type]:
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    by_name = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()}
-    return [by_name[name]() for name in names if name in by_name]
+    return {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()}
+
+
+def _plugins(names: Sequence[str]) -> list[Any]:
+    return [_plugin_classes()[name]() for name in names if name in _plugin_classes()]
 
 
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-.+/=]*")
@@ -175,8 +180,10 @@ def _secret_finder() -> Finder:
 
 # ---- numbers checked by python-stdnum ----------------------------------------------------------
 
-# runs of digit groups joined by one space or dash; a card is a contiguous part of a run
-_DIGIT_RUN = re.compile(r"(?<![\w.,/-])\d+(?:[ -]\d+)*(?![\w/]|[.,]\d)")
+# runs of digit groups joined by one space or dash, each of 3 digits at least but the last
+# (nobody groups a card number by ones or twos: "1 2 3 4 …" tables stay cheap); a card is a
+# contiguous part of a run
+_DIGIT_RUN = re.compile(r"(?<![\w.,/-])\d{3,}(?:[ -]\d{3,})*(?:[ -]\d{1,2})?(?![\w/]|[.,]\d)")
 # issuer identification: Visa (16 or 19 digits; 13-digit Visa cards are long gone and EAN-13
 # barcodes look like them), Mastercard (51-55, 2221-2720), Amex, Diners, JCB, Discover, UnionPay
 # and Maestro, with the lengths they issue
@@ -184,41 +191,43 @@ _CARD_IIN = re.compile(r"4\d{15}(?:\d{3})?|3[47]\d{13}|(?:5[1-5]|2[2-7])\d{14}|3
                        r"|35\d{14,17}|6\d{15,18}|5[06-8]\d{10,17}")
 
 
-def _groups(text: str, match: re.Match[str]) -> list[tuple[int, int]]:
-    return [(match.start() + m.start(), match.start() + m.end()) for m in re.finditer(r"\w+", match.group())]
+def _groups(offset: int, value: str) -> list[tuple[int, int]]:
+    """Spans (in the text) of the word-character groups of ``value``, found at ``offset``."""
+    return [(offset + m.start(), offset + m.end()) for m in re.finditer(r"\w+", value)]
 
 
-def _longest_valid(groups: list[tuple[int, int]], text: str, valid: Callable[[str], bool],
-                   max_groups: int = 10) -> int:
-    """How many groups from the first on form the longest valid value (0: none)."""
-    for j in range(min(len(groups), max_groups), 0, -1):
-        if valid("".join(text[s:e] for s, e in groups[:j])):
-            return j
+def _longest_valid(text: str, groups: list[tuple[int, int]], first: int, valid: Callable[[str], bool],
+                   lengths: tuple[int, int]) -> int:
+    """How many groups from ``first`` on form the longest valid value, trying only values whose
+    length lies within ``lengths`` (0: none)."""
+    total, counts = 0, []
+    for n, (start, end) in enumerate(groups[first:], 1):
+        total += end - start
+        if total > lengths[1]:
+            break
+        if total >= lengths[0]:
+            counts.append(n)
+    for n in reversed(counts):
+        if valid("".join(text[s:e] for s, e in groups[first:first + n])):
+            return n
     return 0
-
-
-def _best_window(groups: list[tuple[int, int]], text: str, valid: Callable[[str], bool]) -> list[tuple[int, int]]:
-    """Spans of the longest valid runs of consecutive groups, left to right."""
-    found, i = [], 0
-    while i < len(groups):
-        j = _longest_valid(groups[i:], text, valid)
-        if j:
-            found.append((groups[i][0], groups[i + j - 1][1]))
-        i += j or 1
-    return found
 
 
 def _is_card(digits: str) -> bool:
     from stdnum import luhn
 
-    return 13 <= len(digits) <= 19 and _CARD_IIN.fullmatch(digits) is not None and luhn.is_valid(digits)
+    return _CARD_IIN.fullmatch(digits) is not None and luhn.is_valid(digits)
 
 
 def _find_cards(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for run in _DIGIT_RUN.finditer(text):
-        if sum(c.isdigit() for c in run.group()) >= 13:
-            spans += _best_window(_groups(text, run), text, _is_card)
+        groups, i = _groups(run.start(), run.group()), 0
+        while i < len(groups):
+            n = _longest_valid(text, groups, i, _is_card, (14, 19))
+            if n:
+                spans.append((groups[i][0], groups[i + n - 1][1]))
+            i += n or 1
     return spans
 
 
@@ -230,7 +239,7 @@ _IBAN_START = re.compile(r"(?<![A-Za-z0-9])(?=([A-Za-z]{2}\d{2}[A-Za-z0-9]*(?: [
 def _is_iban(value: str) -> bool:
     from stdnum import iban
 
-    return 15 <= len(value) <= 34 and iban.is_valid(value)
+    return iban.is_valid(value)
 
 
 def _find_ibans(text: str) -> list[tuple[int, int]]:
@@ -238,9 +247,9 @@ def _find_ibans(text: str) -> list[tuple[int, int]]:
     for start in _IBAN_START.finditer(text):
         if spans and start.start() < spans[-1][1]:
             continue
-        groups = [(start.start() + m.start(), start.start() + m.end()) for m in re.finditer(r"\w+", start.group(1))]
-        if j := _longest_valid(groups, text, _is_iban):
-            spans.append((groups[0][0], groups[j - 1][1]))
+        groups = _groups(start.start(), start.group(1))
+        if n := _longest_valid(text, groups, 0, _is_iban, (15, 34)):
+            spans.append((groups[0][0], groups[n - 1][1]))
     return spans
 
 

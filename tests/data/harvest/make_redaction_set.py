@@ -149,9 +149,14 @@ def ip() -> str:
                        f"2a02:{groups[0]}:{groups[1]}::{groups[2]}", f"::ffff:192.0.2.{rng.randint(1, 254)}"])
 
 
+KEY_COUNT = [0]
+
+
 def api_key() -> str:
+    """Keys in each vendor's format, taken in turn so that every format appears."""
     lower = string.ascii_lowercase + string.digits
-    return rng.choice([
+    KEY_COUNT[0] += 1
+    formats = [
         lambda: "AKIA" + chars(16, string.ascii_uppercase + string.digits),
         lambda: rng.choice(["ghp_", "gho_", "ghs_"]) + chars(36),
         lambda: "glpat-" + chars(20, string.ascii_letters + string.digits + "_-"),
@@ -163,7 +168,8 @@ def api_key() -> str:
         lambda: "hf_" + chars(34), lambda: "github_pat_" + chars(22) + "_" + chars(59),
         lambda: f"xoxp-{digits(11)}-{digits(11)}-{digits(13)}-{chars(32, lower)}", lambda: f"SG.{chars(22)}.{chars(43)}", lambda: "SK" + chars(32, lower),
         lambda: f"{digits(9)}:{chars(35)}",  # Telegram bot token
-    ])()
+    ]
+    return formats[KEY_COUNT[0] % len(formats)]()
 
 
 def bearer() -> str:
