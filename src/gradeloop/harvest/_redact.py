@@ -84,7 +84,7 @@ _OWN_KEYS = re.compile(r"(?<![\w-])(?:(?:sk|pk|rk)-(?:[A-Za-z0-9_]+-)*[A-Za-z0-9
                        r"|AIza[0-9A-Za-z_-]{35}|hf_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{50,})")
 # a quoted value given to a secret-named key; detect-secrets' keyword plugin passes over some
 # (a value that starts with "#")
-_ASSIGNED = re.compile(r"(?i)\b(?:password|passwd|pwd|secret|token|api_?key)\w*[\"']?\s*[:=]\s*[\"']([^\"'\s]{6,})[\"']")
+_ASSIGNED = re.compile(r"(?i)\b(?:password|passwd|pwd|secret|api_?key)\w*[\"']?\s*[:=]\s*[\"']([^\"'\s]{6,})[\"']")
 _PRIVATE_KEY = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----.*?"
                           r"(?:-----END \1-----|(?=\n\s*\n)|$)", re.DOTALL)
 # detect-secrets plugins by what their findings are; IPs are ours, Artifactory's password
@@ -232,8 +232,9 @@ def _find_cards(text: str) -> list[tuple[int, int]]:
 
 
 # every place an IBAN may start, with the groups that follow (overlapping: the next IBAN may
-# start inside the run of the one before)
-_IBAN_START = re.compile(r"(?<![A-Za-z0-9])(?=([A-Za-z]{2}\d{2}[A-Za-z0-9]*(?: [A-Za-z0-9]{1,8}(?![A-Za-z0-9])){0,9}))")
+# start inside the run of the one before); groups of four as printed, or the national groups
+# some countries write (FR76 30006 00001 12345678901 89)
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])(?=([A-Za-z]{2}\d{2}[A-Za-z0-9]*(?: [A-Za-z0-9]{1,12}(?![A-Za-z0-9])){0,9}))")
 
 
 def _is_iban(value: str) -> bool:
