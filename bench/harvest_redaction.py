@@ -32,9 +32,11 @@ def records(n: int) -> list:
         text = texts[i % len(texts)]
         request = {"model": "gpt-4.1-mini", "messages": [{"role": "system", "content": SYSTEM},
                                                          {"role": "user", "content": text}]}
-        answer = f"Thanks for writing. I have noted your message ({text[:80]}) and a colleague will reply today. Ticket {i}."
+        answer = (f"Thanks for writing. I have noted your message ({text[:80]}) and a colleague will reply "
+                  f"today. Ticket {i}.")
         response = {"id": f"chatcmpl-{i}", "object": "chat.completion", "model": "gpt-4.1-mini",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                                 "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 120, "completion_tokens": 40, "total_tokens": 160}}
         out.append(from_chat(request, response))
     return out

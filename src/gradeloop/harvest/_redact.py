@@ -234,7 +234,8 @@ def _find_cards(text: str) -> list[tuple[int, int]]:
 # every place an IBAN may start, with the groups that follow (overlapping: the next IBAN may
 # start inside the run of the one before); groups of four as printed, or the national groups
 # some countries write (FR76 30006 00001 12345678901 89)
-_IBAN_START = re.compile(r"(?<![A-Za-z0-9])(?=([A-Za-z]{2}\d{2}[A-Za-z0-9]*(?: [A-Za-z0-9]{1,12}(?![A-Za-z0-9])){0,9}))")
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])"
+                         r"(?=([A-Za-z]{2}\d{2}[A-Za-z0-9]*(?: [A-Za-z0-9]{1,12}(?![A-Za-z0-9])){0,9}))")
 
 
 def _is_iban(value: str) -> bool:
@@ -403,7 +404,8 @@ def make_redactor(enabled: bool = True, patterns: Sequence[str] = (), region: st
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise InputError(f"{pattern!r} is not a valid regular expression: {exc}", field="--redact-pattern") from None
+            raise InputError(f"{pattern!r} is not a valid regular expression: {exc}",
+                             field="--redact-pattern") from None
     try:
         return Redactor(patterns, region=region or "US")
     except ValueError as exc:

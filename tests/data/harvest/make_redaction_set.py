@@ -30,7 +30,8 @@ LAST = ["smith", "garcia", "mueller", "rossi", "kowalski", "tanaka", "okafor", "
         "johansson", "patel", "kim", "nguyen", "haddad", "oconnor"]
 DOMAINS = ["gmail.com", "outlook.com", "yahoo.co.uk", "proton.me", "mail.acme-corp.com", "eu.shop.example.org",
            "company.io", "uni-heidelberg.de", "posteo.de", "icloud.com", "students.univ.edu", "web.de"]
-IDN_EMAILS = ["jürgen@müller-bau.de", "josé.garcía@correo.es", "info@xn--mller-kva.de", "почта@пример.рф",
+IDN_EMAILS = ["jürgen@müller-bau.de", "josé.garcía@correo.es", "info@xn--mller-kva.de",
+              "почта@пример.рф",
               "user@xn--80ak6aa92e.com", "zoë+orders@café.fr"]
 
 
@@ -55,7 +56,8 @@ def email() -> str:
 
 
 def _nanp() -> tuple[str, str, str]:
-    area = rng.choice(["212", "312", "415", "617", "206", "303", "512", "702", "305", "404", "646", "818", "416", "604"])
+    area = rng.choice(["212", "312", "415", "617", "206", "303", "512", "702", "305", "404", "646", "818", "416",
+                       "604"])
     exchange = str(rng.randint(2, 9)) + digits(2)
     while exchange[1:] == "11":
         exchange = str(rng.randint(2, 9)) + digits(2)
@@ -65,19 +67,24 @@ def _nanp() -> tuple[str, str, str]:
 def phone() -> str:
     if rng.random() < 0.45:
         a, e, n = _nanp()
-        form = rng.choice(["{a}{e}{n}", "tel:+1{a}{e}{n}", "+1 {a} {e} {n} ext. 204", "({a}) {e}-{n}", "{a}-{e}-{n}", "{a}.{e}.{n}", "{a} {e} {n}", "+1 {a} {e} {n}",
+        form = rng.choice(["{a}{e}{n}", "tel:+1{a}{e}{n}", "+1 {a} {e} {n} ext. 204", "({a}) {e}-{n}", "{a}-{e}-{n}",
+                           "{a}.{e}.{n}", "{a} {e} {n}", "+1 {a} {e} {n}",
                            "+1-{a}-{e}-{n}", "1 ({a}) {e}-{n}", "+1{a}{e}{n}", "1-{a}-{e}-{n}", "+1 ({a}) {e}-{n}"])
         return form.format(a=a, e=e, n=n)
     return rng.choice([
         lambda: f"+44 20 7{digits(3)} {digits(4)}", lambda: f"+44 7{rng.choice('45789')}{digits(2)} {digits(6)}",
         lambda: f"0044 161 {rng.randint(2, 9)}{digits(2)} {digits(4)}", lambda: f"+44 (0)20 7{digits(3)} {digits(4)}",
-        lambda: f"+49 30 {rng.randint(2, 9)}{digits(7)}", lambda: f"+49 151 {digits(8)}", lambda: f"0049 89 {rng.randint(2, 9)}{digits(6)}",
-        lambda: f"+33 6 {digits(2)} {digits(2)} {digits(2)} {digits(2)}", lambda: f"+33 1 {digits(2)} {digits(2)} {digits(2)} {digits(2)}",
+        lambda: f"+49 30 {rng.randint(2, 9)}{digits(7)}", lambda: f"+49 151 {digits(8)}",
+        lambda: f"0049 89 {rng.randint(2, 9)}{digits(6)}",
+        lambda: f"+33 6 {digits(2)} {digits(2)} {digits(2)} {digits(2)}",
+        lambda: f"+33 1 {digits(2)} {digits(2)} {digits(2)} {digits(2)}",
         lambda: f"+91 9{digits(4)} {digits(5)}", lambda: f"+61 4{digits(2)} {digits(3)} {digits(3)}",
         lambda: f"+81 3-{digits(4)}-{digits(4)}", lambda: f"+81 90-{digits(4)}-{digits(4)}",
         lambda: f"+55 11 9{digits(4)}-{digits(4)}", lambda: f"+34 6{digits(2)} {digits(3)} {digits(3)}",
-        lambda: f"+39 3{rng.randint(2, 4)}{digits(1)} {digits(3)} {digits(4)}", lambda: f"+52 55 {rng.randint(2, 9)}{digits(3)} {digits(4)}",
-        lambda: f"+31 6 {rng.randint(1, 5)}{digits(7)}", lambda: f"+48 {rng.choice('5678')}{digits(2)} {digits(3)} {digits(3)}",
+        lambda: f"+39 3{rng.randint(2, 4)}{digits(1)} {digits(3)} {digits(4)}",
+        lambda: f"+52 55 {rng.randint(2, 9)}{digits(3)} {digits(4)}",
+        lambda: f"+31 6 {rng.randint(1, 5)}{digits(7)}",
+        lambda: f"+48 {rng.choice('5678')}{digits(2)} {digits(3)} {digits(3)}",
     ])()
 
 
@@ -138,10 +145,12 @@ def iban() -> str:
 def ip() -> str:
     r = rng.random()
     if r < 0.35:
-        return f"{rng.choice([23, 45, 81, 93, 104, 151, 185, 203, 198])}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        first = rng.choice([23, 45, 81, 93, 104, 151, 185, 203, 198])
+        return f"{first}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
     if r < 0.6:
         return rng.choice([f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-                           f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}", f"172.{rng.randint(16, 31)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"])
+                           f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+                           f"172.{rng.randint(16, 31)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"])
     groups = [f"{rng.randint(0, 65535):x}" for _ in range(8)]
     if r < 0.8:
         return "2001:db8:" + ":".join(groups[2:])
@@ -166,7 +175,8 @@ def api_key() -> str:
         lambda: "sk-" + chars(48), lambda: "sk-ant-api03-" + chars(40, string.ascii_letters + string.digits + "_-"),
         lambda: "AIza" + chars(35, string.ascii_letters + string.digits + "_-"),
         lambda: "hf_" + chars(34), lambda: "github_pat_" + chars(22) + "_" + chars(59),
-        lambda: f"xoxp-{digits(11)}-{digits(11)}-{digits(13)}-{chars(32, lower)}", lambda: f"SG.{chars(22)}.{chars(43)}", lambda: "SK" + chars(32, lower),
+        lambda: f"xoxp-{digits(11)}-{digits(11)}-{digits(13)}-{chars(32, lower)}",
+        lambda: f"SG.{chars(22)}.{chars(43)}", lambda: "SK" + chars(32, lower),
         lambda: f"{digits(9)}:{chars(35)}",  # Telegram bot token
     ]
     return formats[KEY_COUNT[0] % len(formats)]()
@@ -190,7 +200,8 @@ def _b64url(data: bytes) -> str:
 
 def jwt() -> str:
     header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    payload = _b64url(json.dumps({"sub": digits(8), "name": rng.choice(FIRST), "iat": 1700000000 + rng.randint(0, 10**7)}).encode())
+    claims = {"sub": digits(8), "name": rng.choice(FIRST), "iat": 1700000000 + rng.randint(0, 10**7)}
+    payload = _b64url(json.dumps(claims).encode())
     return f"{header}.{payload}.{_b64url(bytes(rng.randrange(256) for _ in range(32)))}"
 
 
@@ -216,9 +227,12 @@ def private_key() -> str:
 
 
 NATIONAL = {
-    "GB": lambda: rng.choice([f"020 7{digits(3)} {digits(4)}", f"07{rng.choice('45789')}{digits(2)} {digits(6)}", f"0161 {rng.randint(2, 9)}{digits(2)} {digits(4)}"]),
-    "DE": lambda: rng.choice([f"030 {rng.randint(2, 9)}{digits(7)}", f"0151 {digits(8)}", f"(089) {rng.randint(2, 9)}{digits(6)}"]),
-    "FR": lambda: rng.choice([f"06 {digits(2)} {digits(2)} {digits(2)} {digits(2)}", f"01.{digits(2)}.{digits(2)}.{digits(2)}.{digits(2)}"]),
+    "GB": lambda: rng.choice([f"020 7{digits(3)} {digits(4)}", f"07{rng.choice('45789')}{digits(2)} {digits(6)}",
+                              f"0161 {rng.randint(2, 9)}{digits(2)} {digits(4)}"]),
+    "DE": lambda: rng.choice([f"030 {rng.randint(2, 9)}{digits(7)}", f"0151 {digits(8)}",
+                              f"(089) {rng.randint(2, 9)}{digits(6)}"]),
+    "FR": lambda: rng.choice([f"06 {digits(2)} {digits(2)} {digits(2)} {digits(2)}",
+                              f"01.{digits(2)}.{digits(2)}.{digits(2)}.{digits(2)}"]),
 }
 REGION = "US"  # the region of the row being rendered (national phone formats follow it)
 
@@ -227,11 +241,13 @@ def national_phone() -> str:
     return NATIONAL[REGION]()
 
 
-LABELLED = {"LOCALPHONE": national_phone, "EMAIL": email, "PHONE": phone, "CARD": card, "IBAN": iban, "IP": ip, "API_KEY": api_key,
-            "BEARER_TOKEN": bearer, "JWT": jwt, "PASSWORD": password, "URLPASS": url_password, "BASIC": basic_credentials,
+LABELLED = {"LOCALPHONE": national_phone, "EMAIL": email, "PHONE": phone, "CARD": card, "IBAN": iban, "IP": ip,
+            "API_KEY": api_key, "BEARER_TOKEN": bearer, "JWT": jwt, "PASSWORD": password, "URLPASS": url_password,
+            "BASIC": basic_credentials,
             "PRIVATE_KEY": private_key, "IPV4": ipv4}
 # the kinds a slot is labelled as (JWTs, passwords and private keys are all SECRET)
-KIND_OF = {"LOCALPHONE": "PHONE", "BASIC": "BEARER_TOKEN", "JWT": "SECRET", "PASSWORD": "SECRET", "URLPASS": "SECRET", "PRIVATE_KEY": "SECRET", "IPV4": "IP"}
+KIND_OF = {"LOCALPHONE": "PHONE", "BASIC": "BEARER_TOKEN", "JWT": "SECRET", "PASSWORD": "SECRET", "URLPASS": "SECRET",
+           "PRIVATE_KEY": "SECRET", "IPV4": "IP"}
 
 
 # ---- hard negatives (left unlabelled) ----------------------------------------------------------
@@ -257,25 +273,31 @@ def _bad_card() -> str:
 NEGATIVES = {
     "order": lambda: rng.choice([f"#{digits(6)}", f"ORD-2024-{digits(6)}", f"#A{digits(5)}", f"no. {digits(9)}",
                                  f"{rng.randint(100000, 999999)}"]),
-    "date": lambda: rng.choice([f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", f"{rng.randint(1, 28)}/{rng.randint(1, 12)}/2024",
-                                f"March {rng.randint(1, 28)}, 2025", f"2025-01-{rng.randint(10, 28)}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00Z"]),
+    "date": lambda: rng.choice([
+        f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", f"{rng.randint(1, 28)}/{rng.randint(1, 12)}/2024",
+        f"March {rng.randint(1, 28)}, 2025",
+        f"2025-01-{rng.randint(10, 28)}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00Z"]),
     "price": lambda: rng.choice([f"${rng.randint(1, 2000)}.{digits(2)}", f"€{rng.randint(1, 999)},{digits(2)}",
                                  f"${rng.randint(1, 99)},{digits(3)}.00", f"{rng.randint(1, 500)} USD"]),
-    "version": lambda: rng.choice([f"version {rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}.{rng.randint(0, 99)}",
-                                   f"v{rng.randint(1, 4)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}", f"Python 3.{rng.randint(8, 13)}.{rng.randint(0, 9)}",
-                                   f"build {rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(100, 999)}"]),
+    "version": lambda: rng.choice([
+        f"version {rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}.{rng.randint(0, 99)}",
+        f"v{rng.randint(1, 4)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}",
+        f"Python 3.{rng.randint(8, 13)}.{rng.randint(0, 9)}",
+        f"build {rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(100, 999)}"]),
     "uuid": lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
     "colour": lambda: "#" + chars(6, "0123456789abcdef"),
     "isbn": _isbn13,
     "tracking": lambda: rng.choice([f"1Z{chars(6, string.ascii_uppercase + string.digits)}{digits(10)}",
-                                    f"9400 {digits(4)} {digits(4)} {digits(4)} {digits(4)} {digits(2)}", f"JD{digits(18)}"]),
+                                    f"9400 {digits(4)} {digits(4)} {digits(4)} {digits(4)} {digits(2)}",
+                                    f"JD{digits(18)}"]),
     "badcard": _bad_card,
     "badiban": lambda: iban_compact(good=False),
     "sha": lambda: chars(40, "0123456789abcdef"),
     "time": lambda: f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}",
     "localip": lambda: rng.choice(["127.0.0.1", "0.0.0.0", "localhost", "[::1]"]),
     "qty": lambda: str(rng.randint(1, 40)),
-    "invoice": lambda: rng.choice([f"INV-{digits(8)}", f"{digits(8)}-{digits(4)}", f"invoice no. {rng.randint(1, 9)}{digits(9)}"]),
+    "invoice": lambda: rng.choice([f"INV-{digits(8)}", f"{digits(8)}-{digits(4)}",
+                                   f"invoice no. {rng.randint(1, 9)}{digits(9)}"]),
     "ean": lambda: _ean13(),
     "section": lambda: f"section {rng.randint(1, 9)}.{rng.randint(1, 9)}.{rng.randint(1, 9)}.{rng.randint(1, 9)}",
     "gitssh": lambda: f"git@github.com:{rng.choice(LAST)}/shop.git",
@@ -317,7 +339,8 @@ SCENARIOS = {
         "My card {badcard} is rejected but {CARD} works. Same price {price} on {date}.",
     ],
     "code": [
-        "Why does this fail?\n```python\nclient = OpenAI(api_key=\"{API_KEY}\")\nresp = client.chat.completions.create(model=\"gpt-4.1\")\n```\nI'm on {version}.",
+        "Why does this fail?\n```python\nclient = OpenAI(api_key=\"{API_KEY}\")\n"
+        "resp = client.chat.completions.create(model=\"gpt-4.1\")\n```\nI'm on {version}.",
         "curl -H \"Authorization: Bearer {BEARER_TOKEN}\" https://api.example.com/v1/orders/{order}",
         "export AWS_ACCESS_KEY_ID={API_KEY}\nexport REGION=eu-west-1\n# commit {sha}",
         "My config:\n```yaml\ndatabase:\n  host: {IP}\n  password: \"{PASSWORD}\"\n  pool: {qty}\n```",
@@ -335,7 +358,8 @@ SCENARIOS = {
         "Send alerts to {EMAIL} and the pager {PHONE}; webhook secret in config is password=\"{PASSWORD}\"",
         "const token = \"{JWT}\"; // from /auth on {date}\nconsole.log({qty});",
         "git clone {gitssh} fails; `curl -H 'Authorization: Basic {BASIC}' {localip}` works.",
-        "{{\"model\": \"gpt-4.1\", \"user\": \"{EMAIL}\", \"metadata\": {{\"ip\": \"{IP}\", \"order\": \"{invoice}\"}}}}",
+        "{{\"model\": \"gpt-4.1\", \"user\": \"{EMAIL}\", "
+        "\"metadata\": {{\"ip\": \"{IP}\", \"order\": \"{invoice}\"}}}}",
         "Fine-grained token {API_KEY} in the Action, repo {gitssh}, barcode {ean}.",
     ],
 }
@@ -369,7 +393,8 @@ def main() -> None:
     for scenario, templates in SCENARIOS.items():
         for i in range(90 if scenario == "code" else 70):
             text, spans = render(templates[i % len(templates)])
-            rows.append({"id": f"{scenario}-{i:03d}", "scenario": scenario, "region": "US", "text": text, "spans": spans})
+            rows.append({"id": f"{scenario}-{i:03d}", "scenario": scenario, "region": "US", "text": text,
+                         "spans": spans})
     for i in range(36):
         REGION = sorted(NATIONAL)[i % len(NATIONAL)]
         text, spans = render(REGIONAL[i % len(REGIONAL)])
