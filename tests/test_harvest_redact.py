@@ -132,3 +132,10 @@ def test_make_redactor_follows_the_flags_and_refuses_bad_input_quietly(capsys):
 def test_numbers_around_a_card_or_an_iban_stay_outside_its_placeholder():
     text = "qty 3 card 4242 4242 4242 4242 12 27 then GB82 WEST 1234 5698 7654 32 DE89 3704 0044 0532 0130 00 ok"
     assert Redactor().redact_text(text) == "qty 3 card <CARD_1> 12 27 then <IBAN_1> <IBAN_2> ok"
+
+
+def test_a_missing_library_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "phonenumbers", None)
+    with pytest.raises(InputError, match=r"gradeloop\[harvest\]"):
+        Redactor()
+    assert Redactor(kinds=["EMAIL"]).redact_text("a@b.co") == "<EMAIL_1>"

@@ -30,6 +30,7 @@ What is found, and by what (docs/harvest.md, "Redaction", has the measured recal
 from __future__ import annotations
 
 import functools
+import importlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -312,7 +313,17 @@ def _phone_finder(region: str) -> Finder:
     return find
 
 
+# the package each kind needs (all three are in the `harvest` extra)
+_NEEDS = {"API_KEY": "detect_secrets", "SECRET": "detect_secrets", "IBAN": "stdnum", "CARD": "stdnum",
+          "PHONE": "phonenumbers"}
+
+
 def _finder(kind: str, region: str) -> Finder:
+    if kind in _NEEDS:
+        try:
+            importlib.import_module(_NEEDS[kind])
+        except ImportError:
+            raise InputError(f"redacting {kind} needs {_NEEDS[kind]}: pip install 'gradeloop[harvest]'") from None
     return {"API_KEY": _key_finder, "BEARER_TOKEN": lambda: _BEARER, "SECRET": _secret_finder,
             "EMAIL": lambda: _find_emails, "IBAN": lambda: _find_ibans, "CARD": lambda: _find_cards,
             "IP": lambda: _find_ips, "PHONE": lambda: _phone_finder(region)}[kind]()
