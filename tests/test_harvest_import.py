@@ -486,4 +486,4 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     proc = run_cli("harvest", "import", str(DATA / "sft.jsonl"), "--format", "csv")
     assert proc.returncode == 2 and "--format: unknown format 'csv'" in proc.stderr
     proc = run_cli("harvest", "import", str(DATA / "sft.jsonl"), "--redact-pattern", "(")
-    assert proc.returncode == 2 and "--redact-pattern: '(' is not a regular expression" in proc.stderr
+    assert proc.returncode == 2 and "--redact-pattern: '(' is not a valid regular expression" in proc.stderr

@@ -3,7 +3,6 @@ spans into harvested records (redacted unless --no-redact)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -19,17 +18,13 @@ if TYPE_CHECKING:
 _LISTED = 10  # skipped rows shown in the text output
 
 
-def _redactor(no_redact: bool, patterns: list[str]) -> Redactor | None:
-    from ..harvest import Redactor
+def _redactor(no_redact: bool, patterns: list[str], region: str | None) -> Redactor | None:
+    from ..harvest import make_redactor
 
     if no_redact:
         err.print("[bold red]warning: --no-redact: texts are stored exactly as they are in the file, with any e-mail "
                   "addresses, phone numbers, card numbers, API keys and other secrets they hold[/]")
-        return None
-    try:
-        return Redactor(patterns)
-    except re.error as exc:
-        raise InputError(f"'{exc.pattern}' is not a regular expression: {exc}", field="--redact-pattern") from None
+    return make_redactor(not no_redact, patterns, region)
 
 
 @app.command("import")
@@ -44,6 +39,8 @@ def import_command(
                                    "included)."),
     patterns: list[str] = typer.Option([], "--redact-pattern", help="Also redact what this regex matches "
                                        "(repeatable)."),
+    region: Optional[str] = typer.Option(None, "--redact-region", help="Region for phone numbers written without "
+                                         "a country code (ISO code, default US)."),
     batch_input: Optional[Path] = typer.Option(None, "--batch-input", help="The Batch API input file whose request bodies "
                                      "FILE's output lines answer (joined by custom_id)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
@@ -53,7 +50,7 @@ def import_command(
     from ..harvest import import_file
     from ..harvest._importers import parse_maps
 
-    redactor = _redactor(no_redact, patterns)
+    redactor = _redactor(no_redact, patterns, region)
     result = import_file(open_store(), file, format=fmt, maps=parse_maps(maps), tags=tags, redactor=redactor,
                          batch_input=batch_input)
     if as_json:

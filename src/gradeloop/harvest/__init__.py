@@ -9,7 +9,7 @@ from ._importers import FORMATS as IMPORT_FORMATS
 from ._importers import ImportResult, detect_format, import_file
 from ._ingest import IngestReport, ingest, origin_key
 from ._record import Record, content_hash, from_chat, from_responses
-from ._redact import Redactor, regex_finder
+from ._redact import Redactor, make_redactor, regex_finder
 
 __all__ = [
     "IMPORT_FORMATS",
@@ -23,6 +23,7 @@ __all__ = [
     "from_responses",
     "import_file",
     "ingest",
+    "make_redactor",
     "origin_key",
     "regex_finder",
 ]
