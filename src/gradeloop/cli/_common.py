@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import typer
 from rich.console import Console
 
+from ..errors import InputError
 from ..store import Store
 
 # off a terminal rich would wrap at 80 columns: tables and ids then get cut
@@ -20,6 +24,48 @@ def fail(message: str) -> None:
     prefix = "\x1b[31merror:\x1b[0m" if sys.stderr.isatty() else "error:"
     sys.stderr.write(f"{prefix} {message}\n")
     sys.stderr.flush()
+
+
+@contextmanager
+def flag_errors(*names: str) -> Iterator[None]:
+    """Name the flag in an InputError that the Python API raised about option ``names``
+    (``field="max_attempts"`` → ``--max-attempts``)."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.file or exc.field not in names:
+            raise
+        raise InputError(exc.message, field="--" + exc.field.replace("_", "-")) from None
+
+
+def usage_line(exc: Exception) -> str:
+    """One line for a command-line parsing error: the flag, what is wrong, and the help command."""
+    param = getattr(exc, "param", None)
+    cause = exc.__cause__
+    if param is not None and hasattr(cause, "errors") and type(exc).__name__ == "BadParameter":
+        first = cause.errors()[0]  # typer converts values with pydantic
+        wrong = {"int_parsing": "is not a whole number", "float_parsing": "is not a number",
+                 "bool_parsing": "is not true or false"}.get(first["type"])
+        if wrong is None and repr(first["input"]) in first["msg"]:  # a choice: the message lists the allowed
+            return f"{_flag(param)}: {first['msg'].removeprefix('Value error, ').rstrip('.')}"
+        return f"{_flag(param)}: {first['input']!r} " + (wrong or f"is not allowed ({first['msg']})")
+    if param is not None and type(exc).__name__ == "BadParameter":
+        return f"{_flag(param)}: {exc.message}"
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    return f"{exc.format_message()}{where}"
+
+
+def _flag(param: Any) -> str:
+    opts = list(getattr(param, "opts", []) or [])
+    long = [o for o in opts if o.startswith("--")]
+    return (long or opts or [str(getattr(param, "human_readable_name", param.name))])[0]
+
+
+def allow_outside_option() -> Any:
+    """The ``--allow-outside-paths`` flag of every command that loads an eval file."""
+    return typer.Option(False, "--allow-outside-paths",
+                        help="Let the eval file name files outside its own folder (only for files you trust).")
 
 
 def print_json(value: Any) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from .._checks import at_least
 from ._common import out, print_json
 
 app = typer.Typer(help="The six instruction-following categories of real API use (GPT-4.1's): build an eval.",
@@ -15,7 +16,7 @@ app = typer.Typer(help="The six instruction-following categories of real API use
 
 @app.command("build")
 def build(
-    n: int = typer.Option(300, "--n", min=1, help="Items per variant; they cycle through categories and difficulties."),
+    n: int = typer.Option(300, "--n", help="Items per variant, 1 or more; they cycle through categories and difficulties."),
     seed: int = typer.Option(0, "--seed", help="Same n and seed give byte-identical files."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for eval.yaml and rows.jsonl (created if missing)."),
     variant: list[str] = typer.Option([], "--variant", help="Prompt layout: baseline (default), markdown, xml, "
@@ -26,6 +27,7 @@ def build(
     """Write an eval (eval.yaml + rows.jsonl) any model can run; prints counts per category, difficulty, variant."""
     from ..suites.if_categories import build as build_suite
 
+    at_least(n, 1, "--n")
     summary = build_suite(n, seed, out_dir, variants=variant or None)
     if as_json:
         print_json(summary)

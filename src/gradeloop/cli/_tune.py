@@ -16,7 +16,8 @@ from rich.table import Table
 from ..errors import InputError
 from ..spec import read_document
 from ..store import Store
-from ._common import err, out, print_json
+from .._checks import at_least
+from ._common import allow_outside_option, err, out, print_json
 
 app = typer.Typer(help="Fine-tune open models (SFT, DPO, RFT) with OpenAI's files and job semantics.",
                   no_args_is_help=True)
@@ -148,8 +149,10 @@ def _print_event(event: dict) -> None:
 
 
 @app.command("list")
-def list_jobs(limit: int = typer.Option(20, min=1), as_json: bool = typer.Option(False, "--json")) -> None:
+def list_jobs(limit: int = typer.Option(20, help="How many jobs (1 or more)."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
     """Fine-tuning jobs, newest first."""
+    at_least(limit, 1, "--limit")
     from ..tune._jobs import job_list
 
     listing = job_list(Store(), limit)
@@ -199,11 +202,12 @@ def show(job_id: str = typer.Argument(...), as_json: bool = typer.Option(False, 
 @app.command("events")
 def events(
     job_id: str = typer.Argument(...),
-    limit: int = typer.Option(100, min=1),
+    limit: int = typer.Option(100, help="How many events (1 or more)."),
     follow: bool = typer.Option(False, "--follow", help="Keep printing new events until the job ends."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list of fine_tuning.job.event, newest first."),
 ) -> None:
     """A job's events (messages and metrics)."""
+    at_least(limit, 1, "--limit")
     from ..tune._jobs import event_object
 
     store = Store()
@@ -302,11 +306,12 @@ def data_rft(
     eval_file: Path = typer.Option(..., "--from-eval", help="An eval file with a completions data source."),
     out_file: Path = typer.Option(..., "--out", help="Where to write the RFT JSONL."),
     grader_out: Optional[Path] = typer.Option(None, "--grader-out", help="Where to write the grader (default: next to --out)."),
+    allow_outside_paths: bool = allow_outside_option(),
 ) -> None:
     """RFT rows (messages + item fields) and the grader, from an eval's items and criteria."""
     from ..tune import data
 
-    rows, grader = data.rft_from_eval(eval_file)
+    rows, grader = data.rft_from_eval(eval_file, allow_outside_paths=allow_outside_paths)
     count = data.write_jsonl(out_file, rows)
     grader_path = grader_out or out_file.with_name(out_file.stem + ".grader.json")
     grader_path.write_text(json.dumps(grader, indent=2) + "\n")

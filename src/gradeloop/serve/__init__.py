@@ -13,13 +13,17 @@ __all__ = ["RequestError", "create_app", "parse_chat_request", "serve", "Backgro
 
 def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           base_url: str | None = None, log_level: str = "info") -> None:
-    """Serve ``models`` until interrupted (uvicorn in the foreground). Bad model names and
-    unreachable upstreams raise InputError before anything listens."""
+    """Serve ``models`` until interrupted (uvicorn in the foreground). Bad model names, option
+    values and unreachable upstreams raise InputError before anything listens."""
     import asyncio
 
     import uvicorn
 
+    from .._checks import check_base_url, check_port
     from ..models import get_provider
+
+    check_port(port)
+    check_base_url(base_url)
 
     async def check_all() -> None:
         for name in models:

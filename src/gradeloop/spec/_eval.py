@@ -264,18 +264,22 @@ class EvalSpec:
         return isinstance(self.data_source, CompletionsDataSource) and any(r.sample is None for r in self.rows)
 
 
-def load_eval(path: str | Path) -> EvalSpec:
+def load_eval(path: str | Path, *, allow_outside_paths: bool = False) -> EvalSpec:
     """Load an eval definition from a YAML or JSON file.
 
-    Returns the EvalSpec with every row validated; raises InputError (file, line, field).
+    Returns the EvalSpec with every row validated; raises InputError (file, line, field),
+    also for a file the eval names outside the eval file's folder (after following
+    symlinks) unless ``allow_outside_paths``: an eval file is often someone else's.
     """
     doc = read_document(path)
-    return _build(doc, base_dir=Path(path).resolve().parent)
+    return _build(doc, base_dir=Path(path).resolve().parent, allow_outside_paths=allow_outside_paths)
 
 
-def eval_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", name: str = "<eval>") -> EvalSpec:
-    """Build an EvalSpec from an in-memory definition (same rules as :func:`load_eval`)."""
-    return _build(Document(data=data, file=name), base_dir=Path(base_dir))
+def eval_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", name: str = "<eval>",
+                   allow_outside_paths: bool = False) -> EvalSpec:
+    """Build an EvalSpec from an in-memory definition (same rules as :func:`load_eval`, with
+    ``base_dir`` as the eval's folder)."""
+    return _build(Document(data=data, file=name), base_dir=Path(base_dir), allow_outside_paths=allow_outside_paths)
 
 
 def parse_data_source(data: dict[str, Any], *, file: str = "<store>") -> CompletionsDataSource | JsonlDataSource:
@@ -295,7 +299,7 @@ class _DataSourceHolder(_Strict):
     data_source: DataSource = Field(discriminator="type")
 
 
-def _build(doc: Document, base_dir: Path) -> EvalSpec:
+def _build(doc: Document, base_dir: Path, allow_outside_paths: bool = False) -> EvalSpec:
     if not isinstance(doc.data, dict):
         raise doc.error("an eval definition must be a mapping with data_source_config and testing_criteria")
     body = validate_model(_EvalBody, doc.data, doc)
@@ -304,7 +308,7 @@ def _build(doc: Document, base_dir: Path) -> EvalSpec:
     source = body.data_source
     if isinstance(source, ResponsesDataSource):
         source = source.to_completions()
-    rows = _load_rows(source, doc, base_dir) if source is not None else []
+    rows = _load_rows(source, doc, base_dir, allow_outside_paths) if source is not None else []
     schema = body.data_source_config.effective_item_schema()
     if schema is not None:
         _check_items(schema, rows, doc)
@@ -329,7 +333,8 @@ def _check_unique_names(criteria: list[GraderModel], doc: Document) -> None:
         seen.add(c.name)
 
 
-def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, base_dir: Path) -> list[Row]:
+def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, base_dir: Path,
+               allow_outside_paths: bool = False) -> list[Row]:
     src = source.source
     loc = ("data_source", "source")
     if isinstance(src, FileIdSource):
@@ -341,6 +346,8 @@ def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, b
         file = doc.file
     else:
         path = (base_dir / src.path) if not Path(src.path).is_absolute() else Path(src.path)
+        if not allow_outside_paths:
+            _check_inside(src.path, path, base_dir, doc, loc + ("path",))
         if not path.exists():
             raise doc.error(f"rows file not found: {path}", loc + ("path",))
         file = str(path)
@@ -349,6 +356,16 @@ def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, b
     if not rows:
         raise InputError("the data source has no rows", file=file)
     return rows
+
+
+def _check_inside(written: str, path: Path, base_dir: Path, doc: Document, loc: tuple) -> None:
+    """Refuse ``path`` (``written`` in the eval) when it resolves, symlinks followed, outside ``base_dir``."""
+    folder = base_dir.resolve()
+    target = path.resolve()
+    if not target.is_relative_to(folder):
+        raise doc.error(f"'{written}' resolves to {target}, outside the eval file's folder {folder}; an eval "
+                        "file may only read files in its own folder unless you pass --allow-outside-paths "
+                        "(allow_outside_paths=True in Python) for a file you trust", loc)
 
 
 def _row(index: int, line: int | None, value: Any, file: str, doc: Document, src: Any) -> Row:

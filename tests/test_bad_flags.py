@@ -1,0 +1,107 @@
+"""Bad flag values: one ``error: --flag: …`` line and exit 2 from every command, never a traceback;
+the Python API refuses the same values with an InputError naming the option."""
+
+import math
+
+import pytest
+from conftest import EXAMPLES, run_cli
+
+from gradeloop import InputError, RetryPolicy, RunOptions
+
+SAMPLES = str(EXAMPLES / "graded-samples.yaml")  # runs without a model: a flag that slips through exits 0
+GRADER = str(EXAMPLES / "graders" / "keyword-on-topic.yaml")
+RUN = ("eval", "run", SAMPLES, "--no-progress")
+
+CASES = [
+    (RUN + ("--epochs", "0"), "--epochs"),
+    (RUN + ("--epochs", "-2"), "--epochs"),
+    (RUN + ("--epochs", "abc"), "--epochs"),
+    (RUN + ("--epochs", "1.5"), "--epochs"),
+    (RUN + ("--concurrency", "0"), "--concurrency"),
+    (RUN + ("--concurrency", "-4"), "--concurrency"),
+    (RUN + ("--limit", "0"), "--limit"),
+    (RUN + ("--timeout", "0"), "--timeout"),
+    (RUN + ("--timeout", "-1"), "--timeout"),
+    (RUN + ("--timeout", "nan"), "--timeout"),
+    (RUN + ("--max-attempts", "0"), "--max-attempts"),
+    (RUN + ("--min-pass-rate", "1.5"), "--min-pass-rate"),
+    (RUN + ("--min-pass-rate", "-0.1"), "--min-pass-rate"),
+    (RUN + ("--base-url", "localhost:8000/v1"), "--base-url"),
+    (RUN + ("--base-url", "http://127.0.0.1:99999/v1"), "--base-url"),
+    (RUN + ("--base-url", "http://127.0.0.1:0/v1"), "--base-url"),
+    (RUN + ("--base-url", "http://127.0.0.1:port/v1"), "--base-url"),
+    (RUN + ("--base-url", "http://[::1/v1"), "--base-url"),
+    (RUN + ("--base-url", "ftp://example.com/v1"), "--base-url"),
+    (RUN + ("--no-such-flag",), "--no-such-flag"),
+    (("eval", "resume", "evalrun_x", "--base-url", "http://h:70000/v1", "--no-progress"), "--base-url"),
+    (("eval", "list", "--limit", "0"), "--limit"),
+    (("eval", "items", "evalrun_x", "--limit", "0"), "--limit"),
+    (("eval", "items", "evalrun_x", "--status", "maybe"), "--status"),
+    (("eval", "compare", "evalrun_a", "evalrun_b", "--confidence", "1.5"), "--confidence"),
+    (("eval", "validate", SAMPLES, "--json", "--bogus"), "--bogus"),
+    (("grade", "run", GRADER, "--sample", "x", "--base-url", "no-scheme"), "--base-url"),
+    (("grade", "file", GRADER, SAMPLES, "--base-url", "http://h:123456"), "--base-url"),
+    (("serve", "-m", "scripted/echo", "--port", "0"), "--port"),
+    (("serve", "-m", "scripted/echo", "--port", "65536"), "--port"),
+    (("serve", "-m", "scripted/echo", "--port", "-1"), "--port"),
+    (("serve", "-m", "scripted/echo", "--base-url", "127.0.0.1:8000"), "--base-url"),
+    (("suite", "if-categories", "build", "--n", "0", "--out", "OUT"), "--n"),
+    (("suite", "ifeval", "build", "--data", "x.jsonl", "--limit", "0", "--out", "OUT"), "--limit"),
+    (("tune", "list", "--limit", "0"), "--limit"),
+    (("tune", "events", "ftjob-x", "--limit", "-1"), "--limit"),
+    (("tune", "create", "--model", "local/smollm2", "--training-file", "x.jsonl", "--method", "rl"), "--method"),
+    (("tune", "create", "--model", "local/smollm2", "--training-file", "x.jsonl", "--seed", "x"), "--seed"),
+]
+
+
+@pytest.mark.parametrize("args,flag", CASES, ids=[" ".join(a[1:2] + a[-2:]) for a, _ in CASES])
+def test_bad_flag_is_one_line_and_exit_2(args, flag, tmp_path):
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    result = run_cli(*args, cwd=tmp_path, timeout=60)
+    text = result.stdout + result.stderr
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert result.returncode == 2, text
+    assert "Traceback" not in text
+    assert len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], text
+    assert not (tmp_path / "out").exists()  # nothing was written
+
+
+def test_messages_say_what_is_wrong_and_what_is_allowed():
+    line = run_cli(*RUN, "--epochs", "0").stderr.strip()
+    assert line == "error: --epochs: 0 is not allowed (a whole number, 1 or more)"
+    line = run_cli(*RUN, "--min-pass-rate", "2").stderr.strip()
+    assert line == "error: --min-pass-rate: 2.0 is not allowed (a number from 0 to 1)"
+    line = run_cli("serve", "-m", "scripted/echo", "--port", "70000").stderr.strip()
+    assert line == "error: --port: 70000 is not allowed (a port from 1 to 65535)"
+
+
+def test_a_password_in_a_bad_base_url_is_not_repeated():
+    result = run_cli(*RUN, "--base-url", "http://user:s3cret-pw@127.0.0.1:99999/v1")
+    assert result.returncode == 2 and "99999" in result.stderr and "s3cret-pw" not in result.stderr
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"epochs": 0}, "epochs"), ({"concurrency": -1}, "concurrency"), ({"limit": 0}, "limit"),
+    ({"timeout": 0.0}, "timeout"), ({"timeout": math.inf}, "timeout"), ({"epochs": True}, "epochs"),
+    ({"base_url": "http://localhost:99999/v1"}, "base_url"), ({"base_url": "localhost:8000"}, "base_url"),
+])
+def test_run_options_refuse_bad_values(kwargs, field):
+    with pytest.raises(InputError) as info:
+        RunOptions(**kwargs)
+    assert info.value.field == field and info.value.exit_code == 2
+
+
+def test_retry_policy_and_serve_refuse_bad_values():
+    from gradeloop.serve import serve
+
+    with pytest.raises(InputError) as info:
+        RetryPolicy(max_attempts=0)
+    assert info.value.field == "max_attempts"
+    with pytest.raises(InputError) as info:
+        RetryPolicy(max_delay=-1)
+    assert info.value.field == "max_delay"
+    for kwargs, field in (({"port": 0}, "port"), ({"base_url": "nope"}, "base_url")):
+        with pytest.raises(InputError) as info:
+            serve(["scripted/echo"], **kwargs)
+        assert info.value.field == field
+    RunOptions(epochs=1, concurrency=1, limit=1, timeout=0.5, base_url="https://user:pw@example.com:8443/v1")
