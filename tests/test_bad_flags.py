@@ -44,6 +44,8 @@ CASES = [
     (("serve", "-m", "scripted/echo", "--port", "0"), "--port"),
     (("serve", "-m", "scripted/echo", "--port", "65536"), "--port"),
     (("serve", "-m", "scripted/echo", "--port", "-1"), "--port"),
+    (("serve", "-m", "scripted/echo", "--max-request-mb", "0"), "--max-request-mb"),
+    (("serve", "-m", "scripted/echo", "--max-request-mb", "-5"), "--max-request-mb"),
     (("serve", "-m", "scripted/echo", "--base-url", "127.0.0.1:8000"), "--base-url"),
     (("suite", "if-categories", "build", "--n", "0", "--out", "OUT"), "--n"),
     (("suite", "ifeval", "build", "--data", "x.jsonl", "--limit", "0", "--out", "OUT"), "--limit"),
@@ -100,7 +102,8 @@ def test_retry_policy_and_serve_refuse_bad_values():
     with pytest.raises(InputError) as info:
         RetryPolicy(max_delay=-1)
     assert info.value.field == "max_delay"
-    for kwargs, field in (({"port": 0}, "port"), ({"base_url": "nope"}, "base_url")):
+    for kwargs, field in (({"port": 0}, "port"), ({"max_request_mb": 0}, "max_request_mb"),
+                          ({"base_url": "nope"}, "base_url")):
         with pytest.raises(InputError) as info:
             serve(["scripted/echo"], **kwargs)
         assert info.value.field == field

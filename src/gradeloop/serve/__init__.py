@@ -12,17 +12,19 @@ __all__ = ["RequestError", "create_app", "parse_chat_request", "serve", "Backgro
 
 
 def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          base_url: str | None = None, log_level: str = "info") -> None:
-    """Serve ``models`` until interrupted (uvicorn in the foreground). Bad model names, option
-    values and unreachable upstreams raise InputError before anything listens."""
+          base_url: str | None = None, log_level: str = "info", max_request_mb: float = 16.0) -> None:
+    """Serve ``models`` until interrupted (uvicorn in the foreground); request bodies over
+    ``max_request_mb`` (MB of 2**20 bytes) are answered 413. Bad model names, option values and
+    unreachable upstreams raise InputError before anything listens."""
     import asyncio
 
     import uvicorn
 
-    from .._checks import check_base_url, check_port
+    from .._checks import check_base_url, check_port, positive
     from ..models import get_provider
 
     check_port(port)
+    positive(max_request_mb, "max_request_mb", "megabytes")
     check_base_url(base_url)
 
     async def check_all() -> None:
@@ -30,7 +32,8 @@ def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_k
             await get_provider(name, base_url=base_url).check()
 
     asyncio.run(check_all())
-    uvicorn.run(create_app(models, api_key=api_key, base_url=base_url), host=host, port=port, log_level=log_level)
+    app = create_app(models, api_key=api_key, base_url=base_url, max_request_bytes=int(max_request_mb * 2**20))
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 class BackgroundServer:
