@@ -11,6 +11,7 @@ from gradeloop import InputError, RetryPolicy, RunOptions
 SAMPLES = str(EXAMPLES / "graded-samples.yaml")  # runs without a model: a flag that slips through exits 0
 GRADER = str(EXAMPLES / "graders" / "keyword-on-topic.yaml")
 RUN = ("eval", "run", SAMPLES, "--no-progress")
+TUNE = ("tune", "create", "--model", "local/smollm2", "--training-file", "x.jsonl")
 
 CASES = [
     (RUN + ("--epochs", "0"), "--epochs"),
@@ -53,6 +54,11 @@ CASES = [
     (("tune", "events", "ftjob-x", "--limit", "-1"), "--limit"),
     (("tune", "create", "--model", "local/smollm2", "--training-file", "x.jsonl", "--method", "rl"), "--method"),
     (("tune", "create", "--model", "local/smollm2", "--training-file", "x.jsonl", "--seed", "x"), "--seed"),
+    (TUNE + ("--hyperparameters", "n_epochs=0"), "--hyperparameters"),
+    (TUNE + ("--hyperparameters", "n_epochs=2", "learning_rate_multiplier=-1"), "--hyperparameters"),
+    (TUNE + ("--method", "dpo", "--hyperparameters", "beta=0"), "--hyperparameters"),
+    (TUNE + ("--option", "max_steps=-3"), "--option"),
+    (TUNE + ("--option", "num_generations=0", "--dry-run"), "--option"),
 ]
 
 
@@ -108,3 +114,15 @@ def test_retry_policy_and_serve_refuse_bad_values():
             serve(["scripted/echo"], **kwargs)
         assert info.value.field == field
     RunOptions(epochs=1, concurrency=1, limit=1, timeout=0.5, base_url="https://user:pw@example.com:8443/v1")
+
+
+def test_job_values_are_checked_before_a_job_exists():
+    from gradeloop.tune._jobs import check_job_values
+
+    assert check_job_values("supervised", {"n_epochs": "auto", "batch_size": 4}, {"lora_r": 8}) == {
+        "n_epochs": "auto", "batch_size": 4}
+    for hyper, options, field in (({"n_epochs": 0}, {}, "hyperparameters"), ({"beta": -1.0}, {}, "hyperparameters"),
+                                  ({}, {"max_completion_tokens": 0}, "option"), ({}, {"lora_dropout": 1.5}, "option")):
+        with pytest.raises(InputError) as info:
+            check_job_values("dpo", hyper, options)
+        assert info.value.field == field

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..spec import read_document
 from ..store import Store
 from .._checks import at_least
-from ._common import allow_outside_option, err, out, print_json
+from ._common import allow_outside_option, err, flag_errors, out, print_json
 
 app = typer.Typer(help="Fine-tune open models (SFT, DPO, RFT) with OpenAI's files and job semantics.",
                   no_args_is_help=True)
@@ -73,18 +73,21 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the new job (OpenAI's fine_tuning.job)."),
 ) -> None:
     """Validate the files and start a fine-tuning job in the background."""
-    from ..tune._jobs import create_job, job_object
+    from ..tune._jobs import check_job_values, create_job, job_object
 
     grader_data = _grader(grader)
     hyper = _pairs(_split(hyperparameters), "--hyperparameters")
     options = _pairs(_split(option), "--option")
+    with flag_errors("hyperparameters", "option"):
+        check_job_values(method.value, hyper, options)
     if dry_run:
         _dry_run(model, method.value, training_file, validation_file, grader_data, hyper, options, seed, as_json)
         return
     store = Store()
-    job = create_job(store, model=model, method=method.value, training_file=training_file,
-                     validation_file=validation_file, grader=grader_data, hyperparameters=hyper, options=options,
-                     seed=seed, suffix=suffix)
+    with flag_errors("model", "grader", "validation_file"):
+        job = create_job(store, model=model, method=method.value, training_file=training_file,
+                         validation_file=validation_file, grader=grader_data, hyperparameters=hyper,
+                         options=options, seed=seed, suffix=suffix)
     if as_json:
         print_json(job_object(store, job))
     else:
