@@ -48,6 +48,7 @@ CASES = [
     (("serve", "-m", "scripted/echo", "--max-request-mb", "0"), "--max-request-mb"),
     (("serve", "-m", "scripted/echo", "--max-request-mb", "-5"), "--max-request-mb"),
     (("serve", "-m", "scripted/echo", "--base-url", "127.0.0.1:8000"), "--base-url"),
+    (("serve", "-m", "scripted/echo", "--host", "192.0.2.1"), "--host"),  # TEST-NET: no interface has it
     (("suite", "if-categories", "build", "--n", "0", "--out", "OUT"), "--n"),
     (("suite", "ifeval", "build", "--data", "x.jsonl", "--limit", "0", "--out", "OUT"), "--limit"),
     (("tune", "list", "--limit", "0"), "--limit"),
@@ -62,7 +63,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("args,flag", CASES, ids=[" ".join(a[1:2] + a[-2:]) for a, _ in CASES])
+@pytest.mark.parametrize("args,flag", CASES, ids=[" ".join(a[:2] + a[-2:]) for a, _ in CASES])
 def test_bad_flag_is_one_line_and_exit_2(args, flag, tmp_path):
     args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
     result = run_cli(*args, cwd=tmp_path, timeout=60)
@@ -81,6 +82,18 @@ def test_messages_say_what_is_wrong_and_what_is_allowed():
     assert line == "error: --min-pass-rate: 2.0 is not allowed (a number from 0 to 1)"
     line = run_cli("serve", "-m", "scripted/echo", "--port", "70000").stderr.strip()
     assert line == "error: --port: 70000 is not allowed (a port from 1 to 65535)"
+
+
+def test_serve_on_a_port_in_use_is_one_line_naming_the_port():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli("serve", "-m", "scripted/echo", "--port", port, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: --port: {port} is already in use on 127.0.0.1 (a free port)"
 
 
 def test_a_password_in_a_bad_base_url_is_not_repeated():

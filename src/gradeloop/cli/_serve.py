@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
-from ._common import err, flag_errors
+from ._common import flag_errors
 
 
 def serve_command(
@@ -27,7 +27,5 @@ def serve_command(
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise InputError(f"environment variable {api_key_env} is empty or not set", field="--api-key-env")
-    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
-        err.print(f"warning: serving on {host} without an API key: anyone who can reach it can use it")
-    with flag_errors("port", "max_request_mb", "base_url"):
+    with flag_errors("host", "port", "max_request_mb", "base_url"):
         serve(model, host=host, port=port, api_key=api_key, base_url=base_url, max_request_mb=max_request_mb)
