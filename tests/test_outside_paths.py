@@ -121,3 +121,61 @@ def test_a_missing_file_inside_still_says_not_found(tmp_path):
     eval_file = layout(tmp_path, "data/nope.jsonl")
     with pytest.raises(InputError, match="rows file not found"):
         load_eval(eval_file)
+
+
+JUDGED = textwrap.dedent("""\
+    name: judged
+    data_source_config: {type: custom, item_schema: {type: object}}
+    testing_criteria:
+      - type: multi
+        name: combo
+        calculate_output: judge
+        graders:
+          judge:
+            type: score_model
+            name: judge
+            model: JUDGE
+            input: [{role: user, content: "Rate {{ sample.output_text }}"}]
+    data_source:
+      type: completions
+      model: SAMPLER
+      source: {type: file_content, content: [{item: {}}]}
+      input_messages: {type: template, template: [{role: user, content: hi}]}
+    """)
+
+
+@pytest.mark.parametrize("judge,sampler,refused", [
+    ("scripted/JUDGE_OUT", "scripted/echo", "testing_criteria[0].graders.judge.model"),
+    ("scripted/JUDGE_IN", "hf/SECRET", "data_source.model"),
+    ("scripted/JUDGE_LINK", "scripted/echo", "testing_criteria[0].graders.judge.model"),
+])
+def test_models_read_from_paths_outside_the_folder_are_refused(tmp_path, judge, sampler, refused):
+    folder = tmp_path / "evals"
+    folder.mkdir()
+    rules = '- {response: \'{"result": 1.0, "steps": []}\'}\n'
+    (tmp_path / "judge.yaml").write_text(rules)
+    (folder / "judge.yaml").write_text(rules)
+    (folder / "link.yaml").symlink_to(tmp_path / "judge.yaml")
+    names = {"JUDGE_OUT": str(tmp_path / "judge.yaml"), "JUDGE_IN": str(folder / "judge.yaml"),
+             "JUDGE_LINK": str(folder / "link.yaml"), "SECRET": str(tmp_path)}
+    text = JUDGED.replace("JUDGE", judge).replace("SAMPLER", sampler)
+    for key, value in names.items():
+        text = text.replace(key, value)
+    eval_file = folder / "eval.yaml"
+    eval_file.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_eval(eval_file)
+    assert info.value.field == refused and info.value.file == str(eval_file) and info.value.line
+    assert "--allow-outside-paths" in info.value.message
+    assert load_eval(eval_file, allow_outside_paths=True).testing_criteria[0].name == "combo"
+
+
+def test_models_inside_the_folder_and_named_models_load(tmp_path):
+    folder = tmp_path / "evals"
+    folder.mkdir()
+    (folder / "judge.yaml").write_text('- {response: \'{"result": 1.0, "steps": []}\'}\n')
+    text = JUDGED.replace("JUDGE", f"scripted/{folder / 'judge.yaml'}").replace("SAMPLER", "scripted/echo")
+    (folder / "eval.yaml").write_text(text)
+    assert load_eval(folder / "eval.yaml").data_source.model == "scripted/echo"
+    (folder / "eval.yaml").write_text(text.replace("scripted/echo", "local/smollm2"))
+    assert load_eval(folder / "eval.yaml").data_source.model == "local/smollm2"

@@ -8,6 +8,7 @@ error names the file, line and field.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -268,17 +269,46 @@ def load_eval(path: str | Path, *, allow_outside_paths: bool = False) -> EvalSpe
     """Load an eval definition from a YAML or JSON file.
 
     Returns the EvalSpec with every row validated; raises InputError (file, line, field),
-    also for a file the eval names outside the eval file's folder (after following
-    symlinks) unless ``allow_outside_paths``: an eval file is often someone else's.
+    also for a path the eval names (a rows file, an ``hf/`` or ``scripted/`` model) that
+    resolves outside the eval file's folder, symlinks followed, unless ``allow_outside_paths``:
+    an eval file is often someone else's.
     """
     doc = read_document(path)
-    return _build(doc, base_dir=Path(path).resolve().parent, allow_outside_paths=allow_outside_paths)
+    base_dir = Path(path).resolve().parent
+    if not allow_outside_paths and isinstance(doc.data, dict):
+        for loc, name in _model_paths(doc.data):
+            _check_inside(name, Path(name.split("/", 1)[1]).expanduser(), base_dir, doc, loc)
+    return _build(doc, base_dir=base_dir, allow_outside_paths=allow_outside_paths)
+
+
+def _model_paths(data: dict[str, Any]) -> Iterator[tuple[tuple, str]]:
+    """``(loc, name)`` of every model the eval names that is read from a path (``hf/<dir>``,
+    ``scripted/<rules>``): the run's model and each model grader's, in ``multi`` graders too."""
+    source = data.get("data_source")
+    named = [(("data_source", "model"), source.get("model"))] if isinstance(source, dict) else []
+    criteria = data.get("testing_criteria")
+    for i, criterion in enumerate(criteria if isinstance(criteria, list) else []):
+        named.extend(_grader_models(criterion, ("testing_criteria", i)))
+    for loc, name in named:
+        if isinstance(name, str) and name.startswith(("hf/", "scripted/")) and name != "scripted/echo":
+            yield loc, name
+
+
+def _grader_models(grader: Any, loc: tuple) -> list[tuple[tuple, Any]]:
+    if not isinstance(grader, dict):
+        return []
+    found = [(loc + ("model",), grader.get("model"))]
+    subs = grader.get("graders")
+    pairs = subs.items() if isinstance(subs, dict) else enumerate(subs) if isinstance(subs, list) else ()
+    for key, sub in pairs:
+        found.extend(_grader_models(sub, loc + ("graders", key)))
+    return found
 
 
 def eval_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", name: str = "<eval>",
                    allow_outside_paths: bool = False) -> EvalSpec:
-    """Build an EvalSpec from an in-memory definition (same rules as :func:`load_eval`, with
-    ``base_dir`` as the eval's folder)."""
+    """Build an EvalSpec from an in-memory definition (the rules of :func:`load_eval`, with
+    ``base_dir`` as the eval's folder for its rows file; the models it names are the caller's)."""
     return _build(Document(data=data, file=name), base_dir=Path(base_dir), allow_outside_paths=allow_outside_paths)
 
 
