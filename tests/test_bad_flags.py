@@ -129,6 +129,15 @@ def test_retry_policy_and_serve_refuse_bad_values():
     RunOptions(epochs=1, concurrency=1, limit=1, timeout=0.5, base_url="https://user:pw@example.com:8443/v1")
 
 
+def test_compare_runs_refuses_a_confidence_out_of_range():
+    from gradeloop import Store
+    from gradeloop.report import compare_runs
+
+    with pytest.raises(InputError) as info:
+        compare_runs(Store(), "evalrun_a", "evalrun_b", confidence=1.0)
+    assert info.value.field == "confidence"
+
+
 def test_job_values_are_checked_before_a_job_exists():
     from gradeloop.tune._jobs import check_job_values
 

@@ -13,7 +13,7 @@ import typer
 from ..report import breakdown, compare_runs, export_run, output_item_objects, run_list, run_object, run_summary
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
-from .._checks import at_least, check_base_url, fraction, in_range
+from .._checks import at_least, check_base_url, fraction
 from ._common import allow_outside_option, err, flag_errors, open_store, out, print_json
 from ._display import (breakdown_table, comparison_line, comparison_notes, comparison_table, criteria_table,
                        items_table, pass_at_k_line, runs_table, short_id, summary_table)
@@ -234,8 +234,8 @@ def compare(
 ) -> None:
     """Compare two runs of the same eval item by item: pass rates with intervals, the paired
     difference with its interval and p-value, and what this many items can detect."""
-    in_range(confidence, 0.5, 0.999, "--confidence")
-    cmp = compare_runs(open_store(), run_a, run_b, by=by, confidence=confidence)
+    with flag_errors("confidence"):
+        cmp = compare_runs(open_store(), run_a, run_b, by=by, confidence=confidence)
     if as_json:
         print_json(cmp)
     else:
