@@ -50,6 +50,8 @@ CASES = [
     (("serve", "-m", "scripted/echo", "--base-url", "127.0.0.1:8000"), "--base-url"),
     (("serve", "-m", "scripted/echo", "--host", "192.0.2.1"), "--host"),  # TEST-NET: no interface has it
     (("suite", "if-categories", "build", "--n", "0", "--out", "OUT"), "--n"),
+    (("suite", "if-categories", "build", "--variant", "bogus", "--out", "OUT"), "--variant"),
+    (("suite", "if-categories", "build", "--n", "2", "--out", "A_FILE/sub"), "--out"),
     (("suite", "ifeval", "build", "--data", "x.jsonl", "--limit", "0", "--out", "OUT"), "--limit"),
     (("tune", "list", "--limit", "0"), "--limit"),
     (("tune", "events", "ftjob-x", "--limit", "-1"), "--limit"),
@@ -65,7 +67,8 @@ CASES = [
 
 @pytest.mark.parametrize("args,flag", CASES, ids=[" ".join(a[:2] + a[-2:]) for a, _ in CASES])
 def test_bad_flag_is_one_line_and_exit_2(args, flag, tmp_path):
-    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    (tmp_path / "A_FILE").write_text("a file, not a folder")
+    args = [str(tmp_path / "out") if a == "OUT" else a.replace("A_FILE", str(tmp_path / "A_FILE")) for a in args]
     result = run_cli(*args, cwd=tmp_path, timeout=60)
     text = result.stdout + result.stderr
     lines = [line for line in text.splitlines() if line.strip()]
@@ -94,6 +97,24 @@ def test_serve_on_a_port_in_use_is_one_line_naming_the_port():
         result = run_cli("serve", "-m", "scripted/echo", "--port", port, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: --port: {port} is already in use on 127.0.0.1 (a free port)"
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line_naming_the_flag(tmp_path):
+    import json
+
+    [run] = json.loads(run_cli(*RUN, "--json").stdout)
+    (tmp_path / "A_FILE").write_text("a file, not a folder")
+    bad = str(tmp_path / "A_FILE" / "out.jsonl")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"item": {}, "sample": "on topic"}) + "\n")
+    for args in (("tune", "data", "sft", "--from-run", run["id"], "--out", bad),
+                 ("tune", "data", "dpo", "--from-run", run["id"], "--out", bad),
+                 ("grade", "file", str(EXAMPLES / "graders" / "keyword-on-topic.yaml"), str(rows), "--out", bad),
+                 ("eval", "export", run["id"], "--out", bad)):
+        result = run_cli(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("error: ") and ("--out" in line or bad in line), line
 
 
 def test_a_password_in_a_bad_base_url_is_not_repeated():

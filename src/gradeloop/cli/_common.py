@@ -38,6 +38,17 @@ def flag_errors(*names: str) -> Iterator[None]:
         raise InputError(exc.message, field="--" + exc.field.replace("_", "-")) from None
 
 
+@contextmanager
+def output_errors(flag: str) -> Iterator[None]:
+    """Turn an OSError while writing the file named by ``flag`` into one line (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise InputError(f"cannot write {where}{exc.strerror or exc} (a path in a writable folder)",
+                         field=flag) from None
+
+
 def usage_line(exc: Exception) -> str:
     """One line for a command-line parsing error: the flag, what is wrong, and the help command."""
     param = getattr(exc, "param", None)

@@ -15,7 +15,7 @@ from ..spec import grader_hash, read_jsonl
 from ..store import Store
 from ..templating import sample_namespace
 from .._checks import check_base_url
-from ._common import flag_errors, out, print_json
+from ._common import flag_errors, out, output_errors, print_json
 
 app = typer.Typer(help="Validate and run graders (OpenAI grader JSON or YAML).", no_args_is_help=True)
 
@@ -112,7 +112,7 @@ def grade_file(
     rows = _rows(samples)
     results = asyncio.run(grade_pairs(grader, [(s, i) for s, i, _ in rows], store=Store(), base_url=base_url))
     if output is not None:
-        with open(output, "w", encoding="utf-8") as handle:
+        with output_errors("--out"), open(output, "w", encoding="utf-8") as handle:
             for (_, _, line), result in zip(rows, results):
                 handle.write(json.dumps({"line": line, **result.to_run_response(grader)}) + "\n")
     summary = _summary(grader, results)

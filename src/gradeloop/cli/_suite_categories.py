@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from .._checks import at_least
-from ._common import out, print_json
+from ._common import flag_errors, out, output_errors, print_json
 
 app = typer.Typer(help="The six instruction-following categories of real API use (GPT-4.1's): build an eval.",
                   no_args_is_help=True)
@@ -28,7 +28,8 @@ def build(
     from ..suites.if_categories import build as build_suite
 
     at_least(n, 1, "--n")
-    summary = build_suite(n, seed, out_dir, variants=variant or None)
+    with flag_errors("variant"), output_errors("--out"):
+        summary = build_suite(n, seed, out_dir, variants=variant or None)
     if as_json:
         print_json(summary)
         return

@@ -13,7 +13,7 @@ from rich.table import Table
 from .._checks import at_least
 from ..errors import InputError
 from ..suites import ifeval
-from ._common import out
+from ._common import out, output_errors
 
 app = typer.Typer(help="IFEval: score responses, build an eval any model can run.", no_args_is_help=True)
 
@@ -74,6 +74,7 @@ def build(
 ) -> None:
     """Write eval.yaml + rows.jsonl: IFEval as an eval any model can run (gradeloop eval run)."""
     at_least(limit, 1, "--limit")
-    path = ifeval.build(data, out_dir, limit=limit)
+    with output_errors("--out"):
+        path = ifeval.build(data, out_dir, limit=limit)
     out.print(f"wrote {path} and {path.parent / 'rows.jsonl'}")
     out.print(f"run it: gradeloop eval run {path} --model <provider/model>")

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..spec import read_document
 from ..store import Store
 from .._checks import at_least
-from ._common import allow_outside_option, err, flag_errors, out, print_json
+from ._common import allow_outside_option, err, flag_errors, out, output_errors, print_json
 
 app = typer.Typer(help="Fine-tune open models (SFT, DPO, RFT) with OpenAI's files and job semantics.",
                   no_args_is_help=True)
@@ -288,7 +288,9 @@ def data_sft(
     """SFT rows from graded samples: distill a model's passing outputs."""
     from ..tune import data
 
-    count = data.write_jsonl(out_file, data.sft_rows(Store(), from_run, passing_only=passing_only))
+    rows = data.sft_rows(Store(), from_run, passing_only=passing_only)
+    with output_errors("--out"):
+        count = data.write_jsonl(out_file, rows)
     _wrote(count, out_file)
 
 
@@ -300,7 +302,9 @@ def data_dpo(
     """DPO rows: a passing and a failing sample of the same item (better score preferred)."""
     from ..tune import data
 
-    count = data.write_jsonl(out_file, data.dpo_rows(Store(), from_run))
+    rows = data.dpo_rows(Store(), from_run)
+    with output_errors("--out"):
+        count = data.write_jsonl(out_file, rows)
     _wrote(count, out_file)
 
 
@@ -315,9 +319,11 @@ def data_rft(
     from ..tune import data
 
     rows, grader = data.rft_from_eval(eval_file, allow_outside_paths=allow_outside_paths)
-    count = data.write_jsonl(out_file, rows)
+    with output_errors("--out"):
+        count = data.write_jsonl(out_file, rows)
     grader_path = grader_out or out_file.with_name(out_file.stem + ".grader.json")
-    grader_path.write_text(json.dumps(grader, indent=2) + "\n")
+    with output_errors("--grader-out" if grader_out else "--out"):
+        grader_path.write_text(json.dumps(grader, indent=2) + "\n")
     _wrote(count, out_file)
     out.print(f"grader: {grader_path}")
 
