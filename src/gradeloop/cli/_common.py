@@ -52,19 +52,23 @@ def output_errors(flag: str) -> Iterator[None]:
 def usage_line(exc: Exception) -> str:
     """One line for a command-line parsing error: the flag, what is wrong, and the help command."""
     param = getattr(exc, "param", None)
-    cause = exc.__cause__
-    if param is not None and hasattr(cause, "errors") and type(exc).__name__ == "BadParameter":
-        first = cause.errors()[0]  # typer converts values with pydantic
-        wrong = {"int_parsing": "is not a whole number", "float_parsing": "is not a number",
-                 "bool_parsing": "is not true or false"}.get(first["type"])
-        if wrong is None and repr(first["input"]) in first["msg"]:  # a choice: the message lists the allowed
-            return f"{_flag(param)}: {first['msg'].removeprefix('Value error, ').rstrip('.')}"
-        return f"{_flag(param)}: {first['input']!r} " + (wrong or f"is not allowed ({first['msg']})")
     if param is not None and type(exc).__name__ == "BadParameter":
-        return f"{_flag(param)}: {exc.message}"
+        return f"{_flag(param)}: {_bad_value(exc)}"
     ctx = getattr(exc, "ctx", None)
     where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
     return f"{exc.format_message()}{where}"
+
+
+def _bad_value(exc: Any) -> str:
+    cause = exc.__cause__
+    if not hasattr(cause, "errors"):  # click's own message (typer before 0.2x)
+        return exc.message
+    first = cause.errors()[0]  # typer converts values with pydantic
+    wrong = {"int_parsing": "is not a whole number", "float_parsing": "is not a number",
+             "bool_parsing": "is not true or false"}.get(first["type"])
+    if wrong is None and repr(first["input"]) in first["msg"]:  # a choice: the message lists the allowed
+        return first["msg"].removeprefix("Value error, ").rstrip(".")
+    return f"{first['input']!r} " + (wrong or f"is not allowed ({first['msg']})")
 
 
 def _flag(param: Any) -> str:
