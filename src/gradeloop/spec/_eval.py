@@ -276,7 +276,7 @@ def load_eval(path: str | Path, *, allow_outside_paths: bool = False) -> EvalSpe
     doc = read_document(path)
     base_dir = Path(path).resolve().parent
     if not allow_outside_paths and isinstance(doc.data, dict):
-        for loc, name in _model_paths(doc.data):
+        for loc, name in _model_paths(doc.data):  # the provider reads the path relative to the working directory
             _check_inside(name, Path(name.split("/", 1)[1]).expanduser(), base_dir, doc, loc)
     return _build(doc, base_dir=base_dir, allow_outside_paths=allow_outside_paths)
 
