@@ -34,6 +34,8 @@ CASES = [
     (RUN + ("--base-url", "http://[::1/v1"), "--base-url"),
     (RUN + ("--base-url", "ftp://example.com/v1"), "--base-url"),
     (RUN + ("--no-such-flag",), "--no-such-flag"),
+    (("eval", "run", str(EXAMPLES / "ticket-triage.yaml"), "-m", "openai/x", "--no-progress",
+      "--base-url", "http://127.0.0.1:9/v1"), "--base-url"),  # well formed, nothing listens
     (("eval", "resume", "evalrun_x", "--base-url", "http://h:70000/v1", "--no-progress"), "--base-url"),
     (("eval", "list", "--limit", "0"), "--limit"),
     (("eval", "items", "evalrun_x", "--limit", "0"), "--limit"),
