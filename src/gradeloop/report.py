@@ -292,9 +292,11 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
     test), and the smallest difference this many items can detect. Raises InputError when
     the runs share no item.
     """
+    from ._checks import in_range
     from .errors import InputError
     from .stats import compare_paired
 
+    in_range(confidence, 0.5, 0.999, "confidence")
     runs = [store.get_run(store.resolve_run_id(r)) for r in (run_a, run_b)]
     (oa, ea), (ob, eb) = (_outcomes(store, r["id"]) for r in runs)
     shared = [k for k in oa if k in ob]

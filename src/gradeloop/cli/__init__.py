@@ -9,7 +9,7 @@ import typer
 from ..errors import GradeloopError
 from ..redact import scrub_std_streams
 from . import _eval, _grade, _harvest, _serve, _suite, _tune
-from ._common import err, fail
+from ._common import err, fail, usage_line
 
 app = typer.Typer(
     name="gradeloop",
@@ -76,12 +76,13 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except Exception as exc:  # click's usage errors (typer vendors click from 0.2x on)
+        if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "ctx"):
+            exc.show()  # the help text, or a non-usage error
+        else:
+            fail(usage_line(exc))
+        sys.exit(exc.exit_code)
     # without standalone mode typer returns the code of typer.Exit instead of exiting
     sys.exit(code if isinstance(code, int) else 0)

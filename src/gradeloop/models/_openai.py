@@ -15,6 +15,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .._checks import check_base_url
 from ..errors import InputError, ProviderError
 from ..redact import public_url, register_secret, register_url
 from ._base import GenerateRequest, GenerateResult, Provider, Usage, register_provider
@@ -36,6 +37,7 @@ class OpenAIProvider(Provider):
     def __init__(self, model: str, *, base_url: str | None = None, timeout: float = 120.0,
                  api_key_env: str = "OPENAI_API_KEY", **options: Any) -> None:
         base = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        check_base_url(base)
         super().__init__(model, base_url=public_url(base), **options)
         self._is_openai = urlsplit(base).hostname == "api.openai.com"
         api_key = os.environ.get(api_key_env)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._checks import at_least, check_base_url, positive
 from ..errors import InputError, ProviderError, TemplateError
 from ..graders import GradeResult, grade
 from ..models import GenerateRequest, Provider, check_message, message_text, public_url, split_model_name
@@ -45,6 +46,13 @@ class RunOptions:
     limit: int | None = None
     name: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        """Refuse out-of-range values (InputError naming the option) before anything runs."""
+        for name in ("epochs", "concurrency", "limit"):
+            at_least(getattr(self, name), 1, name)
+        positive(self.timeout, "timeout", "seconds")
+        check_base_url(self.base_url)
 
     def to_config(self) -> dict[str, Any]:
         """What the store keeps so that a resume runs the same way."""
