@@ -81,5 +81,6 @@ def test_harvest_surface_is_pinned():
     from gradeloop import harvest
 
     assert set(harvest.__all__) == {"IngestReport", "Record", "Redactor", "content_hash", "from_chat",
-                                    "from_responses", "ingest", "origin_key", "regex_finder",
+                                    "from_responses", "ingest", "make_redactor", "origin_key", "regex_finder",
+                                    "IMPORT_FORMATS", "ImportResult", "detect_format", "import_file",
                                     "ProxyServer", "create_proxy_app", "run_proxy"}

@@ -8,6 +8,7 @@ from typing import Any
 
 from .graders import criterion_id
 from .models import is_empty_message
+from .redact import scrub_json
 from .spec import parse_criteria
 from .stats import pass_at_k, rate
 from .store import Store
@@ -291,9 +292,11 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
     test), and the smallest difference this many items can detect. Raises InputError when
     the runs share no item.
     """
+    from ._checks import in_range
     from .errors import InputError
     from .stats import compare_paired
 
+    in_range(confidence, 0.5, 0.999, "confidence")
     runs = [store.get_run(store.resolve_run_id(r)) for r in (run_a, run_b)]
     (oa, ea), (ob, eb) = (_outcomes(store, r["id"]) for r in runs)
     shared = [k for k in oa if k in ob]
@@ -382,6 +385,7 @@ def export_run(store: Store, run_id: str, path: str, fmt: str | None = None) -> 
         rows: list[dict[str, Any]] = output_item_objects(store, run_id)
     else:
         rows = export_rows(store, run_id)
+    rows = scrub_json(rows)  # an older store may hold what is scrubbed on the way in today
     if path == "-":
         _write_rows(sys.stdout, rows, fmt)
         return len(rows)

@@ -5,10 +5,12 @@ It speaks just enough HTTP/1.1 (keep-alive, Content-Length, chunked event stream
 events when the body says ``"stream": true``) and ``GET /v1/models``, answers deterministically, records
 every request, and can inject faults: 500s, 429s with ``Retry-After``, hangs longer than a
 client's timeout, malformed bodies, dropped connections, and a body trickled one byte at a
-time (``trickle``: each byte within any per-read timeout, the whole far past it). ``capacity``
-makes it behave like a rate-limited endpoint: a request that arrives while ``capacity`` others
-are being answered gets a 429. ``api_key`` makes it answer 401 to requests that do not send
-``Authorization: Bearer <api_key>``; ``created`` fixes the timestamps of its answers.
+time (``trickle``: each byte within any per-read timeout, the whole far past it); and, as
+careless servers and proxies do, a 401 that repeats the credential it was sent (``401_echo``) and
+a 500 that echoes the request path and headers (``500_echo``). ``capacity`` makes it behave like a
+rate-limited endpoint: a request that arrives while ``capacity`` others are being answered gets a
+429. ``api_key`` makes it answer 401 to requests that do not send ``Authorization: Bearer
+<api_key>``; ``created`` fixes the timestamps of its answers.
 
 A responder returns the reply's text, or a dict: the assistant message as sent (so a test can
 send hostile ones: ``{"content": 42}``, ``{"content": None}``), or, when it has ``choices``,
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import random
 import threading
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["FakeOpenAI", "Faults", "echo_responder"]
 
@@ -40,7 +44,7 @@ Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]  # text, or a who
 @dataclass
 class Faults:
     """Which faults to inject and how often. ``rate`` is the share of requests that fail;
-    the kind is drawn uniformly from ``kinds``."""
+    the kind is drawn uniformly from ``kinds`` (``401_echo`` and ``500_echo`` may be added)."""
 
     rate: float = 0.0
     kinds: tuple[str, ...] = ("500", "429", "timeout", "malformed", "drop")
@@ -70,10 +74,13 @@ class _Record:
 
 
 class FakeOpenAI:
-    """The server. ``url`` is the base URL to give a client (``http://127.0.0.1:PORT/v1``)."""
+    """The server. ``url`` is the base URL to give a client (``http://127.0.0.1:PORT/v1``).
+    ``fault_for(body)``, when given, names the fault for a request (or None: no fault, unless
+    ``faults`` draws one)."""
 
     def __init__(self, *, port: int = 0, latency: float = 0.0, faults: Faults | None = None,
                  responder: Responder = echo_responder, record: bool = True, capacity: int | None = None,
+                 fault_for: Callable[[dict[str, Any]], str | None] | None = None,
                  api_key: str | None = None, created: int | None = None) -> None:
         self.port = port
         self.api_key = api_key
@@ -85,6 +92,7 @@ class FakeOpenAI:
         self.over_capacity = 0  # 429s sent because of ``capacity``
         self.faults = faults or Faults()
         self.responder = responder
+        self.fault_for = fault_for
         self.record = record
         self.requests: list[_Record] = []
         self._rng = random.Random(self.faults.seed)
@@ -179,10 +187,11 @@ class FakeOpenAI:
 
     async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes,
                        writer: asyncio.StreamWriter) -> bool:
-        if method == "GET" and path.rstrip("/").endswith("/models"):
+        route = urlsplit(path).path.rstrip("/")  # a base URL may carry a query (?api-key=…)
+        if method == "GET" and route.endswith("/models"):
             return await _send(writer, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
-        api = "responses" if path.rstrip("/").endswith("/responses") else "chat"
-        if method != "POST" or not (api == "responses" or path.rstrip("/").endswith("/chat/completions")):
+        api = "responses" if route.endswith("/responses") else "chat"
+        if method != "POST" or not (api == "responses" or route.endswith("/chat/completions")):
             return await _send(writer, 404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             return await _send(writer, 401, {"error": {"message": "invalid API key", "type": "invalid_request_error",
@@ -191,13 +200,15 @@ class FakeOpenAI:
             body = json.loads(raw)
         except ValueError:
             return await _send(writer, 400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
-        fault = self._draw_fault()
+        fault = (self.fault_for(body) if self.fault_for else None) or self._draw_fault()
         if self.capacity is not None and self.in_flight >= self.capacity:
             fault = "over_capacity"
         if self.record:
             safe_headers = {k: v for k, v in headers.items() if k in ("content-type", "user-agent")}
             with self._lock:
                 self.requests.append(_Record(body=body, fault=fault, at=time.time(), headers=safe_headers))
+        if fault in ("401_echo", "500_echo"):
+            return await _send(writer, *_echo(fault, path, headers))
         if fault == "over_capacity":
             self.over_capacity += 1
             return await _send(writer, 429, {"error": {"message": "too many requests in flight", "type": "rate_limit"}},
@@ -373,6 +384,23 @@ async def _trickle(writer: asyncio.StreamWriter, data: bytes, interval: float) -
         writer.write(data[i:i + 1])
     await writer.drain()
     return True
+
+
+def _echo(fault: str, path: str, headers: dict[str, str]) -> tuple[int, dict]:
+    """A careless server's error: the 401 repeats the credential sent (a bearer token, the
+    ``user:password`` of Basic auth, or an ``api-key`` header or query value); the 500 echoes the
+    request path and every header."""
+    if fault == "500_echo":
+        return 500, {"error": {"message": f"upstream failed for POST {path} with headers {json.dumps(headers)}",
+                               "type": "server_error"}}
+    scheme, _, credential = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        credential = base64.b64decode(credential).decode("utf-8", "replace")
+    query = dict(parse_qsl(urlsplit(path).query))
+    key = query.get("api-key") or headers.get("api-key") or credential
+    return 401, {"error": {"message": f"Incorrect API key provided: {key}. You can find your API key at "
+                                      "https://platform.openai.com/account/api-keys.",
+                           "type": "invalid_request_error", "code": "invalid_api_key"}}
 
 
 async def _send(writer: asyncio.StreamWriter, status: int, payload: dict, extra: dict | None = None) -> bool:

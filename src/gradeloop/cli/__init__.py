@@ -7,8 +7,9 @@ import sys
 import typer
 
 from ..errors import GradeloopError
+from ..redact import scrub_std_streams
 from . import _eval, _grade, _harvest, _proxy, _serve, _suite, _tune
-from ._common import err, fail
+from ._common import err, fail, usage_line
 
 app = typer.Typer(
     name="gradeloop",
@@ -61,7 +62,9 @@ def join_key_values(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """Entry point: runs the app; gradeloop errors print one line and exit 1 or 2."""
+    """Entry point: runs the app; gradeloop errors print one line and exit 1 or 2. Everything it
+    prints (tables, progress, warnings, tracebacks) goes through the secret scrubber."""
+    scrub_std_streams()
     try:
         code = app(args=join_key_values(sys.argv[1:]), standalone_mode=False)
     except GradeloopError as exc:
@@ -74,12 +77,13 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except Exception as exc:  # click's usage errors (typer vendors click from 0.2x on)
+        if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "ctx"):
+            exc.show()  # the help text, or a non-usage error
+        else:
+            fail(usage_line(exc))
+        sys.exit(exc.exit_code)
     # without standalone mode typer returns the code of typer.Exit instead of exiting
     sys.exit(code if isinstance(code, int) else 0)

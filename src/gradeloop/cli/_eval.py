@@ -14,7 +14,8 @@ from ..report import (breakdown, compare_runs, export_run, list_object, output_i
                       run_summary)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
-from ._common import err, open_store, out, print_json
+from .._checks import at_least, check_base_url, fraction
+from ._common import allow_outside_option, err, flag_errors, open_store, out, print_json
 from ._display import (breakdown_table, comparison_line, comparison_notes, comparison_table, criteria_table,
                        items_table, pass_at_k_line, runs_table, short_id, status_label, summary_table)
 
@@ -116,31 +117,35 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
 def run(
     eval_file: Path = typer.Argument(..., help="Eval definition (YAML or JSON): OpenAI's create-eval body plus data_source."),
     model: list[str] = typer.Option([], "--model", "-m", help="provider/model; repeat for one run per model."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Samples per item (default: the file's 'epochs' or 1)."),
-    concurrency: Optional[int] = typer.Option(None, min=1, help="Requests in flight per model (default: the provider's); "
+    epochs: Optional[int] = typer.Option(None, help="Samples per item, 1 or more (default: the file's 'epochs' or 1)."),
+    concurrency: Optional[int] = typer.Option(None, help="Requests in flight per model (default: the provider's); "
                                               "halved on 429/503 answers and grown back, up to this."),
     fixed_concurrency: bool = typer.Option(False, "--fixed-concurrency",
                                            help="Keep --concurrency requests in flight even when the endpoint answers 429."),
     base_url: Optional[str] = typer.Option(None, envvar="OPENAI_BASE_URL", help="OpenAI-compatible server for openai/ models."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N items."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N items (N >= 1)."),
     name: Optional[str] = typer.Option(None, help="Run name (default: the eval's name)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Call the model even when the response cache has an answer."),
-    timeout: float = typer.Option(120.0, min=0.1, help="Deadline in seconds for each attempt at a model call, "
-                                  "from connecting to the last byte."),
-    max_attempts: int = typer.Option(6, min=1, help="Attempts per model call (retries on 429, 5xx, timeouts)."),
-    min_pass_rate: Optional[float] = typer.Option(None, min=0, max=1, help="Exit 1 when a model's pass rate is lower."),
+    timeout: float = typer.Option(120.0, help="Deadline in seconds for each attempt at a model call, "
+                                  "from connecting to the last byte (more than 0)."),
+    max_attempts: int = typer.Option(6, help="Attempts per model call, 1 or more (retries on 429, 5xx, timeouts)."),
+    min_pass_rate: Optional[float] = typer.Option(None, help="Exit 1 when a model's pass rate is lower (0 to 1)."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+    allow_outside_paths: bool = allow_outside_option(),
 ) -> None:
     """Run an eval on one or more models; prints a summary per model."""
-    spec = load_eval(eval_file)
-    options = RunOptions(epochs=epochs, concurrency=concurrency, adaptive_concurrency=not fixed_concurrency,
-                         base_url=base_url, use_cache=not no_cache,
-                         timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
+    fraction(min_pass_rate, "--min-pass-rate")
+    with flag_errors("epochs", "concurrency", "base_url", "timeout", "limit", "max_attempts"):
+        options = RunOptions(epochs=epochs, concurrency=concurrency, adaptive_concurrency=not fixed_concurrency,
+                             base_url=base_url, use_cache=not no_cache,
+                             timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
+    spec = load_eval(eval_file, allow_outside_paths=allow_outside_paths)
     store = open_store()
-    run_ids = _execute(lambda reporter: run_eval_async(spec, model, store=store, options=options, reporter=reporter),
-                       progress)
+    with flag_errors("model", "base_url"):
+        run_ids = _execute(lambda reporter: run_eval_async(spec, model, store=store, options=options,
+                                                           reporter=reporter), progress)
     _report(store, run_ids, as_json, min_pass_rate, by)
 
 
@@ -155,6 +160,8 @@ def resume(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Finish a run that was interrupted (Ctrl-C, crash, kill -9) without repeating finished work."""
+    with flag_errors("base_url"):
+        check_base_url(base_url)
     store = open_store()
     rid = _execute(lambda reporter: resume_run_async(run_id, store=store, base_url=base_url, reporter=reporter,
                                                      retry_errors=retry_errors), progress)
@@ -163,11 +170,12 @@ def resume(
 
 @app.command("list")
 def list_runs(
-    limit: int = typer.Option(20, min=1, help="How many runs, newest first."),
+    limit: int = typer.Option(20, help="How many runs, newest first (1 or more)."),
     status: Optional[RunStatus] = typer.Option(None, help="Only runs with this status."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
 ) -> None:
     """List runs, newest first."""
+    at_least(limit, 1, "--limit")
     listing = run_list(open_store(), limit=limit, status=status.value if status else None)
     if as_json:
         print_json(listing)
@@ -212,10 +220,11 @@ def show(
 def items(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     status: Optional[ItemStatus] = typer.Option(None, help="Only output items with this status."),
-    limit: Optional[int] = typer.Option(None, min=1, help="At most this many items."),
+    limit: Optional[int] = typer.Option(None, help="At most this many items (1 or more)."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: [item, …]}."),
 ) -> None:
     """List a run's output items: item, sample, and each criterion's score."""
+    at_least(limit, 1, "--limit")
     listing = output_item_list(open_store(), run_id, status=status.value if status else None, limit=limit)
     objs = listing["data"]
     if as_json:
@@ -231,14 +240,15 @@ def compare(
     run_a: str = typer.Argument(..., help="The baseline run (id or unique prefix)."),
     run_b: str = typer.Argument(..., help="The run compared with it."),
     by: list[str] = typer.Option([], "--by", help="Also compare within each value of this item field (repeatable)."),
-    confidence: float = typer.Option(0.95, min=0.5, max=0.999, help="Level of the intervals."),
+    confidence: float = typer.Option(0.95, help="Level of the intervals (0.5 to 0.999)."),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
                                             help="Exit 1 when B is worse than A beyond chance (p below 1 - confidence)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Compare two runs of the same eval item by item: pass rates with intervals, the paired
     difference with its interval and p-value, and what this many items can detect."""
-    cmp = compare_runs(open_store(), run_a, run_b, by=by, confidence=confidence)
+    with flag_errors("confidence"):
+        cmp = compare_runs(open_store(), run_a, run_b, by=by, confidence=confidence)
     if as_json:
         print_json(cmp)
     else:
@@ -263,7 +273,9 @@ def export(
 ) -> None:
     """Write a run's output items to a file for notebooks, spreadsheets and other tools."""
     store = open_store()
-    rows = export_run(store, store.resolve_run_id(run_id), out_path, fmt.lower() if fmt else None)
+    run = store.resolve_run_id(run_id)
+    with flag_errors("format", "out"):
+        rows = export_run(store, run, out_path, fmt.lower() if fmt else None)
     if out_path != "-":
         err.print(f"wrote {rows} output items to {out_path}")
 
@@ -272,9 +284,10 @@ def export(
 def validate(
     eval_file: Path = typer.Argument(..., help="Eval definition to check."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    allow_outside_paths: bool = allow_outside_option(),
 ) -> None:
     """Check an eval definition and every row, without running anything."""
-    spec = load_eval(eval_file)
+    spec = load_eval(eval_file, allow_outside_paths=allow_outside_paths)
     summary = {"name": spec.name, "rows": len(spec.rows), "criteria": [c.name for c in spec.testing_criteria],
                "data_source": spec.data_source.type if spec.data_source else None, "needs_model": spec.needs_model}
     if as_json:

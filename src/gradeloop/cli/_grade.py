@@ -10,11 +10,13 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
+from ..redact import scrub_json
 from ..rewards import grade_pairs, load_grader_file
 from ..spec import grader_hash, read_jsonl
 from ..store import Store
 from ..templating import sample_namespace
-from ._common import out, print_json
+from .._checks import check_base_url
+from ._common import flag_errors, out, output_errors, print_json
 
 app = typer.Typer(help="Validate and run graders (OpenAI grader JSON or YAML).", no_args_is_help=True)
 
@@ -54,6 +56,8 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print OpenAI's run-grader response."),
 ) -> None:
     """Grade one sample, as OpenAI's /fine_tuning/alpha/graders/run did."""
+    with flag_errors("base_url"):
+        check_base_url(base_url)
     grader = load_grader_file(grader_file)
     pairs = [(sample_namespace(sample), _parse_item(item))]
     [result] = asyncio.run(grade_pairs(grader, pairs, store=Store(), base_url=base_url))
@@ -103,13 +107,15 @@ def grade_file(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Grade pre-generated samples in bulk; prints mean reward, pass rate and error counts."""
+    with flag_errors("base_url"):
+        check_base_url(base_url)
     grader = load_grader_file(grader_file)
     rows = _rows(samples)
     results = asyncio.run(grade_pairs(grader, [(s, i) for s, i, _ in rows], store=Store(), base_url=base_url))
     if output is not None:
-        with open(output, "w", encoding="utf-8") as handle:
+        with output_errors("--out"), open(output, "w", encoding="utf-8") as handle:
             for (_, _, line), result in zip(rows, results):
-                handle.write(json.dumps({"line": line, **result.to_run_response(grader)}) + "\n")
+                handle.write(json.dumps(scrub_json({"line": line, **result.to_run_response(grader)})) + "\n")
     summary = _summary(grader, results)
     if as_json:
         print_json(summary)

@@ -33,3 +33,6 @@ def list_sources(as_json: bool = typer.Option(False, "--json", help="OpenAI's li
         table.add_row(r["source"], r["tag"] or "", str(r["records"]), str(r["occurrences"]), str(r["errors"]),
                       _day(r["first"]), _day(r["last"]))
     out.print(table)
+
+
+from . import _harvest_import  # noqa: E402,F401  (registers `harvest import`)

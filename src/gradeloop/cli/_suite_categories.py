@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ._common import out, print_json
+from .._checks import at_least
+from ._common import flag_errors, out, output_errors, print_json
 
 app = typer.Typer(help="The six instruction-following categories of real API use (GPT-4.1's): build an eval.",
                   no_args_is_help=True)
@@ -15,7 +16,7 @@ app = typer.Typer(help="The six instruction-following categories of real API use
 
 @app.command("build")
 def build(
-    n: int = typer.Option(300, "--n", min=1, help="Items per variant; they cycle through categories and difficulties."),
+    n: int = typer.Option(300, "--n", help="Items per variant, 1 or more; they cycle through categories and difficulties."),
     seed: int = typer.Option(0, "--seed", help="Same n and seed give byte-identical files."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for eval.yaml and rows.jsonl (created if missing)."),
     variant: list[str] = typer.Option([], "--variant", help="Prompt layout: baseline (default), markdown, xml, "
@@ -26,7 +27,9 @@ def build(
     """Write an eval (eval.yaml + rows.jsonl) any model can run; prints counts per category, difficulty, variant."""
     from ..suites.if_categories import build as build_suite
 
-    summary = build_suite(n, seed, out_dir, variants=variant or None)
+    at_least(n, 1, "--n")
+    with flag_errors("variant"), output_errors("--out"):
+        summary = build_suite(n, seed, out_dir, variants=variant or None)
     if as_json:
         print_json(summary)
         return

@@ -10,9 +10,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from .._checks import at_least
 from ..errors import InputError
 from ..suites import ifeval
-from ._common import out
+from ._common import out, output_errors
 
 app = typer.Typer(help="IFEval: score responses, build an eval any model can run.", no_args_is_help=True)
 
@@ -69,9 +70,11 @@ def _breakdown_table(rows: dict[str, dict[str, float]], label: str) -> Table:
 def build(
     data: Path = typer.Option(..., "--data", help="IFEval's input_data.jsonl."),
     out_dir: Path = typer.Option(Path("evals/ifeval"), "--out", help="Folder for eval.yaml and rows.jsonl."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N prompts (N >= 1)."),
 ) -> None:
     """Write eval.yaml + rows.jsonl: IFEval as an eval any model can run (gradeloop eval run)."""
-    path = ifeval.build(data, out_dir, limit=limit)
+    at_least(limit, 1, "--limit")
+    with output_errors("--out"):
+        path = ifeval.build(data, out_dir, limit=limit)
     out.print(f"wrote {path} and {path.parent / 'rows.jsonl'}")
     out.print(f"run it: gradeloop eval run {path} --model <provider/model>")

@@ -17,7 +17,8 @@ from ..errors import InputError
 from ..spec import read_document
 from ..store import Store
 from ..report import list_object
-from ._common import err, out, print_json
+from .._checks import at_least
+from ._common import allow_outside_option, err, flag_errors, out, output_errors, print_json
 
 app = typer.Typer(help="Fine-tune open models (SFT, DPO, RFT) with OpenAI's files and job semantics.",
                   no_args_is_help=True)
@@ -78,20 +79,23 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the new job (OpenAI's fine_tuning.job)."),
 ) -> None:
     """Validate the files and start a fine-tuning job in the background."""
-    from ..tune._jobs import create_job, job_object
+    from ..tune._jobs import check_job_values, create_job, job_object
 
     grader_data, method_file = _grader(grader)
     hyper = {**method_file.get("hyperparameters", {}), **_pairs(_split(hyperparameters), "--hyperparameters")}
     options = _pairs(_split(option), "--option")
     if "response_format" in method_file:
         options["response_format"] = method_file["response_format"]
+    with flag_errors("hyperparameters", "option"):
+        check_job_values(method.value, hyper, options)
     if dry_run:
         _dry_run(model, method.value, training_file, validation_file, grader_data, hyper, options, seed, as_json)
         return
     store = Store()
-    job = create_job(store, model=model, method=method.value, training_file=training_file,
-                     validation_file=validation_file, grader=grader_data, hyperparameters=hyper, options=options,
-                     seed=seed, suffix=suffix)
+    with flag_errors("model", "grader", "validation_file"):
+        job = create_job(store, model=model, method=method.value, training_file=training_file,
+                         validation_file=validation_file, grader=grader_data, hyperparameters=hyper,
+                         options=options, seed=seed, suffix=suffix)
     if as_json:
         print_json(job_object(store, job))
     else:
@@ -156,8 +160,10 @@ def _print_event(event: dict) -> None:
 
 
 @app.command("list")
-def list_jobs(limit: int = typer.Option(20, min=1), as_json: bool = typer.Option(False, "--json")) -> None:
+def list_jobs(limit: int = typer.Option(20, help="How many jobs (1 or more)."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
     """Fine-tuning jobs, newest first."""
+    at_least(limit, 1, "--limit")
     from ..tune._jobs import job_list
 
     listing = job_list(Store(), limit)
@@ -207,11 +213,12 @@ def show(job_id: str = typer.Argument(...), as_json: bool = typer.Option(False, 
 @app.command("events")
 def events(
     job_id: str = typer.Argument(...),
-    limit: int = typer.Option(100, min=1),
+    limit: int = typer.Option(100, help="How many events (1 or more)."),
     follow: bool = typer.Option(False, "--follow", help="Keep printing new events until the job ends."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list of fine_tuning.job.event, newest first."),
 ) -> None:
     """A job's events (messages and metrics)."""
+    at_least(limit, 1, "--limit")
     from ..tune._jobs import event_object
 
     store = Store()
@@ -288,7 +295,9 @@ def data_sft(
     """SFT rows from graded samples: distill a model's passing outputs."""
     from ..tune import data
 
-    count = data.write_jsonl(out_file, data.sft_rows(Store(), from_run, passing_only=passing_only))
+    rows = data.sft_rows(Store(), from_run, passing_only=passing_only)
+    with output_errors("--out"):
+        count = data.write_jsonl(out_file, rows)
     _wrote(count, out_file)
 
 
@@ -300,7 +309,9 @@ def data_dpo(
     """DPO rows: a passing and a failing sample of the same item (better score preferred)."""
     from ..tune import data
 
-    count = data.write_jsonl(out_file, data.dpo_rows(Store(), from_run))
+    rows = data.dpo_rows(Store(), from_run)
+    with output_errors("--out"):
+        count = data.write_jsonl(out_file, rows)
     _wrote(count, out_file)
 
 
@@ -309,14 +320,17 @@ def data_rft(
     eval_file: Path = typer.Option(..., "--from-eval", help="An eval file with a completions data source."),
     out_file: Path = typer.Option(..., "--out", help="Where to write the RFT JSONL."),
     grader_out: Optional[Path] = typer.Option(None, "--grader-out", help="Where to write the grader (default: next to --out)."),
+    allow_outside_paths: bool = allow_outside_option(),
 ) -> None:
     """RFT rows (messages + item fields) and the grader, from an eval's items and criteria."""
     from ..tune import data
 
-    rows, grader = data.rft_from_eval(eval_file)
-    count = data.write_jsonl(out_file, rows)
+    rows, grader = data.rft_from_eval(eval_file, allow_outside_paths=allow_outside_paths)
+    with output_errors("--out"):
+        count = data.write_jsonl(out_file, rows)
     grader_path = grader_out or out_file.with_name(out_file.stem + ".grader.json")
-    grader_path.write_text(json.dumps(grader, indent=2) + "\n")
+    with output_errors("--grader-out" if grader_out else "--out"):
+        grader_path.write_text(json.dumps(grader, indent=2) + "\n")
     _wrote(count, out_file)
     out.print(f"grader: {grader_path}")
 

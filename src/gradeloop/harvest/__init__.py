@@ -5,21 +5,28 @@ Records enter through :func:`ingest` (redaction first, on by default) and live i
 ``harvest_*`` tables; everything downstream reads them from there.
 """
 
+from ._importers import FORMATS as IMPORT_FORMATS
+from ._importers import ImportResult, detect_format, import_file
 from ._ingest import IngestReport, ingest, origin_key
 from ._proxy import ProxyServer, create_proxy_app, run_proxy
 from ._record import Record, content_hash, from_chat, from_responses
-from ._redact import Redactor, regex_finder
+from ._redact import Redactor, make_redactor, regex_finder
 
 __all__ = [
+    "IMPORT_FORMATS",
+    "ImportResult",
     "IngestReport",
     "ProxyServer",
     "Record",
     "Redactor",
     "content_hash",
     "create_proxy_app",
+    "detect_format",
     "from_chat",
     "from_responses",
+    "import_file",
     "ingest",
+    "make_redactor",
     "origin_key",
     "regex_finder",
     "run_proxy",

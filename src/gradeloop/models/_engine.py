@@ -193,6 +193,12 @@ class Engine:
             text = "\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\nassistant:"
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def prompt_ids(self, request: GenerateRequest) -> list[int]:
+        """Token ids of the prompt the engine runs for ``request`` (with the JSON instruction a
+        json ``response_format`` adds)."""
+        schema = json_schema_of(request.params)
+        return self.encode(with_json_instruction(request.messages, schema) if schema is not None else request.messages)
+
     def _job(self, request: GenerateRequest, on_text: Callable[[str], None] | None) -> _Job:
         params = request.params
         schema = json_schema_of(params)
@@ -200,7 +206,7 @@ class Engine:
             constraint = self.constraints.new(schema) if schema is not None else None
         except InputError as exc:
             raise ProviderError(exc.message, kind="invalid_response_format") from None
-        ids = self.encode(with_json_instruction(request.messages, schema) if schema is not None else request.messages)
+        ids = self.prompt_ids(request)
         if len(ids) + 1 > self.context_length:
             raise ProviderError(f"prompt has {len(ids)} tokens; the model's context is {self.context_length}",
                                 kind="context_length_exceeded")

@@ -13,27 +13,16 @@ import json
 import os
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from .._checks import check_base_url
 from ..errors import InputError, ProviderError
+from ..redact import public_url, register_secret, register_url
 from ._base import GenerateRequest, GenerateResult, Provider, Usage, register_provider
 
 OPENAI_URL = "https://api.openai.com/v1"
 _PASSTHROUGH = ("temperature", "top_p", "seed", "max_completion_tokens", "response_format", "tools",
                 "stop", "reasoning_effort", "tool_choice", "parallel_tool_calls")
-
-
-def public_url(url: str | None) -> str | None:
-    """``url`` without user:password, safe to store and print."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        parts = parts._replace(netloc=host)
-    return urlunsplit(parts)
 
 
 @register_provider
@@ -48,15 +37,19 @@ class OpenAIProvider(Provider):
     def __init__(self, model: str, *, base_url: str | None = None, timeout: float = 120.0,
                  api_key_env: str = "OPENAI_API_KEY", **options: Any) -> None:
         base = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        check_base_url(base)
         super().__init__(model, base_url=public_url(base), **options)
         self._is_openai = urlsplit(base).hostname == "api.openai.com"
         api_key = os.environ.get(api_key_env)
+        register_url(base)  # never stored or printed as sent: user, password, query values
+        register_secret(api_key)
         if not api_key:
             if self._is_openai:
                 raise InputError(f"{api_key_env} is not set; export it, or point --base-url / "
                                  "OPENAI_BASE_URL at an OpenAI-compatible server", field="model")
             api_key = "not-needed"
-        self._url = base
+        # the SDK appends paths to the base URL as text, so its query (?api-key=…) goes separately
+        self._url, self._query = base.split("?")[0], dict(parse_qsl(urlsplit(base).query, keep_blank_values=True))
         self._timeout = timeout
         self._api_key = api_key
         self._client: Any = None
@@ -65,8 +58,8 @@ class OpenAIProvider(Provider):
         if self._client is None:
             import openai
 
-            self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self._url, max_retries=0,
-                                              timeout=self._timeout)
+            self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self._url, default_query=self._query,
+                                              max_retries=0, timeout=self._timeout)
             self._response_cls = _http_response_class(openai)
         return self._client
 

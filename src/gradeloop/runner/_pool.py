@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from .._checks import check_base_url
 from ..errors import ProviderError
 from ..graders import GradingContext
 from ..models import GenerateRequest, GenerateResult, Provider, get_provider, request_fingerprint, resolves_by_prefix
@@ -31,6 +32,7 @@ class ModelPool:
 
     def __init__(self, *, base_url: str | None = None, timeout: float = 120.0, retry: RetryPolicy | None = None,
                  store: Store | None = None, use_cache: bool = True, adaptive: bool = True) -> None:
+        check_base_url(base_url)
         self.base_url, self.timeout = base_url, timeout
         self.retry = retry or RetryPolicy()
         self.store, self.use_cache, self.adaptive = store, use_cache, adaptive

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass
 
+from .._checks import at_least, in_range
 from ..errors import ProviderError
 from ..models import GenerateRequest, GenerateResult, Provider
 from ..store import CallRecord
@@ -25,6 +27,12 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_total_wait: float = 120.0
+
+    def __post_init__(self) -> None:
+        """Refuse a policy that could never call (InputError naming the field)."""
+        at_least(self.max_attempts, 1, "max_attempts")
+        for name in ("base_delay", "max_delay", "max_total_wait"):
+            in_range(getattr(self, name), 0, math.inf, name)
 
     def delay(self, attempt: int, error: ProviderError) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""

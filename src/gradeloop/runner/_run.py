@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._checks import at_least, check_base_url, positive
 from ..errors import InputError, ProviderError, TemplateError
 from ..graders import GradeResult, grade
 from ..models import GenerateRequest, Provider, check_message, message_text, public_url, split_model_name
+from ..redact import MASK, url_was_redacted
 from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
                     parse_data_source)
 from ..store import SampleRecord, ScoreRecord, Store, runner_alive
@@ -45,11 +47,19 @@ class RunOptions:
     name: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
+    def __post_init__(self) -> None:
+        """Refuse out-of-range values (InputError naming the option) before anything runs."""
+        for name in ("epochs", "concurrency", "limit"):
+            at_least(getattr(self, name), 1, name)
+        positive(self.timeout, "timeout", "seconds")
+        check_base_url(self.base_url)
+
     def to_config(self) -> dict[str, Any]:
         """What the store keeps so that a resume runs the same way."""
-        # credentials in a URL (user:password@host) are secrets: never stored
+        # credentials in a URL (user:password@host, ?api-key=…) are secrets: never stored
         return {"epochs": self.epochs, "concurrency": self.concurrency,
                 "adaptive_concurrency": self.adaptive_concurrency, "base_url": public_url(self.base_url),
+                "base_url_redacted": url_was_redacted(self.base_url),
                 "use_cache": self.use_cache, "timeout": self.timeout, "limit": self.limit,
                 "retry": asdict(self.retry)}
 
@@ -314,6 +324,8 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     store = store or Store()
     reporter = reporter or Reporter()
     run = _resumable(store, run_id)
+    options = options or RunOptions.from_config(run["config"])
+    options.base_url = base_url or _resume_url(run, options.base_url)
     if retry_errors:
         store.drop_errored(run["id"])
     definition = store.get_eval(run["eval_id"])["definition"]
@@ -321,9 +333,6 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     source = parse_data_source(run["data_source"]) if run["data_source"] else None
     rows = [Row(index=r["index"], item=r["item"], sample=r["sample"], file=r["file"], line=r["line"])
             for r in store.run_items(run["id"])]
-    options = options or RunOptions.from_config(run["config"])
-    if base_url:
-        options.base_url = base_url
     pool = _pool(options, store)
     provider = pool.provider(run["model"]) if run["model"] else None
     if provider is not None:
@@ -350,6 +359,19 @@ def _resumable(store: Store, run_id: str) -> dict[str, Any]:
         raise InputError(f"run {run['id']} is still running (pid {runner['pid']}); wait for it, or stop it "
                          "(Ctrl-C, or kill) and resume then", field="run_id")
     return run
+
+
+def _resume_url(run: dict[str, Any], url: str | None) -> str | None:
+    """The base URL a resume without ``--base-url`` uses: ``url`` (from the stored config, or
+    the caller's options), unless it is the stored form with the credentials taken out; then
+    OPENAI_BASE_URL when it is the same URL, else an InputError that asks for it."""
+    if url_was_redacted(url) or not ((run["config"] or {}).get("base_url_redacted") or MASK in (url or "")):
+        return url
+    env = os.environ.get("OPENAI_BASE_URL")
+    if env and public_url(env) == url:
+        return env
+    raise InputError(f"run {run['id']} was made against {url}: its credentials are never stored, so give the "
+                     f"URL again: gradeloop eval resume {run['id']} --base-url URL", field="base_url")
 
 
 def run_eval(spec: EvalSpec | str | Path, models: list[str] | None = None, *, store: Store | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -12,21 +13,55 @@ __all__ = ["RequestError", "create_app", "parse_chat_request", "serve", "Backgro
 
 
 def serve(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          base_url: str | None = None, log_level: str = "info") -> None:
-    """Serve ``models`` until interrupted (uvicorn in the foreground). Bad model names and
+          base_url: str | None = None, log_level: str = "info", max_request_mb: float = 16.0) -> None:
+    """Serve ``models`` until interrupted (uvicorn in the foreground); request bodies over
+    ``max_request_mb`` (MB of 2**20 bytes) are answered 413. Bad model names, option values and
     unreachable upstreams raise InputError before anything listens."""
     import asyncio
 
     import uvicorn
 
+    from .._checks import check_base_url, check_port, positive
     from ..models import get_provider
+
+    check_port(port)
+    positive(max_request_mb, "max_request_mb", "megabytes")
+    check_base_url(base_url)
+    _check_listen(host, port)
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        print(f"warning: serving on {host} without an API key: anyone who can reach it can use it", file=sys.stderr)
 
     async def check_all() -> None:
         for name in models:
             await get_provider(name, base_url=base_url).check()
 
     asyncio.run(check_all())
-    uvicorn.run(create_app(models, api_key=api_key, base_url=base_url), host=host, port=port, log_level=log_level)
+    app = create_app(models, api_key=api_key, base_url=base_url, max_request_bytes=int(max_request_mb * 2**20))
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse (InputError naming host or port) an address this process cannot listen on, before
+    minutes of model loading; uvicorn's own failure would come after them, as a log line."""
+    import errno
+    import socket
+
+    from ..errors import InputError
+
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"cannot resolve '{host}': {exc} (an interface address such as 127.0.0.1 or 0.0.0.0)",
+                         field="host") from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(f"{port} is already in use on {host} (a free port)", field="port") from None
+            raise InputError(f"cannot listen on '{host}': {exc.strerror} (an address of this machine, "
+                             "such as 127.0.0.1 or 0.0.0.0)", field="host") from None
 
 
 class BackgroundServer:

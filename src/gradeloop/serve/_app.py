@@ -21,10 +21,12 @@ from ..models import GenerateRequest, Provider, get_provider
 from ..models._engine import EngineOutput
 from ..models._local import _EngineProvider
 from ..models._structured import json_schema_of, with_json_instruction
+from ..redact import scrub
 
 __all__ = ["create_app", "RequestError", "parse_chat_request"]
 
 MAX_N = 16
+MAX_REQUEST_BYTES = 16 * 2**20  # --max-request-mb 16
 
 
 class RequestError(Exception):
@@ -37,7 +39,7 @@ class RequestError(Exception):
 
     def body(self) -> dict[str, Any]:
         """``{"error": {message, type, param, code}}``."""
-        return {"error": {"message": str(self), "type": self.kind, "param": self.param, "code": self.code}}
+        return {"error": {"message": scrub(str(self)), "type": self.kind, "param": self.param, "code": self.code}}
 
 
 def _number(body: dict, key: str, low: float, high: float, *, integer: bool = False) -> Any:
@@ -106,6 +108,42 @@ def parse_chat_request(body: Any, served: list[str]) -> tuple[str, list[dict], d
     options = body.get("stream_options") or {}
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
     return model, messages, params, n, stream, include_usage
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused with a 413 as soon as it is known to exceed ``limit`` bytes:
+    from Content-Length before reading, else by counting the chunks as they arrive."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(f"the request body is larger than this server's limit of {limit / 2**20:g} MB "
+                        "(gradeloop serve --max-request-mb)", status=413, code="request_too_large")
+
+
+async def check_length(provider: Provider, request: GenerateRequest, key: str) -> None:
+    """Refuse (400, as OpenAI does) a prompt plus ``max_tokens`` that the model's context cannot
+    hold; only local engines know their context, other providers answer for themselves."""
+    if not isinstance(provider, _EngineProvider):
+        return
+    engine = await provider.engine()
+    prompt = len(engine.prompt_ids(request))
+    asked = request.params.get("max_completion_tokens")
+    if prompt + (asked or 1) > engine.context_length:
+        param = key if asked and prompt < engine.context_length else "messages"
+        raise RequestError(f"This model's maximum context length is {engine.context_length} tokens. However, you "
+                           f"requested {prompt + (asked or 0)} tokens ({prompt} in the messages, {asked or 0} in "
+                           "the completion). Please reduce the length of the messages or completion.",
+                           param=param, code="context_length_exceeded")
 
 
 def _native_json(provider: Provider, params: dict) -> bool:
@@ -261,8 +299,9 @@ async def _pieces(provider: Provider, request: GenerateRequest) -> AsyncIterator
 
 
 def create_app(models: list[str], *, api_key: str | None = None, base_url: str | None = None,
-               preload: bool = True) -> Any:
-    """The Starlette app serving ``models`` (``provider/model`` names, used as the model ids)."""
+               preload: bool = True, max_request_bytes: int = MAX_REQUEST_BYTES) -> Any:
+    """The Starlette app serving ``models`` (``provider/model`` names, used as the model ids);
+    request bodies over ``max_request_bytes`` are answered 413."""
     try:
         from starlette.applications import Starlette
         from starlette.requests import Request
@@ -289,12 +328,14 @@ def create_app(models: list[str], *, api_key: str | None = None, base_url: str |
         try:
             server.authorize(request.headers)
             try:
-                body = json.loads(await request.body())
+                body = json.loads(await read_body(request, max_request_bytes))
             except ValueError:
                 raise RequestError("the request body is not valid JSON") from None
             model, messages, params, n, stream, include_usage = parse_chat_request(body, list(providers))
             native_json = _native_json(providers[model], params)
             requests = server.requests(messages, params, n, native_json)
+            key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+            await check_length(providers[model], requests[0], key)
             if stream:
                 return StreamingResponse(server.stream(model, requests, include_usage), media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})

@@ -8,6 +8,7 @@ error names the file, line and field.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -276,18 +277,51 @@ class EvalSpec:
         return isinstance(self.data_source, CompletionsDataSource) and any(r.sample is None for r in self.rows)
 
 
-def load_eval(path: str | Path) -> EvalSpec:
+def load_eval(path: str | Path, *, allow_outside_paths: bool = False) -> EvalSpec:
     """Load an eval definition from a YAML or JSON file.
 
-    Returns the EvalSpec with every row validated; raises InputError (file, line, field).
+    Returns the EvalSpec with every row validated; raises InputError (file, line, field),
+    also for a path the eval names (a rows file, an ``hf/`` or ``scripted/`` model) that
+    resolves outside the eval file's folder, symlinks followed, unless ``allow_outside_paths``:
+    an eval file is often someone else's.
     """
     doc = read_document(path)
-    return _build(doc, base_dir=Path(path).resolve().parent)
+    base_dir = Path(path).resolve().parent
+    if not allow_outside_paths and isinstance(doc.data, dict):
+        for loc, name in _model_paths(doc.data):  # the provider reads the path relative to the working directory
+            _check_inside(name, Path(name.split("/", 1)[1]).expanduser(), base_dir, doc, loc)
+    return _build(doc, base_dir=base_dir, allow_outside_paths=allow_outside_paths)
 
 
-def eval_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", name: str = "<eval>") -> EvalSpec:
-    """Build an EvalSpec from an in-memory definition (same rules as :func:`load_eval`)."""
-    return _build(Document(data=data, file=name), base_dir=Path(base_dir))
+def _model_paths(data: dict[str, Any]) -> Iterator[tuple[tuple, str]]:
+    """``(loc, name)`` of every model the eval names that is read from a path (``hf/<dir>``,
+    ``scripted/<rules>``): the run's model and each model grader's, in ``multi`` graders too."""
+    source = data.get("data_source")
+    named = [(("data_source", "model"), source.get("model"))] if isinstance(source, dict) else []
+    criteria = data.get("testing_criteria")
+    for i, criterion in enumerate(criteria if isinstance(criteria, list) else []):
+        named.extend(_grader_models(criterion, ("testing_criteria", i)))
+    for loc, name in named:
+        if isinstance(name, str) and name.startswith(("hf/", "scripted/")) and name != "scripted/echo":
+            yield loc, name
+
+
+def _grader_models(grader: Any, loc: tuple) -> list[tuple[tuple, Any]]:
+    if not isinstance(grader, dict):
+        return []
+    found = [(loc + ("model",), grader.get("model"))]
+    subs = grader.get("graders")
+    pairs = subs.items() if isinstance(subs, dict) else enumerate(subs) if isinstance(subs, list) else ()
+    for key, sub in pairs:
+        found.extend(_grader_models(sub, loc + ("graders", key)))
+    return found
+
+
+def eval_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", name: str = "<eval>",
+                   allow_outside_paths: bool = False) -> EvalSpec:
+    """Build an EvalSpec from an in-memory definition (the rules of :func:`load_eval`, with
+    ``base_dir`` as the eval's folder for its rows file; the models it names are the caller's)."""
+    return _build(Document(data=data, file=name), base_dir=Path(base_dir), allow_outside_paths=allow_outside_paths)
 
 
 def parse_data_source(data: dict[str, Any], *, file: str = "<store>") -> CompletionsDataSource | JsonlDataSource:
@@ -307,7 +341,7 @@ class _DataSourceHolder(_Strict):
     data_source: DataSource = Field(discriminator="type")
 
 
-def _build(doc: Document, base_dir: Path) -> EvalSpec:
+def _build(doc: Document, base_dir: Path, allow_outside_paths: bool = False) -> EvalSpec:
     if not isinstance(doc.data, dict):
         raise doc.error("an eval definition must be a mapping with data_source_config and testing_criteria")
     _check_config_type(doc)
@@ -319,7 +353,7 @@ def _build(doc: Document, base_dir: Path) -> EvalSpec:
         _check_tools(source.sampling_params.tools or [], doc)
     if isinstance(source, ResponsesDataSource):
         source = source.to_completions()
-    rows = _load_rows(source, doc, base_dir) if source is not None else []
+    rows = _load_rows(source, doc, base_dir, allow_outside_paths) if source is not None else []
     schema = body.data_source_config.effective_item_schema()
     if schema is not None:
         _check_items(schema, rows, doc)
@@ -360,7 +394,8 @@ def _check_unique_names(criteria: list[GraderModel], doc: Document) -> None:
         seen.add(c.name)
 
 
-def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, base_dir: Path) -> list[Row]:
+def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, base_dir: Path,
+               allow_outside_paths: bool = False) -> list[Row]:
     src = source.source
     loc = ("data_source", "source")
     if isinstance(src, FileIdSource):
@@ -377,6 +412,8 @@ def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, b
         file = doc.file
     else:
         path = (base_dir / src.path) if not Path(src.path).is_absolute() else Path(src.path)
+        if not allow_outside_paths:
+            _check_inside(src.path, path, base_dir, doc, loc + ("path",))
         if not path.exists():
             raise doc.error(f"rows file not found: {path}", loc + ("path",))
         file = str(path)
@@ -385,6 +422,16 @@ def _load_rows(source: CompletionsDataSource | JsonlDataSource, doc: Document, b
     if not rows:
         raise InputError("the data source has no rows", file=file)
     return rows
+
+
+def _check_inside(written: str, path: Path, base_dir: Path, doc: Document, loc: tuple) -> None:
+    """Refuse ``path`` (``written`` in the eval) when it resolves, symlinks followed, outside ``base_dir``."""
+    folder = base_dir.resolve()
+    target = path.resolve()
+    if not target.is_relative_to(folder):
+        raise doc.error(f"'{written}' resolves to {target}, outside the eval file's folder {folder}; an eval "
+                        "file may only read files in its own folder unless you pass --allow-outside-paths "
+                        "(allow_outside_paths=True in Python) for a file you trust", loc)
 
 
 def _row(index: int, line: int | None, value: Any, file: str, doc: Document, src: Any) -> Row:

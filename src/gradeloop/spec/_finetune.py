@@ -19,7 +19,7 @@ from ..errors import InputError, TemplateError
 from ..templating import resolve, variables
 from ._load import read_jsonl
 
-__all__ = ["load_training_file", "TRAINING_METHODS"]
+__all__ = ["load_training_file", "row_problem", "TRAINING_METHODS"]
 
 TRAINING_METHODS = ("supervised", "dpo", "reinforcement")
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -112,6 +112,18 @@ def _grader_item_refs(grader: dict | None) -> list[str]:
 
     walk(grader or {})
     return list(dict.fromkeys(refs))
+
+
+def row_problem(row: Any, method: Literal["supervised", "dpo", "reinforcement"]) -> tuple[str, str] | None:
+    """What is wrong with one row of a ``method`` fine-tuning file, as ``(field, message)``;
+    None when the row is valid (the same checks :func:`load_training_file` makes)."""
+    try:
+        if not isinstance(row, dict):
+            raise _RowError("each line must be a JSON object", "")
+        {"supervised": _sft, "dpo": _dpo}.get(method, lambda r: _rft(r, []))(row)
+    except _RowError as exc:
+        return exc.field, str(exc)
+    return None
 
 
 def load_training_file(path: str | Path, method: Literal["supervised", "dpo", "reinforcement"], *,

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GradeloopError, NotFoundError
+from ..redact import scrub_json
 from ._harvest import HarvestMixin
 from ._jobs import JobsMixin
 from ._migrations import MIGRATIONS
@@ -33,6 +35,56 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def default_home() -> Path:
     """``$GRADELOOP_HOME`` or ``./.gradeloop``."""
     return Path(os.environ.get("GRADELOOP_HOME") or ".gradeloop")
+
+
+_WRITES = ("INSERT", "UPDATE", "REPLACE")
+
+
+class _ScrubbingConnection(sqlite3.Connection):
+    """A connection whose writes store no secret: every text parameter of an INSERT, UPDATE
+    or REPLACE passes :func:`gradeloop.redact.scrub` (JSON columns as text: it keeps JSON valid).
+    One place for every table (samples, model calls, scores, runs, cache, jobs and events)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return super().execute(sql, _scrubbed(sql, parameters))
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        if sql.lstrip()[:7].upper().startswith(_WRITES):
+            parameters = (scrub_json(row) for row in parameters)
+        return super().executemany(sql, parameters)
+
+
+def _scrubbed(sql: str, parameters: Any) -> Any:
+    return scrub_json(parameters) if parameters and sql.lstrip()[:7].upper().startswith(_WRITES) else parameters
+
+
+def _private_dir(path: Path, *, tighten: bool) -> None:
+    """Create ``path`` (with its parents) readable by its owner only; ``tighten`` also fixes
+    an existing one (the store's home), which a chosen folder of the user's is not."""
+    existed = path.is_dir()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if tighten or not existed:
+        _chmod(path, 0o700)
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 if it is missing (SQLite would make it 0644) and tighten it if not."""
+    try:
+        # O_EXCL: never open an existing database, since closing any descriptor of a file drops
+        # the POSIX locks SQLite holds on it through other connections of this process
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        _chmod(path, 0o600)
+    except OSError:
+        pass  # a read-only folder: sqlite3 says why when it opens the file
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != mode:
+            os.chmod(path, mode)
+    except OSError:
+        pass  # missing, or another user's: nothing this process may tighten
 
 
 def _dumps(value: Any) -> str | None:
@@ -106,11 +158,13 @@ class Store(JobsMixin, HarvestMixin):
     def __init__(self, path: str | Path | None = None) -> None:
         if path is None:
             home = default_home()
-            home.mkdir(parents=True, exist_ok=True)
+            _private_dir(home, tighten=True)
             path = home / "gradeloop.db"
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        _private_dir(self.path.parent, tighten=False)
+        _private_file(self.path)
+        self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                                    factory=_ScrubbingConnection)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -118,6 +172,8 @@ class Store(JobsMixin, HarvestMixin):
         # writes themselves. 10,000 pages (~40 MB of WAL) keeps them rare; close() truncates the WAL.
         self.conn.execute("PRAGMA wal_autocheckpoint=10000")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        for suffix in ("-wal", "-shm"):  # SQLite gives new ones the database's mode; older ones may be looser
+            _chmod(Path(f"{self.path}{suffix}"), 0o600)
         self._migrate()
 
     # -- schema -----------------------------------------------------------------------

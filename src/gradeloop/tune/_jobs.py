@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._checks import at_least, in_range, positive
 from ..errors import InputError
 from ..models import split_model_name
 from ..report import list_object, openai_model_name
@@ -27,7 +28,8 @@ from ..store import Store
 from ._context import JobContext, TrainingSpec
 
 __all__ = ["launch_command", "check_accelerate_config", "create_job", "cancel_job", "pause_job", "resume_job",
-           "refresh_job", "job_object", "event_object", "checkpoint_object", "job_list", "resolve_base_model", "job_dir", "StoreContext", "model_dir_for"]
+           "refresh_job", "job_object", "event_object", "checkpoint_object", "job_list", "resolve_base_model", "job_dir", "StoreContext", "model_dir_for",
+           "check_job_values"]
 
 ACTIVE = ("validating_files", "queued", "running")
 HYPERPARAMETERS = {
@@ -93,8 +95,39 @@ def _parse_hyperparameters(method: str, given: dict[str, Any]) -> dict[str, Any]
         if key not in allowed:
             raise InputError(f"'{key}' is not a {method} hyperparameter (allowed: {', '.join(allowed)})",
                              field="hyperparameters")
+        if value != "auto":
+            _check_value(key, value, "hyperparameters")
         out[key] = value
     return out
+
+
+_COUNTS = ("n_epochs", "batch_size", "eval_interval", "eval_samples", "lora_r", "lora_alpha", "max_seq_length",
+           "max_completion_tokens", "num_generations", "max_steps", "per_device_batch_size", "eval_steps",
+           "dry_run_prompts")
+_POSITIVE = ("learning_rate_multiplier", "beta", "compute_multiplier")
+
+
+def _check_value(key: str, value: Any, field: str) -> None:
+    """Refuse an out-of-range hyperparameter or option now, not in the worker minutes later."""
+    try:
+        if key in _COUNTS:
+            at_least(value, 1, key)
+        elif key in _POSITIVE and field == "hyperparameters":  # an RFT option beta=0 turns the KL term off
+            positive(value, key)
+        elif key == "lora_dropout":
+            in_range(value, 0, 0.99, key)
+    except InputError as exc:
+        raise InputError(f"{key}: {exc.message}", field=field) from None
+
+
+def check_job_values(method: str, hyperparameters: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """Check a job's hyperparameters (OpenAI's names for ``method``, each a value in range or
+    ``"auto"``) and gradeloop's numeric options; returns the hyperparameters. Raises InputError
+    with field ``hyperparameters`` or ``option``."""
+    hyper = _parse_hyperparameters(method, hyperparameters)
+    for key, value in options.items():
+        _check_value(key, value, "option")
+    return hyper
 
 
 def _leakage(training: list[dict], validation: list[dict], method: str, path: str) -> None:
@@ -124,7 +157,7 @@ def create_job(store: Store, *, model: str, method: str, training_file: str | Pa
     if method not in TRAINING_METHODS:
         raise InputError(f"unknown method '{method}' (use {', '.join(TRAINING_METHODS)})", field="method")
     base_dir = resolve_base_model(model)
-    hyper = _parse_hyperparameters(method, hyperparameters or {})
+    hyper = check_job_values(method, hyperparameters or {}, options or {})
     options = dict(options or {})
     if options.get("accelerate_config"):
         options["accelerate_config"] = check_accelerate_config(options["accelerate_config"])
@@ -201,7 +234,7 @@ def _spawn(store: Store, job_id: str) -> None:
     """Start the job's worker: a detached process (group) that outlives this one."""
     folder = job_dir(job_id, store)
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "worker.log", "ab")
+    log = open(folder / "worker.log", "ab", opener=lambda path, flags: os.open(path, flags, 0o600))
     env = {**os.environ, "GRADELOOP_HOME": str(store.path.parent)}
     command = launch_command(job_id, store.get_job(job_id)["options"] or {})
     proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,

@@ -86,12 +86,14 @@ def _key(name: str, taken: set[str]) -> str:
     return key
 
 
-def rft_from_eval(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def rft_from_eval(path: str | Path, *,
+                  allow_outside_paths: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """RFT rows ``{"messages": the eval's prompt, **item fields}`` and the grader (the eval's one
-    criterion, or a ``multi`` averaging them). Raises InputError when the eval has no prompts."""
+    criterion, or a ``multi`` averaging them). Raises InputError when the eval has no prompts
+    (``allow_outside_paths`` as in :func:`~gradeloop.spec.load_eval`)."""
     from ..runner._messages import build_messages
 
-    spec = load_eval(path)
+    spec = load_eval(path, allow_outside_paths=allow_outside_paths)
     source = spec.data_source
     if not isinstance(source, CompletionsDataSource) or source.input_messages is None:
         raise InputError("RFT rows need the prompts of a completions data source with input_messages",

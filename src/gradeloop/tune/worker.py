@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 
+from ..redact import scrub_std_streams
 from ..store import Store
 from ._context import JobContext, StopTraining, TrainingSpec
 from ._jobs import StoreContext, refresh_job, training_spec
@@ -96,6 +97,7 @@ def _stopped(store: Store, job_id: str, reason: str) -> int:
 def main() -> None:
     """Entry point: ``python -m gradeloop.tune.worker JOB_ID``."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    scrub_std_streams()  # its output is jobs/<id>/worker.log
     sys.exit(run(sys.argv[1]))
 
 
