@@ -369,3 +369,13 @@ def test_a_caller_that_leaves_mid_stream_stops_the_upstream_and_is_recorded(db):
     [record] = _records(db)
     assert record["output"] == {"role": "assistant", "content": "first"}
     assert "disconnected" in record["error"]["message"]
+
+
+def test_an_upstream_url_with_a_query_keeps_it_and_never_shows_its_key(upstream, db):
+    secret = "azure-key-POIUYTREWQ123"
+    with ProxyServer(f"{upstream.url}?api-version=2024-10-21&api-key={secret}",
+                     open_store=partial(Store, db)) as proxy:
+        reply = _client(proxy.url).chat.completions.create(model="m", messages=_ask("via azure"))
+        assert reply.choices[0].message.content == "via azure"
+        status = httpx.get(f"{proxy.url}/gradeloop/status").text
+        assert "api-version=2024-10-21" in status and secret not in status

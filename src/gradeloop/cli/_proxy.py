@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from urllib.parse import urlparse
 
@@ -34,19 +33,18 @@ def proxy_command(
     no_redact: bool = typer.Option(False, "--no-redact", help="Store texts exactly as sent (no redaction)."),
     redact_pattern: list[str] = typer.Option([], "--redact-pattern", help="Extra regular expression to redact "
                                                                           "(repeatable)."),
+    redact_region: str = typer.Option(None, "--redact-region", help="Country of phone numbers written without "
+                                                                    "+, e.g. DE (default US)."),
 ) -> None:
     """Relay OpenAI-compatible traffic to --upstream unchanged and record it for `gradeloop harvest`."""
-    from ..harvest import run_proxy
+    from ..harvest import make_redactor, run_proxy
+    from ..redact import public_url
     from ..store import default_home
 
     parsed = urlparse(upstream)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise InputError(f"'{upstream}' is not an http(s) URL", field="--upstream")
-    for pattern in redact_pattern:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise InputError(f"'{pattern}' is not a regular expression: {exc}", field="--redact-pattern") from None
+    make_redactor(not no_redact, redact_pattern, redact_region)  # a bad pattern or region exits 2 here
     _check_listen(host, port)
     if no_redact:
         err.print("[bold red]WARNING: --no-redact: request and response texts are stored exactly as sent, "
@@ -54,7 +52,7 @@ def proxy_command(
     if host not in _LOOPBACK:
         err.print(f"warning: listening on {host}: anyone who can reach it can send traffic through it and have "
                   "it recorded")
-    err.print(f"recording proxy on http://{host}:{port}/v1 → {upstream} (store: {default_home()}); "
+    err.print(f"recording proxy on http://{host}:{port}/v1 → {public_url(upstream)} (store: {default_home()}); "
               f"point OPENAI_BASE_URL at http://{host}:{port}/v1")
     run_proxy(upstream, host=host, port=port, tags=tag, sample_rate=sample_rate,
-              redact=not no_redact, redact_patterns=redact_pattern)
+              redact=not no_redact, redact_patterns=redact_pattern, redact_region=redact_region)

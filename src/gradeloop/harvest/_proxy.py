@@ -34,7 +34,7 @@ from ..errors import NotFoundError
 from ..store import Store
 from ._ingest import ingest, origin_key
 from ._record import Record, from_chat, from_responses
-from ._redact import Redactor
+from ._redact import Redactor, make_redactor
 
 __all__ = ["ProxyServer", "Recorder", "create_proxy_app", "reassemble_chat", "run_proxy", "sampled"]
 
@@ -261,7 +261,9 @@ class _Writer:
         went wrong, scrubbed of secrets."""
         self.counts["failed"] += 1
         self.close()
-        return Redactor().redact_text(f"{type(exc).__name__}: {exc}")[:300]
+        from ..redact import scrub
+
+        return scrub(f"{type(exc).__name__}: {exc}")[:300]
 
     def close(self) -> None:
         """Close the store, if open."""
@@ -272,7 +274,7 @@ class _Writer:
 
 
 def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redact: bool,
-                 patterns: Sequence[str]) -> None:
+                 patterns: Sequence[str], region: str | None) -> None:
     """The writer process: apply queued items in order; report counts when the queue runs dry.
     It stops when told, or when the proxy is gone (its end of the queue closes)."""
     import signal
@@ -282,7 +284,7 @@ def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redac
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    writer = _Writer(open_store, Redactor(patterns) if redact else None)
+    writer = _Writer(open_store, make_redactor(redact, patterns, region))
     while True:
         try:
             kind, item = inbox.get()
@@ -320,7 +322,8 @@ class Recorder:
     module-level function, a ``functools.partial``)."""
 
     def __init__(self, open_store: Callable[[], Store] = Store, *, redact: bool = True,
-                 redact_patterns: Sequence[str] = (), max_queue: int = 10_000) -> None:
+                 redact_patterns: Sequence[str] = (), redact_region: str | None = None,
+                 max_queue: int = 10_000) -> None:
         import multiprocessing
 
         # spawn, not fork: the proxy runs threads (the server's, the test's), and a forked child
@@ -328,7 +331,8 @@ class Recorder:
         context = multiprocessing.get_context("spawn")
         self._inbox, self._outbox = context.Queue(max_queue), context.Queue()
         self._process = context.Process(target=_writer_main, name="gradeloop-proxy-writer", daemon=True,
-                                        args=(self._inbox, self._outbox, open_store, redact, list(redact_patterns)))
+                                        args=(self._inbox, self._outbox, open_store, redact, list(redact_patterns),
+                                              redact_region))
         self._counts = {"recorded": 0, "duplicates": 0, "failed": 0, "skipped": 0}
         self.dropped = 0
         self._waiting: dict[str, concurrent.futures.Future] = {}
@@ -539,8 +543,16 @@ class _Proxy:
 
     def __init__(self, upstream: str, *, tags: Sequence[str], sample_rate: float, recorder: Recorder,
                  timeout: float) -> None:
+        from urllib.parse import urlsplit
+
+        from ..redact import public_url
+
         self.http = _http_library()
-        self.base, self.tags, self.sample_rate = upstream.rstrip("/"), list(tags), sample_rate
+        parts = urlsplit(upstream)
+        # a query on the upstream URL (Azure's ?api-version=…) goes on every request, before the caller's
+        self.base, self.query = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", parts.query
+        self.shown = public_url(upstream)  # what messages may name: no key that the URL carries
+        self.tags, self.sample_rate = list(tags), sample_rate
         self.recorder, self.timeout = recorder, timeout
         self.client: Any = None
 
@@ -570,8 +582,8 @@ class _Proxy:
         body = await request.body()
         headers, tag = _upstream_headers(request.scope["headers"])
         ex = self._exchange(request, body, tag)
-        query = request.scope["query_string"]
-        url = f"{self.base}/{request.path_params['path']}" + (f"?{query.decode('latin-1')}" if query else "")
+        query = "&".join(q for q in (self.query, request.scope["query_string"].decode("latin-1")) if q)
+        url = f"{self.base}/{request.path_params['path']}" + (f"?{query}" if query else "")
         try:
             answer = await self.client.send(self.client.build_request(request.method, url, content=body,
                                                                       headers=headers), stream=True)
@@ -604,7 +616,7 @@ class _Proxy:
         return response
 
     def _unreachable(self, ex: Exchange | None, exc: Exception) -> Any:
-        message = f"the upstream {self.base} could not be reached: {type(exc).__name__}"
+        message = f"the upstream {self.shown} could not be reached: {type(exc).__name__}"
         response = _error(message, 502, kind="upstream_error", code="upstream_unreachable")
         if ex is not None:
             ex.status, ex.error, ex.ended = 502, message, time.perf_counter()
@@ -633,20 +645,22 @@ class _Proxy:
         """``GET /v1/gradeloop/status``: what the writer did so far."""
         from starlette.responses import JSONResponse
 
-        return JSONResponse({"object": "gradeloop.proxy.status", "upstream": self.base, **self.recorder.counts})
+        return JSONResponse({"object": "gradeloop.proxy.status", "upstream": self.shown, **self.recorder.counts})
 
 
 def create_proxy_app(upstream: str, *, tags: Sequence[str] = (), sample_rate: float = 1.0,
-                     redact: bool = True, redact_patterns: Sequence[str] = (),
+                     redact: bool = True, redact_patterns: Sequence[str] = (), redact_region: str | None = None,
                      open_store: Callable[[], Store] = Store, timeout: float = 600.0) -> Any:
     """The proxy as a Starlette app relaying ``/v1/...`` to ``upstream`` (a base URL ending in
     ``/v1`` or the like), recording into the store ``open_store()`` opens, redacted unless
-    ``redact`` is False (``redact_patterns`` add regular expressions). ``app.state.recorder``
-    is its :class:`Recorder`. Returns the app."""
+    ``redact`` is False (``redact_patterns`` add regular expressions, ``redact_region`` is the
+    phone numbers' country, as :func:`make_redactor` takes them). ``app.state.recorder`` is its
+    :class:`Recorder`. Returns the app; a bad pattern or region raises InputError here."""
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    recorder = Recorder(open_store, redact=redact, redact_patterns=redact_patterns)
+    make_redactor(redact, redact_patterns, redact_region)  # refuse bad patterns before the writer starts
+    recorder = Recorder(open_store, redact=redact, redact_patterns=redact_patterns, redact_region=redact_region)
     proxy = _Proxy(upstream, tags=tags, sample_rate=sample_rate, recorder=recorder, timeout=timeout)
     app = Starlette(routes=[Route("/v1/gradeloop/feedback", proxy.feedback, methods=["POST"]),
                             Route("/v1/gradeloop/status", proxy.status, methods=["GET"]),
