@@ -143,7 +143,8 @@ class _GatedStream:
     """An upstream that sends the first event of a stream, then sends the rest only once the
     test has seen that event arrive: a proxy that buffers the stream never delivers it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, cut: bool = False) -> None:
+        self.cut = cut  # drop the connection instead of sending the rest
         self.gate = threading.Event()
         self.port = _free_port()
         self._loop = asyncio.new_event_loop()
@@ -168,6 +169,9 @@ class _GatedStream:
         for i, word in enumerate(["first", " second"]):
             if i:
                 await self._loop.run_in_executor(None, self.gate.wait, 20)
+                if self.cut:
+                    writer.transport.abort()
+                    return
             event = f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'content': word}}]})}\n\n".encode()
             writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
             await writer.drain()
@@ -379,3 +383,18 @@ def test_an_upstream_url_with_a_query_keeps_it_and_never_shows_its_key(upstream,
         assert reply.choices[0].message.content == "via azure"
         status = httpx.get(f"{proxy.url}/gradeloop/status").text
         assert "api-version=2024-10-21" in status and secret not in status
+
+
+def test_an_upstream_that_breaks_mid_stream_cuts_the_callers_stream_too(db):
+    with _GatedStream(cut=True) as gated, ProxyServer(f"http://127.0.0.1:{gated.port}/v1",
+                                                      open_store=partial(Store, db)) as proxy:
+        seen = []
+        with pytest.raises(openai.APIConnectionError):  # as going direct: the stream is cut, not ended
+            for chunk in _client(proxy.url, "x").chat.completions.create(model="m", messages=_ask("cut"), stream=True):
+                seen.append(chunk.choices[0].delta.content)
+                gated.gate.set()
+        proxy.flush()
+    assert seen == ["first"]
+    [record] = _records(db)
+    assert record["output"] == {"role": "assistant", "content": "first"}
+    assert "upstream stream broke" in record["error"]["message"]

@@ -8,8 +8,8 @@ the answer (streams reassembled), latency, time to the first token, usage, statu
 tags. Headers are never stored.
 
 Nothing of the recording happens on the request path beyond noting the bytes and times: one
-writer thread turns them into records and stores them through :func:`ingest` (redaction
-first), so a slow or broken store never delays or fails a caller. Each recorded request gets an
+writer process turns them into records and stores them through :func:`ingest` (redaction
+first), so a slow or broken store, or redaction's CPU time, never delays or fails a caller. Each recorded request gets an
 id (the ``X-Gradeloop-Record`` response header) that ``POST /v1/gradeloop/feedback`` names.
 """
 
@@ -517,6 +517,10 @@ class _Stream:
                 if chunks is not None:
                     chunks.append((time.perf_counter(), data))
                 await send({"type": "http.response.body", "body": data, "more_body": True})
+        except OSError:  # the caller's connection is gone (an ASGI server may say so from send)
+            if self.exchange is not None:
+                self.exchange.error = "the caller disconnected before the stream ended"
+            return
         except Exception as exc:
             if self.exchange is not None:
                 self.exchange.error = f"the upstream stream broke: {type(exc).__name__}"
