@@ -326,6 +326,13 @@ def test_cli_refuses_bad_flags_with_one_line():
         "error: --upstream: 'api.openai.com/v1' is not an http(s) URL"]
     bad_regex = run_cli("proxy", "--upstream", "http://127.0.0.1:9/v1", "--redact-pattern", "(")
     assert bad_regex.returncode == 2 and "--redact-pattern" in bad_regex.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_cli("proxy", "--upstream", "http://127.0.0.1:9/v1", "--port", str(port))
+    assert busy.returncode == 2 and busy.stderr.strip().splitlines() == [
+        f"error: --port: {port} is already in use on 127.0.0.1 (a free port)"]
 
 
 def test_cli_proxy_records_into_the_store_and_flushes_on_shutdown(upstream, tmp_path):

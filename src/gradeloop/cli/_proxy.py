@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from urllib.parse import urlparse
 
@@ -16,11 +17,19 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def _check_listen(host: str, port: int) -> None:
     """Fail with one line (exit 2) before anything starts when ``host:port`` cannot be bound."""
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="--port") from None
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"cannot resolve '{host}': {exc} (an interface address such as 127.0.0.1)",
+                         field="--host") from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(f"{port} is already in use on {host} (a free port)", field="--port") from None
+            raise InputError(f"cannot listen on '{host}': {exc.strerror} (an address of this machine, such as "
+                             "127.0.0.1)", field="--host") from None
 
 
 def proxy_command(
