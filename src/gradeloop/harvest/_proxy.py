@@ -9,8 +9,9 @@ tags. Headers are never stored.
 
 Nothing of the recording happens on the request path beyond noting the bytes and times: one
 writer process turns them into records and stores them through :func:`ingest` (redaction
-first), so a slow or broken store, or redaction's CPU time, never delays or fails a caller. Each recorded request gets an
-id (the ``X-Gradeloop-Record`` response header) that ``POST /v1/gradeloop/feedback`` names.
+first), so a slow or broken store, or redaction's CPU time, never delays or fails a caller.
+Each recorded request gets an id (the ``X-Gradeloop-Record`` response header) that
+``POST /v1/gradeloop/feedback`` names.
 """
 
 from __future__ import annotations
