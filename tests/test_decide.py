@@ -107,6 +107,17 @@ def test_run_cost_uses_the_runs_own_tokens_and_keeps_judges_apart(tmp_path):
     assert "cost / 1k items" in table.stdout and "no price" in table.stdout  # openai/big has no built-in price
 
 
+def test_a_machine_priced_per_hour_costs_the_runs_wall_time(tmp_path):
+    [run_id] = run_models(["big"], triage_eval(n=4))
+    run = Store().get_run(run_id)
+    wall = run["finished_at"] - run["started_at"]
+    cost = run_cost(Store(), run_id, load_prices(write_prices(tmp_path, "big: {per_hour: 3600}\n")))
+    assert cost.wall_s == pytest.approx(wall) and cost.cost_usd == pytest.approx(wall)  # $1 a second
+    assert cost.cost_per_1k_items == pytest.approx(1000 * wall / 4)
+    free = run_cost(Store(), run_id, load_prices(write_prices(tmp_path, "openai: {per_hour: 0}\n")))
+    assert free.price_key == "openai" and free.cost_usd == 0.0
+
+
 # -- compare: several runs, Holm, non-inferiority, JUnit ---------------------------------------
 
 def test_compare_several_runs_holm_and_cost(three_runs, tmp_path):
@@ -160,6 +171,8 @@ def test_junit_xml_parses_and_fails_the_regressions(three_runs, tmp_path):
     assert nano_failures["group = easy"] == ["regression"] and nano_failures["group = hard"] == ["regression"]
     assert root.get("tests") == "8" and root.get("failures") == "4"
     assert junit_xml(compare_many(Store(), [base, mini])).count("<failure") == 0
+    nowhere = run_cli("eval", "compare", base, mini, "--junit", str(tmp_path / "missing" / "x.xml"))
+    assert nowhere.returncode == 2 and "cannot write JUnit XML" in nowhere.stderr
 
 
 # -- recommend ---------------------------------------------------------------------------------

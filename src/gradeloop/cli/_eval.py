@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import InputError
 from ..report import (breakdown, compare_runs, export_run, list_object, output_item_list, run_list, run_object,
                       run_summary)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
@@ -266,7 +267,10 @@ def compare(
                 out.print(note)
         out.print(cost_table([cmps[0]["a"]["cost"]] + [c["b"]["cost"] for c in cmps]))
     if junit:
-        junit.write_text(junit_xml(cmps), encoding="utf-8")
+        try:
+            junit.write_text(junit_xml(cmps), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write JUnit XML: {exc.strerror}", file=str(junit), field="junit") from None
     if _gate_failures(cmps, fail_on_regression, confidence):
         raise typer.Exit(1)
 

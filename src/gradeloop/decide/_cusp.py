@@ -139,8 +139,11 @@ def write_rft(store: Store, report: CuspReport, path: str | Path) -> dict[str, A
     grader_path = path.with_name(path.stem + ".grader.json")
     rows = [{"messages": t["messages"], **{k: v for k, v in (t["item"] or {}).items() if k != "messages"}}
             for t in targets]
-    write_jsonl(path, rows)
-    grader_path.write_text(json.dumps(grader, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        write_jsonl(path, rows)
+        grader_path.write_text(json.dumps(grader, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror}", file=str(exc.filename or path), field="write_rft") from None
     load_grader_file(grader_path)
     load_training_file(path, "reinforcement", grader=grader)
     return {"file": str(path), "grader_file": str(grader_path), "rows": len(rows)}
