@@ -286,10 +286,11 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
     """B against A, item by item, on the items both runs answered (matched by content, so
     two runs of the same eval file compare even when they were started apart).
 
-    Returns ``{"object": "gradeloop.comparison", "a", "b", "items", "overall", "criteria", "by"}``;
+    Returns ``{"object": "gradeloop.comparison", "a", "b", "items", "overall", "criteria", "by", "holm"}``;
     each comparison holds both pass rates with intervals, the difference with its paired
     bootstrap interval, the p-value (McNemar exact for one sample per item, else a sign-flip
-    test), and the smallest difference this many items can detect. Raises InputError when
+    test), and the smallest difference this many items can detect; the criterion and group rows
+    also carry ``p_holm``, corrected (Holm) across those rows. Raises InputError when
     the runs share no item.
     """
     from ._checks import in_range
@@ -320,6 +321,8 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
             values.setdefault(json.dumps(_field(oa[k]["item"], field), default=str), []).append(k)
         for value, keys in sorted(values.items()):
             groups.append({"field": field, "value": json.loads(value), **compare(keys)})
+    criteria = [{"name": n, **compare(shared, n)} for n in names]
+    family = _holm_family(criteria if len(criteria) > 1 else [], groups)
     return {
         "object": "gradeloop.comparison",
         "a": {"run_id": runs[0]["id"], "model": runs[0]["model"] or None, "name": runs[0]["name"]},
@@ -327,9 +330,23 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
         "items": {"paired": len(shared), "only_in_a": len(oa) - len(shared), "only_in_b": len(ob) - len(shared),
                   "errored_a": ea, "errored_b": eb},
         "overall": compare(shared),
-        "criteria": [{"name": n, **compare(shared, n)} for n in names],
+        "criteria": criteria,
         "by": groups,
+        "holm": {"family": family, "rows": "criteria and by groups" if family else None},
     }
+
+
+def _holm_family(criteria: list[dict[str, Any]], groups: list[dict[str, Any]]) -> int:
+    """Add ``p_holm`` (Holm–Bonferroni over the rows below the overall one: the criteria, when
+    there are several, and the --by groups) to every row; returns the family's size."""
+    from .stats import holm
+
+    rows = [r for r in criteria + groups if r["p_value"] is not None]
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_holm"] = adjusted
+    for row in criteria + groups:
+        row.setdefault("p_holm", None)
+    return len(rows)
 
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")

@@ -9,6 +9,7 @@ import typer
 from ..errors import GradeloopError
 from ..redact import scrub_std_streams
 from . import _eval, _grade, _harvest, _proxy, _serve, _suite, _tune
+from . import _eval_decide  # noqa: F401  (registers eval recommend | cusp | health)
 from ._common import err, fail, usage_line
 
 app = typer.Typer(

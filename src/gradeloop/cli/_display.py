@@ -122,7 +122,8 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
     label_b = f"B {b['model'] or short_id(b['run_id'])}"
     level = round(100 * cmp["overall"]["confidence"])
     table = Table(title=f"B vs A on {cmp['items']['paired']} paired items ({level}% intervals)", title_justify="left")
-    for col in ("", label_a, label_b, "B − A (points)", "A only / B only", "p"):
+    holm = bool(cmp.get("holm", {}).get("family"))
+    for col in ("", label_a, label_b, "B − A (points)", "A only / B only", "p") + (("p (Holm)",) if holm else ()):
         table.add_column(col, justify="left" if not col else "right")
 
     def rate(r: dict[str, Any]) -> str:
@@ -132,7 +133,8 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
 
     def row(name: str, c: dict[str, Any]) -> None:
         diff = "–" if c["difference"] is None else f"{_signed(c['difference'])} [{_signed(c['low'])}, {_signed(c['high'])}]"
-        table.add_row(name, rate(c["a"]), rate(c["b"]), diff, f"{c['only_a']} / {c['only_b']}", _p(c["p_value"]))
+        cells = [name, rate(c["a"]), rate(c["b"]), diff, f"{c['only_a']} / {c['only_b']}", _p(c["p_value"])]
+        table.add_row(*cells, *([_p(c.get("p_holm"))] if holm else []))
 
     row("all criteria", cmp["overall"])
     for c in cmp["criteria"] if len(cmp["criteria"]) > 1 else []:  # one criterion: the row above
@@ -172,7 +174,8 @@ def comparison_notes(cmp: dict[str, Any]) -> list[str]:
         notes.append(f"power: with {items['paired']} items and this share of items on which the runs disagree, "
                      f"a true difference of {100 * o['detectable']:.1f} points is found 4 times in 5; smaller ones "
                      "are easily missed.")
-    if len(cmp["criteria"]) > 1 or cmp["by"]:
-        notes.append("the rows below 'all criteria' are separate tests: their p-values are not corrected for "
-                     "multiple comparisons.")
+    if cmp.get("holm", {}).get("family"):
+        notes.append(f"p (Holm): the {cmp['holm']['family']} rows below 'all criteria' are one family of tests; "
+                     "their p-values are corrected with Holm–Bonferroni (the 'all criteria' row is the primary "
+                     "test and is not).")
     return notes

@@ -10,12 +10,14 @@ from typing import Optional
 
 import typer
 
+from ..errors import InputError
 from ..report import (breakdown, compare_runs, export_run, list_object, output_item_list, run_list, run_object,
                       run_summary)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from .._checks import at_least, check_base_url, fraction
 from ._common import allow_outside_option, err, flag_errors, open_store, out, print_json
+from ._decide_display import cost_table
 from ._display import (breakdown_table, comparison_line, comparison_notes, comparison_table, criteria_table,
                        items_table, pass_at_k_line, runs_table, short_id, status_label, summary_table)
 
@@ -189,15 +191,22 @@ def list_runs(
                 out.print(f"{short} was interrupted; resume with: gradeloop eval resume {short}")
 
 
+PRICES_HELP = "Price table (YAML, USD per million tokens); overrides the built-in prices and GRADELOOP_PRICES."
+
+
 @app.command("show")
 def show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     by: list[str] = typer.Option([], "--by", help="Break pass rates down by this item field (repeatable)."),
+    prices: Optional[Path] = typer.Option(None, "--prices", help=PRICES_HELP),
     as_json: bool = typer.Option(False, "--json", help="The run object in OpenAI's shape."),
 ) -> None:
-    """Show one run: status, counts, per-criterion results, usage; --by FIELD for breakdowns."""
+    """Show one run: status, counts, per-criterion results, usage, cost per 1,000 items; --by FIELD for breakdowns."""
+    from ..decide import load_prices, run_cost
+
     store = open_store()
     obj = _run_json(store, store.resolve_run_id(run_id), by)
+    obj["gradeloop"]["cost"] = run_cost(store, obj["id"], load_prices(prices)).to_dict()
     if as_json:
         print_json(obj)
         return
@@ -205,6 +214,7 @@ def show(
     summary = run_summary(store, obj["id"])
     out.print(summary_table([summary]))
     out.print(criteria_table([summary]))
+    out.print(cost_table([obj["gradeloop"]["cost"]]))
     if summary["pass_at_k"]:
         out.print(pass_at_k_line(summary))
     for field in by:
@@ -237,29 +247,62 @@ def items(
 
 @app.command("compare")
 def compare(
-    run_a: str = typer.Argument(..., help="The baseline run (id or unique prefix)."),
-    run_b: str = typer.Argument(..., help="The run compared with it."),
+    runs: list[str] = typer.Argument(..., help="Two or more runs (ids or unique prefixes): each after the first is "
+                                     "compared with the first, the baseline."),
     by: list[str] = typer.Option([], "--by", help="Also compare within each value of this item field (repeatable)."),
     confidence: float = typer.Option(0.95, help="Level of the intervals (0.5 to 0.999)."),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
                                             help="Exit 1 when B is worse than A beyond chance (p below 1 - confidence)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    margin: Optional[float] = typer.Option(None, "--non-inferiority-margin", min=0, max=1,
+                                           help="Exit 1 unless the lower bound of the interval of B − A is above "
+                                                "−M (B is shown to be at most M worse; 0.02 = 2 points)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML for CI: a test case per "
+                                         "comparison and criterion / group; regressions fail."),
+    prices: Optional[Path] = typer.Option(None, "--prices", help=PRICES_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON (a list of them for 3+ runs)."),
 ) -> None:
-    """Compare two runs of the same eval item by item: pass rates with intervals, the paired
-    difference with its interval and p-value, and what this many items can detect."""
+    """Compare runs of the same eval item by item: pass rates with intervals, the paired
+    difference with its interval and p-value (Holm-corrected across criteria and groups), what
+    this many items can detect, and cost and latency beside them."""
+    from ..decide import compare_many, junit_xml, load_prices
+
     with flag_errors("confidence"):
-        cmp = compare_runs(open_store(), run_a, run_b, by=by, confidence=confidence)
+        cmps = compare_many(open_store(), runs, by=by, confidence=confidence, margin=margin,
+                            prices=load_prices(prices))
     if as_json:
-        print_json(cmp)
+        print_json(cmps[0] if len(cmps) == 1 else list_object(cmps))
     else:
-        out.print(comparison_table(cmp))
-        for note in comparison_notes(cmp):
-            out.print(note)
-    overall = cmp["overall"]
-    if fail_on_regression and overall["difference"] is not None and overall["difference"] < 0 \
-            and overall["p_value"] < 1 - confidence:
-        err.print(f"regression: B is {-100 * overall['difference']:.1f} points worse than A (p = {overall['p_value']:.4f})")
+        for cmp in cmps:
+            out.print(comparison_table(cmp))
+            for note in comparison_notes(cmp):
+                out.print(note)
+        out.print(cost_table([cmps[0]["a"]["cost"]] + [c["b"]["cost"] for c in cmps]))
+    if junit:
+        try:
+            junit.write_text(junit_xml(cmps), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write JUnit XML: {exc.strerror}", file=str(junit), field="junit") from None
+    if _gate_failures(cmps, fail_on_regression, confidence):
         raise typer.Exit(1)
+
+
+def _gate_failures(cmps: list[dict], fail_on_regression: bool, confidence: float) -> int:
+    """Print one line per failed gate (regression, non-inferiority); returns how many failed."""
+    failed = 0
+    for cmp in cmps:
+        o = cmp["overall"]
+        name = "B" if len(cmps) == 1 else cmp["b"]["model"] or short_id(cmp["b"]["run_id"])
+        if fail_on_regression and o["difference"] is not None and o["difference"] < 0 \
+                and o["p_value"] < 1 - confidence:
+            err.print(f"regression: {name} is {-100 * o['difference']:.1f} points worse than A (p = {o['p_value']:.4f})")
+            failed += 1
+        ni = cmp.get("non_inferiority")
+        if ni and not ni["passed"]:
+            low = "–" if ni["lower_bound"] is None else f"{100 * ni['lower_bound']:+.1f}"
+            err.print(f"not shown non-inferior: the interval of {name} − A has its lower bound at {low} points, not above "
+                      f"−{100 * ni['margin']:.1f}")
+            failed += 1
+    return failed
 
 
 @app.command("export")

@@ -15,8 +15,8 @@ import random
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
-__all__ = ["Comparison", "Rate", "compare_paired", "detectable_difference", "items_needed", "mcnemar_exact",
-           "paired_bootstrap", "pass_at_k", "rate", "sign_flip_test", "wilson_interval"]
+__all__ = ["Comparison", "Rate", "compare_paired", "detectable_difference", "holm", "items_needed", "mcnemar_exact",
+           "non_inferior", "paired_bootstrap", "pass_at_k", "pass_hat_k", "rate", "sign_flip_test", "wilson_interval"]
 
 RESAMPLES = 10_000
 
@@ -123,6 +123,38 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def pass_hat_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimate of pass^k (all of k samples pass, as τ-bench reports it) from ``n``
+    samples of which ``c`` passed: ``C(c, k) / C(n, k)`` (the chance that k samples drawn
+    without replacement all pass)."""
+    if not 0 < k <= n:
+        raise ValueError(f"pass^{k} needs 1 <= k <= n samples (n = {n})")
+    return math.comb(c, k) / math.comb(n, k)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the order given: the i-th smallest p (from 1) is
+    multiplied by ``m - i + 1``, made non-decreasing along the sorted order, and capped at 1.
+    Rejecting where the adjusted p is below alpha controls the family-wise error rate."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def non_inferior(low: float | None, margin: float) -> bool:
+    """True when the lower bound ``low`` of the interval of B − A lies above ``-margin``: B is
+    shown to be worse than A by less than ``margin`` (a one-sided test at half the interval's
+    error rate). False when there is no interval."""
+    if margin < 0:
+        raise ValueError(f"the non-inferiority margin must be 0 or more, got {margin}")
+    return low is not None and low > -margin
 
 
 def detectable_difference(n: int, discordant: float, *, alpha: float = 0.05, power: float = 0.8) -> float | None:

@@ -14,7 +14,7 @@ from ..report import output_item_objects
 from ..spec import CompletionsDataSource, load_eval
 from ..store import Store
 
-__all__ = ["sft_rows", "dpo_rows", "rft_from_eval", "write_jsonl"]
+__all__ = ["sft_rows", "dpo_rows", "rft_from_eval", "rft_grader", "write_jsonl"]
 
 
 def _graded(store: Store, run_ids: Iterable[str]) -> Iterable[dict[str, Any]]:
@@ -108,13 +108,18 @@ def rft_from_eval(path: str | Path, *,
             raise InputError("an RFT row reserves 'messages' and 'tools'; rename these item fields",
                              file=row.file, line=row.line, field="item")
         rows.append({"messages": messages, **{k: v for k, v in row.item.items() if k != "messages"}})
-    criteria = [c.model_dump(exclude_none=True) for c in spec.testing_criteria]
+    return rows, rft_grader([c.model_dump(exclude_none=True) for c in spec.testing_criteria], spec.name)
+
+
+def rft_grader(criteria: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
+    """The RFT grader for an eval's criteria: the one criterion, or a ``multi`` grader that
+    averages them."""
     if len(criteria) == 1:
-        return rows, criteria[0]
+        return criteria[0]
     taken: set[str] = set()
     graders = {_key(c["name"], taken): c for c in criteria}
     formula = f"({' + '.join(graders)}) / {len(graders)}"
-    return rows, {"type": "multi", "name": spec.name, "graders": graders, "calculate_output": formula}
+    return {"type": "multi", "name": name, "graders": graders, "calculate_output": formula}
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> int:
