@@ -81,11 +81,21 @@ PRODUCTS: dict[str, dict[str, Any]] = {
                          "Can I carry unused holiday days from {month} into next year?",
                          "I want to take {days} days off in {month}, how do I request leave?",
                          "Do public holidays in {month} count against my annual leave?",
-                         "Can {person} approve my vacation request for {month}?"],
+                         "Can {person} approve my vacation request for {month}?",
+                         "Is it fine to book a holiday in {city} for {days} days in {month} before it is approved?",
+                         "Does unpaid leave in {month} reduce my vacation allowance, asks {person}?",
+                         "What happens to my holiday entitlement if I fall ill during my trip to {city}?",
+                         "Can I swap {days} days of overtime for extra vacation in {month}?",
+                         "My {person} is visiting from {city} in {month}; can I take special leave for it?"],
             "expenses": ["How do I get reimbursed for a train ticket to {city} that cost {amount}?",
                          "What is the daily meal allowance on a business trip to {city} in {month}?",
                          "Can I expense a {item} I bought for work in {month}?",
-                         "Where do I submit the receipts from my trip to {city} with {person}?"],
+                         "Where do I submit the receipts from my trip to {city} with {person}?",
+                         "Is a taxi from the airport in {city} covered by the travel expense policy?",
+                         "Who signs off on an expense claim of {amount} for a {item}?",
+                         "How soon after my trip to {city} in {month} will the expense claim be paid out?",
+                         "Are hotel minibar charges of {amount} in {city} reimbursable?",
+                         "I lost the receipt for a {item}; can I still claim the {amount} as an expense?"],
         },
         "failing": None,
     },
@@ -98,14 +108,16 @@ _WHEN2 = ["next spring", "in July", "over Easter", "for a long weekend", "in Dec
 _DAMAGE = ["broken", "scratched", "the wrong colour", "missing a part", "the wrong size", "soaking wet", "dented"]
 _METHOD = ["PayPal", "Apple Pay", "a gift card", "bank transfer", "Klarna", "Google Pay", "cash on delivery"]
 _PASSPORT = ["German", "Brazilian", "Indian", "Canadian", "Nigerian", "Japanese", "Australian", "Mexican"]
-_PERSON = ["my manager", "my partner", "my two kids", "my elderly mother", "a colleague", "my dog", "my team lead"]
+_PERSON = ["my manager", "my partner", "my two kids", "my elderly mother", "a colleague", "my dog", "my team lead",
+           "the new intern", "my best friend", "our whole department"]
 _STYLE = ["quiet", "family friendly", "cheap", "luxury", "pet friendly", "boutique", "business"]
-_MONTHS = ["January", "March", "April", "June", "August", "October", "November", "December"]
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]
 _AMOUNTS = ["40 euros", "120 dollars", "75 pounds", "300 euros", "15 dollars", "950 kronor", "60 francs"]
 
 _DEPTS = ["Finance", "Research and Development", "Sales", "Customer Success", "IT"]
 _NOISE = [str.lower, lambda q: q.rstrip("?.!") + "??", lambda q: "Hi, " + q, lambda q: q + " Thanks!",
-          lambda q: q.replace(" the ", " teh ", 1) if " the " in q else q.upper()]
+          lambda q: q.replace(" the ", " teh ", 1) if " the " in q and len(q) > 80 else q.upper()]
 
 
 def _variables(rng: random.Random) -> dict[str, Any]:
@@ -179,13 +191,14 @@ def three_products(seed: int = 0) -> list[Record]:
 
 
 def _fresh_question(spec: dict[str, Any], rng: random.Random, asked: list[set[str]]) -> tuple[str, str]:
-    """A question unlike every earlier one of the product: under 4/5 of its words shared
+    """A question unlike every earlier one of the product: under 7/10 of its words shared
     (so only the planted repeats are near duplicates)."""
     for _ in range(5000):
         intent = rng.choice(sorted(spec["intents"]))
         question = rng.choice(spec["intents"][intent]).format(**_variables(rng))
         words = set(question.lower().replace("?", " ").replace(",", " ").replace(".", " ").split())
-        if all(len(words & other) / len(words | other) < 0.8 for other in asked):
+        if all(len(words & other) / len(words | other) < 0.7 for other in asked):
             asked.append(words)
             return intent, question
-    raise RuntimeError(f"the question templates are too few for {len(asked) + 1} distinct questions of {sorted(spec['intents'])}")
+    raise RuntimeError(f"too few question templates for {len(asked) + 1} distinct questions of "
+                       f"{sorted(spec['intents'])}")

@@ -9,7 +9,7 @@ new Drain group whose template aligns with a known one (difflib's ratio over tok
 a new product. Records without a system prompt cluster by the shape of the request (tool
 names, ``response_format``).
 
-Within a cluster, near duplicates of the user content (character 4-grams; MinHash LSH finds
+Within a cluster, near duplicates of the user content (character 5-grams; MinHash LSH finds
 candidates, their exact Jaccard ≥ ``near_dup_threshold`` decides) fold into the first stored
 record. Each record is considered once: clustering takes only records no earlier call has
 seen, so it is incremental and running it twice changes nothing.
@@ -26,11 +26,11 @@ from typing import Any
 from ..store import Store
 
 __all__ = ["NEAR_DUP_THRESHOLD", "TEMPLATE_SIMILARITY", "cluster_records", "system_prompt", "user_text",
-           "last_user_text", "mask_prompt"]
+           "last_user_text"]
 
 NEAR_DUP_THRESHOLD = 0.8  # estimated Jaccard of user-content shingles at which a record folds
 TEMPLATE_SIMILARITY = 0.7  # token alignment ratio at which prompts of different lengths share a cluster
-SHINGLE = 4  # characters per shingle: a typo or an added "please" in a short question keeps J ≥ 0.8
+SHINGLE = 5  # characters per shingle (as the build's leakage check); see docs/harvest.md for why
 NUM_PERM = 128
 _DRAIN_SIM = 0.7  # Drain's own threshold for same-length prompts (share of equal tokens)
 _PROMPT_ROLES = ("system", "developer")
@@ -92,12 +92,6 @@ def _miner() -> Any:
     config.drain_sim_th = _DRAIN_SIM
     config.parametrize_numeric_tokens = True
     return TemplateMiner(config=config)
-
-
-def mask_prompt(prompt: str) -> str:
-    """The prompt as clustering sees it: whitespace collapsed, variable parts masked
-    (``Today is 2026-12-07`` → ``Today is <DATE>``)."""
-    return _miner().masker.mask(" ".join(prompt.split()))
 
 
 def _shape(params: dict[str, Any]) -> tuple[str, str]:
@@ -182,9 +176,10 @@ def _fold_near_dups(store: Store, cluster_ids: Iterable[int], new_ids: set[str],
         rows = [(r["id"], r["seq"], _shingles(user_text(r["messages"]))) for r in store.harvest_records(
             cluster_id=cluster_id)]
         rows = [r for r in rows if r[2]]  # no user text: nothing to compare
-        lsh, kept = MinHashLSH(threshold=threshold, num_perm=NUM_PERM), {}
+        # LSH only proposes: set below the threshold so pairs just above it are rarely missed
+        lsh, kept = MinHashLSH(threshold=max(0.05, threshold - 0.2), num_perm=NUM_PERM), {}
         for (record_id, seq, shingles), minhash in zip(rows, MinHash.bulk([r[2] for r in rows], num_perm=NUM_PERM)):
-            # LSH proposes candidates; the exact Jaccard of the shingle sets decides
+            # the exact Jaccard of the shingle sets decides
             twins = [k for k in lsh.query(minhash) if _jaccard(shingles, kept[k][1]) >= threshold] \
                 if record_id in new_ids else []
             if twins:

@@ -1,10 +1,11 @@
 """Topics within a use-case cluster: what users ask, and which kinds of request go wrong.
 
 The last user message of each record is embedded with the MiniLM model that ships with
-gradeloop (the ``text_similarity`` grader's local embedder), the vectors are grouped with
-scikit-learn's HDBSCAN (records in no dense group form the topic "other"), and each group is
-labelled by its distinctive terms: class-based TF-IDF, where a term scores by its frequency in
-the group times the log of how rare it is across all groups, English stop words removed.
+gradeloop (the ``text_similarity`` grader's local embedder), the vectors are reduced to their
+first principal components and grouped with scikit-learn's HDBSCAN (records in no dense group
+form the topic "other"), and each group is labelled by its distinctive terms: class-based
+TF-IDF, where a term scores by its frequency in the group times the log of how rare it is
+across all groups, English stop words removed.
 A judge model can name each group (``namer``); nothing needs one.
 """
 
@@ -25,6 +26,7 @@ __all__ = ["Topic", "topics", "is_failing", "OTHER"]
 OTHER = -1  # the id of the topic of records in no dense group
 EXAMPLES = 3
 LABEL_TERMS = 5
+REDUCED_DIMS = 5  # what HDBSCAN clusters: the embeddings' first principal components
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*_\d+>")
 _NAMER_PROMPT = ("You name groups of user requests sent to an assistant. Answer with a name of two to five words "
                  "that says what the requests in the group ask for; answer with the name only.")
@@ -80,14 +82,21 @@ def min_topic_size(records: int) -> int:
 
 
 def _groups(vectors: Any) -> list[int]:
-    """A group label per vector (``OTHER`` for noise); fewer than 6 requests are one group."""
+    """A group label per vector (``OTHER`` for noise); fewer than 6 requests, or requests with
+    no dense group among them, are one group."""
     if len(vectors) < 6:
         return [0] * len(vectors)
     from sklearn.cluster import HDBSCAN
+    from sklearn.decomposition import PCA
 
+    # density is poorly defined in 384 dimensions (all distances look alike): reduce first,
+    # as BERTopic does (it uses UMAP to 5 dimensions; PCA is deterministic and already here)
+    reduced = PCA(n_components=min(REDUCED_DIMS, len(vectors) - 1), random_state=0).fit_transform(vectors)
     size = min_topic_size(len(vectors))
     # a small min_samples keeps "other" small: phrasings of one intent are dense but not very
-    labels = HDBSCAN(min_cluster_size=size, min_samples=max(2, size // 10), copy=True).fit(vectors).labels_
+    labels = HDBSCAN(min_cluster_size=size, min_samples=max(2, size // 10), copy=True).fit(reduced).labels_
+    if (labels < 0).all():  # no dense group at all (few or scattered requests): one topic, not all "other"
+        return [0] * len(vectors)
     return [int(x) if x >= 0 else OTHER for x in labels]
 
 
