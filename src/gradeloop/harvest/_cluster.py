@@ -137,8 +137,11 @@ class _Templates:
         best, best_key = self.similarity, None
         for key, group in self.home.items():
             matcher = difflib.SequenceMatcher(None, self._tokens(group), tokens, autojunk=False)
-            if matcher.real_quick_ratio() >= best and matcher.quick_ratio() >= best and matcher.ratio() >= best:
-                best, best_key = matcher.ratio(), key
+            if matcher.real_quick_ratio() < best or matcher.quick_ratio() < best:
+                continue  # cheap upper bounds first
+            ratio = matcher.ratio()
+            if ratio >= best:
+                best, best_key = ratio, key
         return best_key
 
     def _tokens(self, group: int) -> list[str]:
