@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -111,8 +112,9 @@ def test_constraints_stated_in_a_system_prompt_become_criteria_that_grade_good_a
 
     ending = extract_criteria("End with 'Is there anything else?'", []).testing_criteria
     assert ending[0]["constraints"] == [{"id": "startend:end_checker", "end_phrase": "Is there anything else?"}]
-    assert asyncio.run(_grade_all(ending, sample_namespace("Done. Is there anything else?"))) == {ending[0]["name"]: True}
-    assert asyncio.run(_grade_all(ending, sample_namespace("Is there anything else? Done."))) == {ending[0]["name"]: False}
+    name = ending[0]["name"]
+    assert asyncio.run(_grade_all(ending, sample_namespace("Done. Is there anything else?"))) == {name: True}
+    assert asyncio.run(_grade_all(ending, sample_namespace("Is there anything else? Done."))) == {name: False}
 
 
 def test_a_response_format_schema_becomes_a_schema_check():
@@ -253,6 +255,18 @@ def test_near_duplicates_folded_into_a_record_are_named_in_its_provenance(tmp_pa
     assert row["item"]["provenance"]["record_ids"] == [kept, folded]
 
 
+def test_a_judge_adds_the_rubric_to_the_built_eval_and_a_cluster_without_template_reads_its_system_prompt(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    qs = _questions(3)
+    exchanges = [_exchange(q, "Fine. Is there anything else?", order=i) for i, (_, q) in enumerate(qs)]
+    cluster, _ = _cluster(store, exchanges, template="")
+    report = build(store, cluster, tmp_path / "out", judge="openai/gpt-4.1-mini")
+    spec = load_eval(tmp_path / "out" / "eval.yaml")
+    assert [c.type for c in spec.testing_criteria] == ["constraints"] * 3 + ["score_model"]
+    assert spec.raw["testing_criteria"][-1]["model"] == "openai/gpt-4.1-mini"
+    assert [c["kind"] for c in report.criteria] == ["constraint"] * 3 + ["rubric"] and not report.notes
+
+
 def test_bad_build_requests_name_the_problem(tmp_path):
     store = Store(tmp_path / "db.sqlite")
     cluster, _ = _traffic(store, n_per_topic=2)
@@ -333,13 +347,14 @@ def test_eval_run_on_a_built_eval_with_schema_and_tool_checks_against_a_server(t
     def reply(body: dict) -> dict:
         assert body["tools"] == tools and body["response_format"]["type"] == "json_schema"
         good = "refund" in body["messages"][-1]["content"] or "money" in body["messages"][-1]["content"]
-        call = {"id": "c", "type": "function", "function": {"name": "get_order" if good else "other", "arguments": "{}"}}
+        call = {"id": "c", "type": "function",
+                "function": {"name": "get_order" if good else "other", "arguments": "{}"}}
         return {"role": "assistant", "content": '{"label": "refund"}' if good else "no", "tool_calls": [call]}
 
     with FakeOpenAI(responder=reply) as server:
         [run_id] = run_eval(spec, ["openai/fake"], store=store, options=RunOptions(base_url=server.url))
     run = run_object(store, run_id)
-    good = sum(1 for r in spec.rows if "refund" in user_text(r.item["messages"]) or "money" in user_text(r.item["messages"]))
+    good = sum(1 for r in spec.rows if re.search("refund|money", user_text(r.item["messages"])))
     assert run["result_counts"]["passed"] == good and run["result_counts"]["total"] == len(spec.rows)
 
 
@@ -370,8 +385,10 @@ def test_harvest_build_and_eval_run_from_the_cli(tmp_path):
 @pytest.mark.slow
 def test_a_built_eval_runs_on_the_embedded_model(tmp_path):
     store = Store(tmp_path / "db.sqlite")
-    cluster, topics = _traffic(store, n_per_topic=5)
+    cluster, topics = _traffic(store, n_per_topic=5, max_tokens=48)  # the cap every record sent
     build(store, cluster, tmp_path / "out", topic_of=lambda records: topics)
+    sampling = load_eval(tmp_path / "out" / "eval.yaml").raw["data_source"]["sampling_params"]
+    assert sampling["max_completion_tokens"] == 48
     [run_id] = run_eval(tmp_path / "out" / "eval.yaml", ["local/smollm2"], store=store,
                         options=RunOptions(limit=3))
     run = run_object(store, run_id)

@@ -111,6 +111,12 @@ def default_topic_of(store: Store, cluster_id: int) -> TopicOf:
     return assign
 
 
+def _system_text(record: dict[str, Any]) -> str:
+    """The system (or developer) messages of a record: the instructions when a cluster has no template."""
+    return "\n".join(m["content"] for m in record["messages"]
+                     if m.get("role") in ("system", "developer") and isinstance(m.get("content"), str))
+
+
 def _until_last_user(messages: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
     return None if last is None else messages[: last + 1]
@@ -173,8 +179,11 @@ def common_sampling_params(records: list[dict[str, Any]]) -> tuple[dict[str, Any
     Chat form; and notes on what could not be carried over."""
     notes: list[str] = []
     per = [_chat_params(r.get("params") or {}, notes) for r in records]
-    common = {k: v for k, v in per[0].items()
-              if all(json.dumps(p.get(k), sort_keys=True) == json.dumps(v, sort_keys=True) for p in per[1:])} if per else {}
+
+    def same(key: str, value: Any) -> bool:
+        return all(json.dumps(p.get(key), sort_keys=True) == json.dumps(value, sort_keys=True) for p in per[1:])
+
+    common = {k: v for k, v in per[0].items() if same(k, v)} if per else {}
     if any("tool_choice" in (r.get("params") or {}) for r in records):
         notes.append("tool_choice is not an eval sampling param; where it required a tool, a tool check grades it")
     return common, list(dict.fromkeys(notes))
@@ -300,7 +309,7 @@ def build(store: Store, cluster_id: int, out_dir: str | Path, *, split: tuple[fl
         raise InputError(f"cluster {cluster_id} has no record with a user turn to build from", field="cluster")
     where = split_by_topic({k: items[k]["provenance"]["topic"] for k in items}, split, seed)
     report.leakage_moved = _leaks(items, where)
-    criteria = extract_criteria(cluster["template"] or "", records, judge=judge)
+    criteria = extract_criteria(cluster["template"] or _system_text(records[0]), records, judge=judge)
     return _write(store, cluster, Path(out_dir), items, by_id, where, criteria, report,
                   {"split": split, "seed": seed, "fmt": fmt, "judge": judge})
 

@@ -180,8 +180,8 @@ def extract_criteria(template: str, records: list[dict[str, Any]], *, judge: str
     _add_format(out, records)
     tool = required_tool(records)
     if tool:
-        out.add({"type": "string_check", "name": f"calls {tool[0]}", "input": "{{ sample.output_tools[0].function.name }}",
-                 "reference": tool[0], "operation": "eq"}, "tool", tool[1])
+        out.add({"type": "string_check", "name": f"calls {tool[0]}", "reference": tool[0], "operation": "eq",
+                 "input": "{{ sample.output_tools[0].function.name }}"}, "tool", tool[1])
     out.uncovered = [s for s in instruction_sentences(template) if not detect_constraints(s)]
     if out.uncovered and judge:
         out.add(_rubric(judge, out.uncovered), "rubric", f"{len(out.uncovered)} instruction(s) no detector covered")
