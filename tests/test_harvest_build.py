@@ -394,3 +394,57 @@ def test_a_built_eval_runs_on_the_embedded_model(tmp_path):
     run = run_object(store, run_id)
     assert run["status"] == "completed" and run["result_counts"]["total"] == 3
     assert run["result_counts"]["errored"] == 0 and run["gradeloop"]["dataset"].startswith("ds_")
+
+
+# -- end to end: three products --------------------------------------------------------------
+
+_PRODUCTS_E2E = {
+    "checkout": {"system": SYSTEM.format(order=7), "params": {},
+                 "answer": {"response": "Your order ships today. Is there anything else?"},
+                 "constraints": ["length_constraints:number_words", "punctuation:no_comma", "startend:end_checker"],
+                 "types": ["constraints"] * 3},
+    "triage": {"system": "You classify the support tickets of Globex. Respond only in lowercase letters.",
+               "params": {"response_format": {"type": "json_schema", "json_schema": {"name": "t", "schema": {
+                   "type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}}}},
+               "answer": {"response": '{"label": "billing", "reason": "the card was charged twice"}'},
+               "constraints": ["change_case:english_lowercase"], "types": ["constraints", "python"]},
+    "travel": {"system": "You are the booking agent of Initech travel. Never use the words cheap or guarantee.",
+               "params": {"tools": [{"type": "function", "name": "search_flights", "parameters": {"type": "object"}}],
+                          "tool_choice": {"type": "function", "name": "search_flights"}},
+               "answer": {"response": "Here are three flights for you.", "tool_calls": [
+                   {"id": "c1", "type": "function", "function": {"name": "search_flights", "arguments": "{}"}}]},
+               "constraints": ["keywords:forbidden_words"], "types": ["constraints", "string_check"]},
+}
+
+
+def test_three_products_give_three_evals_with_their_own_constraints_and_each_runs(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    qs = _questions(17)  # 51 requests per product
+    entries, keys = [], []
+    for name, product in _PRODUCTS_E2E.items():
+        for i, (_, q) in enumerate(qs):
+            request = {"model": "gpt-4.1-mini", "messages": [{"role": "system", "content": product["system"]},
+                                                             {"role": "user", "content": q}], **product["params"]}
+            entries.append((f"{name}:{i}", from_chat(request, None, output={"role": "assistant", "content": "ok"})))
+            keys.append(name)
+    report = ingest(store, entries, source="import:test", redactor=None)
+    # what the clustering does (by system-prompt template), done here by hand
+    clusters = store.harvest_assign_clusters({n: p["system"] for n, p in _PRODUCTS_E2E.items()},
+                                             dict(zip(report.record_ids, keys)))
+    for name, product in _PRODUCTS_E2E.items():
+        out = tmp_path / name
+        built = build(store, clusters[name], out)
+        spec = load_eval(out / "eval.yaml")
+        assert [c.type for c in spec.testing_criteria] == product["types"]
+        assert [c["constraints"][0]["id"] for c in spec.raw["testing_criteria"] if c["type"] == "constraints"] \
+            == product["constraints"]
+        assert sum(built.counts.values()) == len(qs)
+        rules = tmp_path / f"{name}.yaml"
+        rules.write_text(yaml.safe_dump([product["answer"]]))
+        [run_id] = run_eval(spec, [f"scripted/{rules}"], store=store)
+        run = run_object(store, run_id)
+        assert run["result_counts"]["passed"] == len(spec.rows) == built.counts["test"]
+        assert run["gradeloop"]["dataset"] == built.dataset_id
+        rules.write_text(yaml.safe_dump([{"response": "Sure, WE can help with that and it is cheap."}]))
+        [run_id] = run_eval(spec, [f"scripted/{rules}"], store=store)
+        assert run_object(store, run_id)["result_counts"]["failed"] == len(spec.rows)

@@ -93,14 +93,25 @@ def split_by_topic(topics: dict[str, str], shares: tuple[float, float, float], s
     return out
 
 
+def _topics_function() -> Callable[..., Any] | None:
+    """``topics(store, cluster_id)`` of the harvest's topic finder, when it is installed."""
+    try:
+        from ._topics import topics  # type: ignore[import-not-found]
+        return topics
+    except ImportError:
+        from .. import harvest
+
+        found = getattr(harvest, "topics", None)
+        return found if callable(found) else None
+
+
 def default_topic_of(store: Store, cluster_id: int) -> TopicOf:
     """The topic assignment used when none is injected: the harvest's topic finder
     (``topics(store, cluster_id)``) where it is installed, else one topic for the cluster."""
 
     def assign(records: list[dict[str, Any]]) -> dict[str, str]:
-        try:
-            from ._topics import topics  # type: ignore[import-not-found]
-        except ImportError:
+        topics = _topics_function()
+        if topics is None:
             return {r["id"]: f"cluster-{cluster_id}" for r in records}
         labels: dict[str, str] = {}
         for topic in topics(store, cluster_id):
