@@ -152,6 +152,28 @@ def test_required_tool_calls_become_tool_checks():
     assert extract_criteria("", mixed).testing_criteria == []
 
 
+def test_constraints_in_the_variable_part_of_a_prompt_are_checked_per_item(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    qs = _questions(4)
+    limits = [20 + 10 * (i % 4) for i in range(len(qs))]  # the template masks the number: 20, 30, 40, 50
+    exchanges = [_exchange(q, "Sure.", system="Summarize the ticket. Do not use commas. Answer in under {order} words.",
+                           order=n) for (_, q), n in zip(qs, limits)]
+    template = "Summarize the ticket. Do not use commas. Answer in under <*> words."
+    cluster, _ = _cluster(store, exchanges, template=template)
+    report = build(store, cluster, tmp_path / "out")
+    spec = load_eval(tmp_path / "out" / "eval.yaml")
+    assert [c["name"] for c in report.criteria] == ["In your entire response, refrain from the use of any commas.",
+                                                    "follows the constraints of its own system prompt"]
+    own = spec.testing_criteria[1]
+    for row in spec.rows:
+        limit = int(row.item["messages"][0]["content"].split("under ")[1].split()[0])
+        assert row.item["constraints"] == [{"id": "length_constraints:number_words", "num_words": limit,
+                                            "relation": "less than"}]
+        under = asyncio.run(grade(own, sample_namespace("word " * (limit - 1)), row.item))
+        over = asyncio.run(grade(own, sample_namespace("word " * limit), row.item))
+        assert (under.passed, over.passed) == (True, False)
+
+
 def test_no_judge_no_rubric_and_a_judge_gets_one_for_what_no_detector_covered():
     text = "Answer in under 50 words. Be warm and mention the order status when it helps."
     plain = extract_criteria(text, [])

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..store import Store
-from ._criteria import Criteria, extract_criteria, reference_criterion
+from ._criteria import Criteria, extract_criteria, reference_criterion, system_text
 from ._shingle import near_duplicates, user_text
 
 __all__ = ["BuildReport", "FORMATS", "TopicOf", "build", "default_topic_of", "parse_split", "split_by_topic"]
@@ -122,12 +122,6 @@ def default_topic_of(store: Store, cluster_id: int) -> TopicOf:
     return assign
 
 
-def _system_text(record: dict[str, Any]) -> str:
-    """The system (or developer) messages of a record: the instructions when a cluster has no template."""
-    return "\n".join(m["content"] for m in record["messages"]
-                     if m.get("role") in ("system", "developer") and isinstance(m.get("content"), str))
-
-
 def _until_last_user(messages: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
     return None if last is None else messages[: last + 1]
@@ -143,11 +137,14 @@ def _reference(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _item(record: dict[str, Any], dups: list[str], cluster_id: int, topic: str) -> dict[str, Any] | None:
+def _item(record: dict[str, Any], dups: list[str], cluster_id: int, topic: str,
+          criteria: Criteria) -> dict[str, Any] | None:
     messages = _until_last_user(record["messages"])
     if messages is None:
         return None
     item: dict[str, Any] = {"messages": messages}
+    if criteria.item_constraints:
+        item["constraints"] = criteria.item_constraints.get(record["id"], [])
     reference = _reference(record)
     if reference is not None:
         item["reference_answer"] = reference
@@ -256,7 +253,8 @@ def rft_grader(criteria: list[dict[str, Any]], rows: list[dict[str, Any]]) -> di
 
 _ITEM_SCHEMA = {"type": "object",
                 "properties": {"messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
-                               "reference_answer": {"type": "string"}, "provenance": {"type": "object"}},
+                               "reference_answer": {"type": "string"}, "provenance": {"type": "object"},
+                               "constraints": {"type": "array", "items": {"type": "object", "required": ["id"]}}},
                 "required": ["messages", "provenance"]}
 
 
@@ -312,15 +310,15 @@ def build(store: Store, cluster_id: int, out_dir: str | Path, *, split: tuple[fl
         if r["near_dup_of"]:
             dups[r["near_dup_of"]].append(r["id"])
     topics = (topic_of or default_topic_of(store, cluster_id))(records)
+    criteria = extract_criteria(cluster["template"] or system_text(records[0]["messages"]), records, judge=judge)
     by_id = {r["id"]: r for r in records}
     items = {r["id"]: i for r in records
-             if (i := _item(r, dups[r["id"]], cluster_id, topics.get(r["id"], "other"))) is not None}
+             if (i := _item(r, dups[r["id"]], cluster_id, topics.get(r["id"], "other"), criteria)) is not None}
     report = BuildReport(cluster=cluster_id, out_dir=str(out_dir), skipped=len(records) - len(items))
     if not items:
         raise InputError(f"cluster {cluster_id} has no record with a user turn to build from", field="cluster")
     where = split_by_topic({k: items[k]["provenance"]["topic"] for k in items}, split, seed)
     report.leakage_moved = _leaks(items, where)
-    criteria = extract_criteria(cluster["template"] or _system_text(records[0]), records, judge=judge)
     return _write(store, cluster, Path(out_dir), items, by_id, where, criteria, report,
                   {"split": split, "seed": seed, "fmt": fmt, "judge": judge})
 

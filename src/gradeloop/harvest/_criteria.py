@@ -3,7 +3,9 @@ must do, written as the ``testing_criteria`` of an eval (OpenAI grader JSON grad
 
 - every constraint the constraint library's ``detect`` finds in the system-prompt template
   becomes a ``constraints`` criterion (the form the IFEval and IF-categories suites use), one
-  per constraint so a run shows which instruction fails;
+  per constraint so a run shows which instruction fails; what a record's own system prompt
+  states beyond the template (in a part the template masks: "under <*> words") goes into
+  that item's ``constraints``, checked by one criterion over ``{{ item.constraints }}``;
 - a ``json_schema`` ``response_format`` becomes a ``python`` grader that validates the answer
   with ``jsonschema`` (gradeloop has no schema grader type; the python grader is OpenAI's own
   way to run such a check); a ``json_object`` one becomes the library's JSON-format constraint;
@@ -24,8 +26,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Criteria", "SIMILARITY_METRIC", "SIMILARITY_THRESHOLD", "detect_constraints", "extract_criteria",
-           "good_outputs", "instruction_sentences", "reference_criterion", "response_schema", "required_tool"]
+__all__ = ["Criteria", "ITEM_CONSTRAINTS", "SIMILARITY_METRIC", "SIMILARITY_THRESHOLD", "detect_constraints",
+           "extract_criteria", "good_outputs", "instruction_sentences", "reference_criterion", "response_schema",
+           "required_tool", "system_text"]
 
 # ROUGE-L F1 (word LCS, Porter stemmed) against the answer a user marked good. 0.5 means the
 # longest common word subsequence covers about half of both answers: a reworded answer with the
@@ -56,11 +59,14 @@ def grade(sample, item):
 @dataclass
 class Criteria:
     """The criteria found for one use case: ``testing_criteria`` (grader JSON), what each
-    came from (``found``: ``{"name", "kind", "from"}``), the instruction sentences no detector
-    covered (``uncovered``) and ``notes`` for the build summary (e.g. "no judge: no rubric")."""
+    came from (``found``: ``{"name", "kind", "from"}``), per record id the constraints its own
+    system prompt states beyond the template's (``item_constraints``, for ``item.constraints``),
+    the instruction sentences no detector covered (``uncovered``) and ``notes`` for the build
+    summary (e.g. "no judge: no rubric")."""
 
     testing_criteria: list[dict[str, Any]] = field(default_factory=list)
     found: list[dict[str, Any]] = field(default_factory=list)
+    item_constraints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     uncovered: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -78,7 +84,7 @@ def detect_constraints(text: str) -> list[tuple[str, dict[str, Any]]]:
     """``[(constraint id, kwargs)]`` for every registered constraint ``detect`` finds in ``text``."""
     from ..graders.constraints import constraint_ids, get_constraint
 
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     for cid in constraint_ids():
         for params in get_constraint(cid).detect(text):
             found.append((cid, params.model_dump(exclude_none=True, mode="json")))
@@ -92,6 +98,34 @@ def _describe(cid: str, kwargs: dict[str, Any]) -> str:
         return get_constraint(cid).describe(parse_params(cid, kwargs)).strip()
     except (NotImplementedError, ValueError):
         return cid
+
+
+def system_text(messages: list[dict[str, Any]]) -> str:
+    """The system and developer messages of a conversation: its instructions."""
+    return "\n".join(m["content"] for m in messages
+                     if m.get("role") in ("system", "developer") and isinstance(m.get("content"), str))
+
+
+ITEM_CONSTRAINTS = {"type": "constraints", "name": "follows the constraints of its own system prompt",
+                    "input": "{{ sample.output_text }}", "constraints": "{{ item.constraints }}", "mode": "strict",
+                    "score": "all"}
+
+
+def _own_constraints(out: Criteria, records: list[dict[str, Any]], common: list[tuple[str, dict[str, Any]]]) -> None:
+    """Constraints a record's own system prompt states beyond the template's: the variable parts
+    a template masks ("under <*> words") still say something checkable for that record."""
+    cache: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        text = system_text(r.get("messages") or [])
+        if text not in cache:
+            cache[text] = [{"id": cid, **kw} for cid, kw in detect_constraints(text) if (cid, kw) not in common]
+        if r.get("id"):
+            out.item_constraints[r["id"]] = cache[text]
+    with_own = sum(1 for v in out.item_constraints.values() if v)
+    if with_own:
+        out.add(dict(ITEM_CONSTRAINTS), "constraint", f"{with_own} record(s) whose system prompt states more")
+    else:
+        out.item_constraints = {}
 
 
 def constraint_criterion(cid: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -175,8 +209,10 @@ def extract_criteria(template: str, records: list[dict[str, Any]], *, judge: str
     (store rows); ``judge`` (a model name) adds a ``score_model`` rubric for what no detector
     covered. Returns :class:`Criteria` (its ``testing_criteria`` may be empty)."""
     out = Criteria()
-    for cid, kwargs in detect_constraints(template):
+    common = detect_constraints(template)
+    for cid, kwargs in common:
         out.add(constraint_criterion(cid, kwargs), "constraint", cid)
+    _own_constraints(out, records, common)
     _add_format(out, records)
     tool = required_tool(records)
     if tool:
