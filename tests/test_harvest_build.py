@@ -172,6 +172,13 @@ def test_constraints_in_the_variable_part_of_a_prompt_are_checked_per_item(tmp_p
         under = asyncio.run(grade(own, sample_namespace("word " * (limit - 1)), row.item))
         over = asyncio.run(grade(own, sample_namespace("word " * limit), row.item))
         assert (under.passed, over.passed) == (True, False)
+    # a masked part that every record states alike is a criterion of the eval, not of each item
+    records = [{"id": f"r{i}", "messages": [{"role": "system", "content": f"Order {i}. End with 'Bye now.'"}]}
+               for i in range(3)]
+    alike = extract_criteria("Order <*>. End with <*>", records)
+    assert [c["constraints"] for c in alike.testing_criteria] == [[{"id": "startend:end_checker",
+                                                                     "end_phrase": "Bye now."}]]
+    assert alike.item_constraints == {}
 
 
 def test_no_judge_no_rubric_and_a_judge_gets_one_for_what_no_detector_covered():

@@ -114,13 +114,20 @@ ITEM_CONSTRAINTS = {"type": "constraints", "name": "follows the constraints of i
 def _own_constraints(out: Criteria, records: list[dict[str, Any]], common: list[tuple[str, dict[str, Any]]]) -> None:
     """Constraints a record's own system prompt states beyond the template's: the variable parts
     a template masks ("under <*> words") still say something checkable for that record."""
-    cache: dict[str, list[dict[str, Any]]] = {}
+    cache: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for r in records:
         text = system_text(r.get("messages") or [])
         if text not in cache:
-            cache[text] = [{"id": cid, **kw} for cid, kw in detect_constraints(text) if (cid, kw) not in common]
+            cache[text] = [(cid, kw) for cid, kw in detect_constraints(text) if (cid, kw) not in common]
+    # stated by every record alike (the template masked a constant part): a criterion of its own
+    everywhere = [c for c in next(iter(cache.values()), []) if all(c in found for found in cache.values())]
+    for cid, kwargs in everywhere:
+        out.add(constraint_criterion(cid, kwargs), "constraint", f"{cid} (every record's system prompt)")
+    for r in records:
+        own = [{"id": cid, **kw} for cid, kw in cache[system_text(r.get("messages") or [])]
+               if (cid, kw) not in everywhere]
         if r.get("id"):
-            out.item_constraints[r["id"]] = cache[text]
+            out.item_constraints[r["id"]] = own
     with_own = sum(1 for v in out.item_constraints.values() if v)
     if with_own:
         out.add(dict(ITEM_CONSTRAINTS), "constraint", f"{with_own} record(s) whose system prompt states more")
