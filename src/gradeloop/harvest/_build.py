@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,8 @@ from ..store import Store
 from ._criteria import Criteria, extract_criteria, reference_criterion, system_text
 from ._shingle import near_duplicates, user_text
 
-__all__ = ["BuildReport", "FORMATS", "TopicOf", "build", "default_topic_of", "parse_split", "split_by_topic"]
+__all__ = ["BuildReport", "FORMATS", "TopicOf", "build", "default_topic_of", "parse_split", "split_by_topic",
+           "topic_label"]
 
 FORMATS = ("eval", "sft", "rft")
 SPLITS = ("train", "valid", "test")
@@ -105,6 +106,16 @@ def _topics_function() -> Callable[..., Any] | None:
         return found if callable(found) else None
 
 
+def topic_label(topic: Any) -> str:
+    """A topic's label as one string: its name (from a namer), else its first three
+    distinctive terms (``label`` is a list of terms), else its id."""
+    name = getattr(topic, "name", None)
+    terms = getattr(topic, "label", None)
+    if isinstance(terms, str):
+        terms = [terms]
+    return name or " ".join(list(terms or [])[:3]) or f"topic-{topic.id}"
+
+
 def default_topic_of(store: Store, cluster_id: int) -> TopicOf:
     """The topic assignment used when none is injected: the harvest's topic finder
     (``topics(store, cluster_id)``) where it is installed, else one topic for the cluster."""
@@ -115,8 +126,7 @@ def default_topic_of(store: Store, cluster_id: int) -> TopicOf:
             return {r["id"]: f"cluster-{cluster_id}" for r in records}
         labels: dict[str, str] = {}
         for topic in topics(store, cluster_id):
-            label = getattr(topic, "label", None) or " ".join(list(getattr(topic, "terms", []))[:3]) or str(topic.id)
-            labels.update({rid: label for rid in topic.record_ids})
+            labels.update({rid: topic_label(topic) for rid in topic.record_ids})
         return {r["id"]: labels.get(r["id"], "other") for r in records}
 
     return assign

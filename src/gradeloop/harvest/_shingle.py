@@ -1,9 +1,12 @@
 """Shingles and MinHash over the user content of a conversation: the near-duplicate measure
 that deduplication and the build's leakage check share.
 
-A text is lowercased with its whitespace collapsed and cut into overlapping character
-5-grams (a text shorter than that is one shingle): robust to small edits and word order
-inside short requests, where word n-grams of a ten-word question would share too little.
+A text is case-folded, its runs of punctuation and whitespace become one space (``<`` and
+``>`` stay, so redaction placeholders remain words), and it is cut into overlapping character
+4-grams: robust to a typo or an added "please" in a short request, where word n-grams of a
+ten-word question would share too little. This is the shingling the near-duplicate folding of
+``cluster_records`` uses (its ``_shingles``), so "near duplicate" means one thing in dedupe
+and in the build's leakage check.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 __all__ = ["NEAR_DUP_THRESHOLD", "jaccard", "near_duplicates", "shingles", "user_text"]
 
-SHINGLE = 5
+SHINGLE = 4
 NUM_PERM = 128
 NEAR_DUP_THRESHOLD = 0.8  # Jaccard similarity of the shingle sets
 
@@ -33,16 +36,17 @@ def user_text(messages: list[dict[str, Any]]) -> str:
 
 
 def shingles(text: str) -> set[str]:
-    """The character 5-gram shingles of ``text`` after lowercasing and collapsing whitespace."""
-    norm = re.sub(r"\s+", " ", text.lower()).strip()
+    """The character 4-gram shingles of ``text`` normalized (see the module docstring); empty
+    for a text with no word character."""
+    norm = " ".join(re.sub(r"[^\w<>]+", " ", text.casefold()).split())
     if len(norm) <= SHINGLE:
-        return {norm}
+        return {norm} if norm else set()
     return {norm[i:i + SHINGLE] for i in range(len(norm) - SHINGLE + 1)}
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
-    """Jaccard similarity of two shingle sets (1.0 for two empty sets)."""
-    return len(a & b) / len(a | b) if a | b else 1.0
+    """Jaccard similarity of two shingle sets (0.0 when both are empty: nothing to compare)."""
+    return len(a & b) / len(a | b) if a | b else 0.0
 
 
 def _minhash(shingle_set: Iterable[str]) -> Any:
@@ -63,12 +67,14 @@ def near_duplicates(queries: dict[str, str], corpus: dict[str, str],
     # LSH tuned for 0.5 (25 bands of 5 rows) finds a pair at Jaccard 0.8 with probability
     # 1 - (1 - 0.8^5)^25 > 0.9999; tuned for 0.8 itself (9 bands of 13) it would find only 40%
     lsh = MinHashLSH(threshold=max(0.3, threshold - 0.3), num_perm=NUM_PERM)
-    sets = {key: shingles(text) for key, text in corpus.items()}
+    sets = {key: s for key, text in corpus.items() if (s := shingles(text))}
     for key, s in sets.items():
         lsh.insert(key, _minhash(s))
     found: dict[str, str] = {}
     for key, text in queries.items():
         mine = shingles(text)
+        if not mine:
+            continue
         scored = [(jaccard(mine, sets[c]), c) for c in lsh.query(_minhash(mine))]
         best = max((s for s in scored if s[0] >= threshold), default=None)
         if best:
