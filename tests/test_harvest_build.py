@@ -181,6 +181,19 @@ def test_constraints_in_the_variable_part_of_a_prompt_are_checked_per_item(tmp_p
     assert alike.item_constraints == {}
 
 
+def test_an_instruction_under_a_condition_is_not_checked_on_every_item():
+    text = ("Suggest hotels with prices. Reply in JSON when asked for an itinerary. "
+            "If the user writes in German, respond in German. Do not use commas.")
+    criteria = extract_criteria(text, [], judge="openai/gpt-4.1")
+    assert [c["constraints"][0]["id"] for c in criteria.testing_criteria if c["type"] == "constraints"] == \
+        ["punctuation:no_comma"]
+    assert "Reply in JSON when asked for an itinerary." in criteria.uncovered
+    assert "If the user writes in German, respond in German." in criteria.uncovered
+    # the same instruction stated without a condition elsewhere is checked
+    both = extract_criteria("Always respond in JSON. When asked for an itinerary, respond in JSON.", [])
+    assert [c["constraints"][0]["id"] for c in both.testing_criteria] == ["detectable_format:json_format"]
+
+
 def test_no_judge_no_rubric_and_a_judge_gets_one_for_what_no_detector_covered():
     text = "Answer in under 50 words. Be warm and mention the order status when it helps."
     plain = extract_criteria(text, [])

@@ -3,7 +3,8 @@ must do, written as the ``testing_criteria`` of an eval (OpenAI grader JSON grad
 
 - every constraint the constraint library's ``detect`` finds in the system-prompt template
   becomes a ``constraints`` criterion (the form the IFEval and IF-categories suites use), one
-  per constraint so a run shows which instruction fails; what a record's own system prompt
+  per constraint so a run shows which instruction fails (one stated under a condition, "reply in
+  JSON when asked for an itinerary", is left to the rubric); what a record's own system prompt
   states beyond the template (in a part the template masks: "under <*> words") goes into
   that item's ``constraints``, checked by one criterion over ``{{ item.constraints }}``;
 - a ``json_schema`` ``response_format`` becomes a ``python`` grader that validates the answer
@@ -26,9 +27,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Criteria", "ITEM_CONSTRAINTS", "SIMILARITY_METRIC", "SIMILARITY_THRESHOLD", "detect_constraints",
-           "extract_criteria", "good_outputs", "instruction_sentences", "reference_criterion", "response_schema",
-           "required_tool", "system_text"]
+__all__ = ["Criteria", "ITEM_CONSTRAINTS", "SIMILARITY_METRIC", "SIMILARITY_THRESHOLD", "checkable_constraints",
+           "detect_constraints", "extract_criteria", "good_outputs", "instruction_sentences", "reference_criterion",
+           "response_schema", "required_tool", "system_text"]
 
 # ROUGE-L F1 (word LCS, Porter stemmed) against the answer a user marked good. 0.5 means the
 # longest common word subsequence covers about half of both answers: a reworded answer with the
@@ -91,6 +92,23 @@ def detect_constraints(text: str) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+# an instruction under a condition ("reply in JSON when asked for an itinerary") holds for some
+# requests only: checked on every item it would fail the others, so it goes to the rubric
+_CONDITION = re.compile(r"\b(?:if|when|whenever|unless|in case|otherwise)\b", re.IGNORECASE)
+
+
+def checkable_constraints(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The constraints :func:`detect_constraints` finds in ``text`` that hold for every request:
+    those stated only in a conditional sentence (if, when, unless …) are left out."""
+    found = detect_constraints(text)
+    sentences = instruction_sentences(text)
+    conditional = [c for s in sentences if _CONDITION.search(s) for c in detect_constraints(s)]
+    if not conditional:
+        return found
+    plain = [c for s in sentences if not _CONDITION.search(s) for c in detect_constraints(s)]
+    return [c for c in found if c not in conditional or c in plain]
+
+
 def _describe(cid: str, kwargs: dict[str, Any]) -> str:
     from ..graders.constraints import get_constraint, parse_params
 
@@ -118,7 +136,7 @@ def _own_constraints(out: Criteria, records: list[dict[str, Any]], common: list[
     for r in records:
         text = system_text(r.get("messages") or [])
         if text not in cache:
-            cache[text] = [(cid, kw) for cid, kw in detect_constraints(text) if (cid, kw) not in common]
+            cache[text] = [(cid, kw) for cid, kw in checkable_constraints(text) if (cid, kw) not in common]
     # stated by every record alike (the template masked a constant part): a criterion of its own
     everywhere = [c for c in next(iter(cache.values()), []) if all(c in found for found in cache.values())]
     for cid, kwargs in everywhere:
@@ -143,7 +161,7 @@ def constraint_criterion(cid: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def instruction_sentences(text: str) -> list[str]:
     """The sentences and list lines of a system prompt (what a rubric is built from)."""
-    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
+    parts = re.split(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)])\s+|\n+", text)
     return [p.strip(" -*\t") for p in parts if len(p.strip(" -*\t").split()) >= 3]
 
 
@@ -216,7 +234,7 @@ def extract_criteria(template: str, records: list[dict[str, Any]], *, judge: str
     (store rows); ``judge`` (a model name) adds a ``score_model`` rubric for what no detector
     covered. Returns :class:`Criteria` (its ``testing_criteria`` may be empty)."""
     out = Criteria()
-    common = detect_constraints(template)
+    common = checkable_constraints(template)
     for cid, kwargs in common:
         out.add(constraint_criterion(cid, kwargs), "constraint", cid)
     _own_constraints(out, records, common)
@@ -225,7 +243,7 @@ def extract_criteria(template: str, records: list[dict[str, Any]], *, judge: str
     if tool:
         out.add({"type": "string_check", "name": f"calls {tool[0]}", "reference": tool[0], "operation": "eq",
                  "input": "{{ sample.output_tools[0].function.name }}"}, "tool", tool[1])
-    out.uncovered = [s for s in instruction_sentences(template) if not detect_constraints(s)]
+    out.uncovered = [s for s in instruction_sentences(template) if _CONDITION.search(s) or not detect_constraints(s)]
     if out.uncovered and judge:
         out.add(_rubric(judge, out.uncovered), "rubric", f"{len(out.uncovered)} instruction(s) no detector covered")
     elif out.uncovered:
