@@ -162,7 +162,7 @@ def test_constraints_in_the_variable_part_of_a_prompt_are_checked_per_item(tmp_p
     cluster, _ = _cluster(store, exchanges, template=template)
     report = build(store, cluster, tmp_path / "out")
     spec = load_eval(tmp_path / "out" / "eval.yaml")
-    assert [c["name"] for c in report.criteria] == ["In your entire response, refrain from the use of any commas.",
+    assert [c["name"] for c in report.criteria] == ["Do not use any commas.",
                                                     "follows the constraints of its own system prompt"]
     own = spec.testing_criteria[1]
     for row in spec.rows:

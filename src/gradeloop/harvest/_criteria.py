@@ -110,10 +110,13 @@ def checkable_constraints(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _describe(cid: str, kwargs: dict[str, Any]) -> str:
+    """The constraint in the library's own words, its shortest phrasing (a criterion's name)."""
     from ..graders.constraints import get_constraint, parse_params
 
+    constraint = get_constraint(cid)
     try:
-        return get_constraint(cid).describe(parse_params(cid, kwargs)).strip()
+        params = parse_params(cid, kwargs)
+        return min((constraint.describe(params, n).strip() for n in range(constraint.phrasings)), key=len)
     except (NotImplementedError, ValueError):
         return cid
 
