@@ -371,6 +371,8 @@ def test_sft_and_rft_files_validate_as_tune_create_takes_them(tmp_path):
                      env={"GRADELOOP_HOME": str(tmp_path / "home")})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == len(rows)
+    build(store, cluster, tmp_path / "rft", fmt="eval", topic_of=lambda records: topics)
+    assert not (tmp_path / "rft" / "grader.yaml").exists()  # nothing stale from an earlier build
 
 
 # -- dataset versions and runs -------------------------------------------------------------------

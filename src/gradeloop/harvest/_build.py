@@ -261,6 +261,7 @@ def rft_grader(criteria: list[dict[str, Any]], rows: list[dict[str, Any]]) -> di
             "calculate_output": f"({' + '.join(keys)}) / {len(keys)}"}
 
 
+_OPTIONAL_FILES = ("eval.references.yaml", "test.references.jsonl", "grader.yaml")
 _ITEM_SCHEMA = {"type": "object",
                 "properties": {"messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
                                "reference_answer": {"type": "string"}, "provenance": {"type": "object"},
@@ -337,6 +338,8 @@ def _write(store: Store, cluster: dict[str, Any], out: Path, items: dict[str, di
            records: dict[str, dict[str, Any]], where: dict[str, str], criteria: Criteria, report: BuildReport,
            options: dict[str, Any]) -> BuildReport:
     out.mkdir(parents=True, exist_ok=True)
+    for name in _OPTIONAL_FILES:  # a rebuild into the same directory leaves nothing of an earlier one
+        (out / name).unlink(missing_ok=True)
     parts = {s: [k for k in items if where[k] == s] for s in SPLITS}  # records' stored order
     if not parts["test"]:
         raise InputError(f"cluster {cluster['id']}: every held-out item has a near duplicate in train, so no test "
@@ -378,7 +381,7 @@ def _write(store: Store, cluster: dict[str, Any], out: Path, items: dict[str, di
         report.files.append("eval.references.yaml")
     report.criteria = criteria.found + ([{"name": reference_criterion()["name"], "kind": "reference",
                                           "from": f"{len(with_ref)} test answer(s) marked good"}] if with_ref else [])
-    _validate(out, report, options["fmt"], testing)
+    _validate(out, report, options["fmt"])
     return report
 
 
@@ -416,7 +419,7 @@ def _write_rows(out: Path, items: dict[str, dict[str, Any]], records: dict[str, 
     return files
 
 
-def _validate(out: Path, report: BuildReport, fmt: str, testing: list[dict[str, Any]]) -> None:
+def _validate(out: Path, report: BuildReport, fmt: str) -> None:
     """Load what was written with gradeloop's own loaders: the eval, and the fine-tuning files
     as ``tune create`` validates them (a failure here is a bug in the build, not bad input)."""
     from ..spec import load_eval, load_training_file, parse_criteria
