@@ -18,7 +18,7 @@ from gradeloop.errors import InputError
 from gradeloop.graders import grade
 from gradeloop.harvest import from_chat, ingest
 from gradeloop.harvest._build import build, parse_split, split_by_topic
-from gradeloop.harvest._criteria import extract_criteria
+from gradeloop.harvest._criteria import extract_criteria, reference_criterion
 from gradeloop.harvest._shingle import jaccard, shingles, user_text
 from gradeloop.spec import load_eval, load_training_file, parse_criteria
 from gradeloop.templating import sample_namespace
@@ -275,7 +275,7 @@ def test_build_writes_the_eval_and_split_rows_with_provenance(tmp_path):
     assert len(with_refs.rows) == len(refs)
     similarity = with_refs.raw["testing_criteria"][-1]
     assert (similarity["type"], similarity["evaluation_metric"], similarity["reference"]) == \
-        ("text_similarity", "rouge_l", "{{ item.reference_answer }}")
+        ("text_similarity", "cosine", "{{ item.reference_answer }}")
     assert any("no judge" in n for n in report.notes)
     # the same seed builds the same files; another seed another split
     again = build(store, cluster, tmp_path / "again", seed=3, topic_of=lambda records: topics)
@@ -451,6 +451,23 @@ def test_harvest_build_and_eval_run_from_the_cli(tmp_path):
     assert run["gradeloop"]["dataset"] == report["dataset_id"] and run["result_counts"]["passed"] > 0
     bad = run_cli("harvest", "build", "--cluster", "42", "--out", str(out), env=env)
     assert bad.returncode == 2 and "no cluster 42" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_reference_criterion_passes_a_rewording_not_another_answer():
+    reference = ("Your parcel left our depot today and should arrive within two days. "
+                 "Is there anything else I can help with?")
+    rewordings = ["The parcel left the depot today and will arrive in about two days. "
+                  "Is there anything else I can help with?",
+                  "It shipped from our warehouse this morning; expect delivery in two days. "
+                  "Is there anything else I can help with?"]
+    others = ["We have issued your refund to the original card and it takes five days. "
+              "Is there anything else I can help with?",
+              "You can reset your password from the login page. Is there anything else I can help with?"]
+    [criterion] = parse_criteria([reference_criterion()])
+    verdicts = [asyncio.run(grade(criterion, sample_namespace(text), {"reference_answer": reference})).passed
+                for text in rewordings + others]
+    assert verdicts == [True, True, False, False]
 
 
 @pytest.mark.slow
