@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..store import Store
 from ._criteria import Criteria, extract_criteria, reference_criterion, system_text
 from ._shingle import near_duplicates, user_text
+from ._topics import Topic
 
 __all__ = ["BuildReport", "FORMATS", "TopicOf", "build", "default_topic_of", "parse_split", "split_by_topic",
            "topic_label"]
@@ -94,36 +95,19 @@ def split_by_topic(topics: dict[str, str], shares: tuple[float, float, float], s
     return out
 
 
-def _topics_function() -> Callable[..., Any] | None:
-    """``topics(store, cluster_id)`` of the harvest's topic finder, when it is installed."""
-    try:
-        from ._topics import topics  # type: ignore[import-not-found]
-        return topics
-    except ImportError:
-        from .. import harvest
-
-        found = getattr(harvest, "topics", None)
-        return found if callable(found) else None
-
-
-def topic_label(topic: Any) -> str:
+def topic_label(topic: Topic) -> str:
     """A topic's label as one string: its name (from a namer), else its first three
-    distinctive terms (``label`` is a list of terms), else its id."""
-    name = getattr(topic, "name", None)
-    terms = getattr(topic, "label", None)
-    if isinstance(terms, str):
-        terms = [terms]
-    return name or " ".join(list(terms or [])[:3]) or f"topic-{topic.id}"
+    distinctive terms, else its id."""
+    return topic.name or " ".join(topic.label[:3]) or f"topic-{topic.id}"
 
 
 def default_topic_of(store: Store, cluster_id: int) -> TopicOf:
-    """The topic assignment used when none is injected: the harvest's topic finder
-    (``topics(store, cluster_id)``) where it is installed, else one topic for the cluster."""
+    """The topic assignment used when none is injected: the groups :func:`topics` finds in the
+    cluster (a record in none of them is ``other``)."""
 
     def assign(records: list[dict[str, Any]]) -> dict[str, str]:
-        topics = _topics_function()
-        if topics is None:
-            return {r["id"]: f"cluster-{cluster_id}" for r in records}
+        from ._topics import topics
+
         labels: dict[str, str] = {}
         for topic in topics(store, cluster_id):
             labels.update({rid: topic_label(topic) for rid in topic.record_ids})
