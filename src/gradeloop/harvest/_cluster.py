@@ -24,14 +24,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..store import Store
+from ._shingle import NEAR_DUP_THRESHOLD, NUM_PERM, jaccard, lsh_threshold, shingles, user_text
 
-__all__ = ["NEAR_DUP_THRESHOLD", "TEMPLATE_SIMILARITY", "cluster_records", "system_prompt", "user_text",
-           "last_user_text"]
+__all__ = ["NEAR_DUP_THRESHOLD", "TEMPLATE_SIMILARITY", "cluster_records", "system_prompt", "last_user_text"]
 
-NEAR_DUP_THRESHOLD = 0.8  # estimated Jaccard of user-content shingles at which a record folds
 TEMPLATE_SIMILARITY = 0.7  # token alignment ratio at which prompts of different lengths share a cluster
-SHINGLE = 5  # characters per shingle (as the build's leakage check); see docs/harvest.md for why
-NUM_PERM = 128
 _DRAIN_SIM = 0.7  # Drain's own threshold for same-length prompts (share of equal tokens)
 _PROMPT_ROLES = ("system", "developer")
 
@@ -60,11 +57,6 @@ def system_prompt(messages: list[dict[str, Any]]) -> str | None:
         if message.get("role") in _PROMPT_ROLES:
             return _text(message.get("content"))
     return None
-
-
-def user_text(messages: list[dict[str, Any]]) -> str:
-    """All user messages' texts, one per line: what near-duplicate detection compares."""
-    return "\n".join(_text(m.get("content")) for m in messages if m.get("role") == "user")
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -158,17 +150,6 @@ class _Templates:
 # ---------------------------------------------------------------- near duplicates
 
 
-def _shingles(text: str) -> set[bytes]:
-    norm = " ".join(re.sub(r"[^\w<>]+", " ", text.casefold()).split())
-    if len(norm) <= SHINGLE:
-        return {norm.encode()} if norm else set()
-    return {norm[i:i + SHINGLE].encode() for i in range(len(norm) - SHINGLE + 1)}
-
-
-def _jaccard(a: set[bytes], b: set[bytes]) -> float:
-    return len(a & b) / len(a | b)
-
-
 def _fold_near_dups(store: Store, cluster_ids: Iterable[int], new_ids: set[str], threshold: float) -> int:
     """Fold each new record whose user content nearly repeats an earlier record's of the same
     cluster into the first stored one; returns how many were folded."""
@@ -176,20 +157,20 @@ def _fold_near_dups(store: Store, cluster_ids: Iterable[int], new_ids: set[str],
 
     pairs: list[tuple[str, str]] = []
     for cluster_id in cluster_ids:
-        rows = [(r["id"], r["seq"], _shingles(user_text(r["messages"]))) for r in store.harvest_records(
+        rows = [(r["id"], r["seq"], shingles(user_text(r["messages"]))) for r in store.harvest_records(
             cluster_id=cluster_id)]
         rows = [r for r in rows if r[2]]  # no user text: nothing to compare
-        # LSH only proposes: set below the threshold so pairs just above it are rarely missed
-        lsh, kept = MinHashLSH(threshold=max(0.05, threshold - 0.2), num_perm=NUM_PERM), {}
-        for (record_id, seq, shingles), minhash in zip(rows, MinHash.bulk([r[2] for r in rows], num_perm=NUM_PERM)):
+        lsh, kept = MinHashLSH(threshold=lsh_threshold(threshold), num_perm=NUM_PERM), {}
+        hashes = MinHash.bulk([[g.encode() for g in r[2]] for r in rows], num_perm=NUM_PERM, seed=1)
+        for (record_id, seq, grams), minhash in zip(rows, hashes):
             # the exact Jaccard of the shingle sets decides
-            twins = [k for k in lsh.query(minhash) if _jaccard(shingles, kept[k][1]) >= threshold] \
+            twins = [k for k in lsh.query(minhash) if jaccard(grams, kept[k][1]) >= threshold] \
                 if record_id in new_ids else []
             if twins:
                 pairs.append((record_id, min(twins, key=lambda k: kept[k][0])))
             else:
                 lsh.insert(record_id, minhash)
-                kept[record_id] = (seq, shingles)
+                kept[record_id] = (seq, grams)
     return store.harvest_mark_near_dups(pairs)
 
 

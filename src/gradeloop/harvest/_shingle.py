@@ -3,10 +3,9 @@ that deduplication and the build's leakage check share.
 
 A text is case-folded, its runs of punctuation and whitespace become one space (``<`` and
 ``>`` stay, so redaction placeholders remain words), and it is cut into overlapping character
-4-grams: robust to a typo or an added "please" in a short request, where word n-grams of a
-ten-word question would share too little. This is the shingling the near-duplicate folding of
-``cluster_records`` uses (its ``_shingles``), so "near duplicate" means one thing in dedupe
-and in the build's leakage check.
+5-grams: robust to a typo or an added "please" in a short request, where word n-grams of a
+ten-word question would share too little. The near-duplicate folding of ``cluster_records``
+and the build's leakage check both use this module, so "near duplicate" means one thing in both.
 """
 
 from __future__ import annotations
@@ -15,9 +14,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["NEAR_DUP_THRESHOLD", "jaccard", "near_duplicates", "shingles", "user_text"]
+__all__ = ["NEAR_DUP_THRESHOLD", "NUM_PERM", "jaccard", "lsh_threshold", "near_duplicates", "shingles",
+           "user_text"]
 
-SHINGLE = 4
+SHINGLE = 5
 NUM_PERM = 128
 NEAR_DUP_THRESHOLD = 0.8  # Jaccard similarity of the shingle sets
 
@@ -36,7 +36,7 @@ def user_text(messages: list[dict[str, Any]]) -> str:
 
 
 def shingles(text: str) -> set[str]:
-    """The character 4-gram shingles of ``text`` normalized (see the module docstring); empty
+    """The character 5-gram shingles of ``text`` normalized (see the module docstring); empty
     for a text with no word character."""
     norm = " ".join(re.sub(r"[^\w<>]+", " ", text.casefold()).split())
     if len(norm) <= SHINGLE:
@@ -47,6 +47,14 @@ def shingles(text: str) -> set[str]:
 def jaccard(a: set[str], b: set[str]) -> float:
     """Jaccard similarity of two shingle sets (0.0 when both are empty: nothing to compare)."""
     return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def lsh_threshold(threshold: float) -> float:
+    """The threshold to tune MinHash LSH for when pairs at ``threshold`` must be found: LSH only
+    proposes candidates (their exact Jaccard decides), and tuned for 0.8 itself (9 bands of 13
+    rows) it finds a pair at Jaccard 0.8 with probability 1 - (1 - 0.8^13)^9, about 40%; tuned for
+    0.5 (25 bands of 5) the same pair is found with probability above 0.9999."""
+    return max(0.3, threshold - 0.3)
 
 
 def _minhash(shingle_set: Iterable[str]) -> Any:
@@ -64,9 +72,7 @@ def near_duplicates(queries: dict[str, str], corpus: dict[str, str],
     sets decides, so the answer does not depend on hashing luck beyond LSH's recall."""
     from datasketch import MinHashLSH
 
-    # LSH tuned for 0.5 (25 bands of 5 rows) finds a pair at Jaccard 0.8 with probability
-    # 1 - (1 - 0.8^5)^25 > 0.9999; tuned for 0.8 itself (9 bands of 13) it would find only 40%
-    lsh = MinHashLSH(threshold=max(0.3, threshold - 0.3), num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=lsh_threshold(threshold), num_perm=NUM_PERM)
     sets = {key: s for key, text in corpus.items() if (s := shingles(text))}
     for key, s in sets.items():
         lsh.insert(key, _minhash(s))
