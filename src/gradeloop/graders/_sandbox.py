@@ -67,9 +67,11 @@ grader's score or the parent's checks.
 
 from __future__ import annotations
 
+import _signal as _signal_module
 import _thread
 import gc
 import json
+import json.scanner
 import os
 import select
 import signal
@@ -822,7 +824,13 @@ def _install_audit_hook(workdir: str, in_user_code: list[bool]) -> None:
 # os.fork, ...) in its own zygote does not change how the zygote forks or reports.
 _float, _int, _min, _isinstance, _type, _repr, _str = float, int, min, isinstance, type, repr, str
 _fork, _pipe, _close, _waitpid, _kill, _exit = os.fork, os.pipe, os.close, os.waitpid, os.kill, os._exit
-_setitimer, _signal, _scandir = signal.setitimer, signal.signal, os.scandir
+# _signal.signal, not signal.signal: the latter converts the old handler to an enum member, a
+# failed lookup whose exception alone touched ~85 pages (copied, in each grade's process)
+_setitimer, _signal, _scandir = signal.setitimer, _signal_module.signal, os.scandir
+_SIGALRM, _SIGXCPU = int(signal.SIGALRM), int(signal.SIGXCPU)
+# the request's JSON is parsed by the C scanner directly: json.loads's Python wrappers and
+# regular expression add pages a grade's process must copy
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())
 MAX_ANSWER = 4 * MB  # what a grade may send back; more and it is killed
 MAX_DETAILS = 100_000  # characters of a traceback kept (head and tail)
 CHILD_GRACE_S = 0.5  # the zygote kills a grade this long after its time limit
@@ -887,7 +895,6 @@ class _Zygote:
         self.cores, self.libc = cores, libc
         self.own_uid = False  # True once the zygote runs as a uid of its own: kill(-1) then reaches only strays
         self.grade: Any = None
-        self.pending: int | None = None  # a grade's process that answered and is still to be reaped
         self.stale = False
         self.workdir, self.baseline = config["workdir"], {}
         self.in_user_code = [False]
@@ -908,7 +915,7 @@ class _Zygote:
                 answer = self.handle(request)
             except BaseException as exc:  # a late alarm or signal outside grader code
                 answer = {"status": "error", "details": self.format(exc), "recycle": True}
-            if self.pending is not None:  # a grade's answer, relayed as it came
+            if _type(answer) is bytes:  # a grade's answer, relayed as it came; its process is gone
                 send_frame(fd_out, answer)
                 self.finish_grade()
                 continue
@@ -943,10 +950,10 @@ class _Zygote:
         """Run ``grade`` once and send what it returned (or why it did not) to ``fd``; never returns."""
         timeout, memory_mb = _LIMITS.unpack_from(request, 1)
         try:
-            _signal(signal.SIGALRM, _raise_time_limit)
-            _signal(signal.SIGXCPU, _raise_time_limit)
+            _signal(_SIGALRM, _raise_time_limit)
+            _signal(_SIGXCPU, _raise_time_limit)
             self.set_limits(memory_mb, timeout, fresh=True)
-            sample, item = _loads(request[1 + _LIMITS.size:])
+            sample, item = _scan_json(request[1 + _LIMITS.size:].decode("utf-8"), 0)[0]
             self.in_user_code[0] = True
             _setitimer(signal.ITIMER_REAL, timeout)
             value = self.grade(sample, item)
@@ -987,8 +994,8 @@ class _Zygote:
         """Fork, let the child grade, and relay its raw answer (unchecked and unparsed: the parent
         checks it); the request's JSON is parsed in the child, so no grade's data reaches the zygote.
 
-        A child that answered is reaped after the answer is sent (``finish_grade``); one that did
-        not is reaped first, and its exit status is the answer."""
+        The child is reaped before the answer goes out: when the parent has it, the grade's process
+        is gone. One that did not answer gives its exit status instead."""
         read_end, write_end = _pipe()
         pid = _fork()
         if pid == 0:
@@ -1002,12 +1009,11 @@ class _Zygote:
             data, overtime, too_large = self.read_child(read_end, _LIMITS.unpack_from(request, 1)[0] + CHILD_GRACE_S)
         finally:
             _close(read_end)
-        if data is not None:
-            self.pending = pid
-            return ANSWER + data
-        if overtime or too_large:
-            _kill(pid, signal.SIGKILL)
+        if data is not None or overtime or too_large:
+            _kill(pid, signal.SIGKILL)  # one that answered is exiting anyway (a thread of it may still run)
         status = _waitpid(pid, 0)[1]
+        if data is not None:
+            return ANSWER + data
         self.clean_workdir()
         return {"status": "child", "overtime": overtime, "too_large": too_large,
                 "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
@@ -1029,13 +1035,7 @@ class _Zygote:
             return None, True, False
 
     def finish_grade(self) -> None:
-        """After an answer: make sure its process is gone, and that it left nothing for the next grade."""
-        pid, self.pending = self.pending, None
-        try:
-            _kill(pid, signal.SIGKILL)  # it is exiting anyway
-        except OSError:
-            pass
-        _waitpid(pid, 0)
+        """After an answer: make sure the grade left nothing for the next grade."""
         if self.kill_strays():
             self.stale = True
         self.clean_workdir()
@@ -1126,6 +1126,7 @@ class _Zygote:
             return {"status": "error", "details": grade}
         self.grade = grade
         self.baseline = self.workdir_state()
+        gc.collect()
         gc.freeze()  # what the load made is never collected again: grades copy fewer pages
         return {"status": "loaded"}
 
