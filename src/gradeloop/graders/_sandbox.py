@@ -1,8 +1,8 @@
 """A sandboxed Python worker process for ``python`` graders, and the parent's handle on it.
 
 This file is both a module (the parent side: :class:`WorkerProcess`) and the worker program
-itself, started as ``python -I -B _sandbox.py CONFIG``. The worker side uses the standard
-library only and never imports gradeloop.
+itself, started as ``python -I -B -c "import _sandbox; ..." DIR CONFIG`` (from its cached
+bytecode). The worker side uses the standard library only and never imports gradeloop.
 
 Processes. The worker (started by gradeloop, in its own session) enters new namespaces and
 forks the *zygote*, which serves one grader source for its whole life: it loads the source
@@ -229,6 +229,11 @@ def _minimal_env(workdir: str, cores: int) -> dict[str, str]:
     return env
 
 
+# The worker runs this file from its cached bytecode (imported, not run as a script): compiling
+# it left ~2 MB of parser memory in every zygote, which each fork copies the page tables of.
+_BOOT = "import sys; sys.path.append(sys.argv[1]); import _sandbox; sys.path.pop(); _sandbox._main()"
+
+
 class WorkerProcess:
     """One sandboxed worker for one grader source: started at once, handshake read on first use.
 
@@ -254,7 +259,7 @@ class WorkerProcess:
         self._stderr = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-B", os.path.abspath(__file__), json.dumps(config)],
+                [sys.executable, "-I", "-B", "-c", _BOOT, os.path.dirname(os.path.abspath(__file__)), json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=self.workdir,
                 env=_minimal_env(self.workdir, len(cores)), start_new_session=True, close_fds=True, bufsize=0,
             )
@@ -1211,7 +1216,7 @@ def _install_filters(zygote: _Zygote, mechanisms: dict[str, str]) -> None:
 
 
 def _main() -> None:
-    config = json.loads(sys.argv[1])
+    config = json.loads(sys.argv[-1])
     fd_in, fd_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
