@@ -231,7 +231,7 @@ def _minimal_env(workdir: str, cores: int) -> dict[str, str]:
 
 # The worker runs this file from its cached bytecode (imported, not run as a script): compiling
 # it left ~2 MB of parser memory in every zygote, which each fork copies the page tables of.
-_BOOT = "import sys; sys.path.append(sys.argv[1]); import _sandbox; sys.path.pop(); _sandbox._main()"
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import _sandbox; del sys.path[0]; _sandbox._main()"
 
 
 class WorkerProcess:
