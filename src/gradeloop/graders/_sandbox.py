@@ -257,9 +257,10 @@ class WorkerProcess:
         config = {"workdir": self.workdir, "uid": self.uid, "cores": cores, "disk_mb": disk_mb,
                   "max_memory_mb": MAX_MEMORY_MB, "nproc": NPROC_LIMIT}
         self._stderr = tempfile.TemporaryFile()
+        here = os.path.dirname(os.path.abspath(__file__))
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-B", "-c", _BOOT, os.path.dirname(os.path.abspath(__file__)), json.dumps(config)],
+                [sys.executable, "-I", "-B", "-c", _BOOT, here, json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=self.workdir,
                 env=_minimal_env(self.workdir, len(cores)), start_new_session=True, close_fds=True, bufsize=0,
             )
@@ -963,7 +964,7 @@ class _Zygote:
             _setitimer(signal.ITIMER_REAL, timeout)
             value = self.grade(sample, item)
             number = _number(value, self.real)
-            if number is not None:  # 9 bytes, through no code that grader code could have rebound
+            if number is not None:  # 9 bytes; no json, whose encoder looks up builtins grader code may rebind
                 _setitimer(signal.ITIMER_REAL, 0)
                 send_frame(fd, NUMBER + _NUMBER.pack(number))
                 _exit(0)
