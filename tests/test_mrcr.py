@@ -143,6 +143,7 @@ def test_import_bad_record_names_file_line_field(tmp_path):
     result = run_cli("suite", "mrcr", "import", str(bad), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "bad.jsonl:2: prompt:" in result.stderr
+    assert not any((tmp_path / "out").iterdir())  # nothing half-written
 
 
 # --------------------------------------------------------------------------- end to end

@@ -101,17 +101,23 @@ def _parquet_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def write_eval(out_dir: str | Path, definition: dict[str, Any], items: Iterator[dict[str, Any]] | list,
                header: str) -> dict[str, Any]:
     """Write ``eval.yaml`` and ``rows.jsonl`` (one ``{"item": ...}`` line per item, written as they
-    come so a long suite never sits in memory twice); returns ``{"eval", "rows", "items"}``."""
+    come so a long suite never sits in memory twice, under a temporary name until the last one);
+    returns ``{"eval", "rows", "items"}``."""
     import yaml
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows_path, eval_path = out / "rows.jsonl", out / "eval.yaml"
-    count = 0
-    with open(rows_path, "w", encoding="utf-8", newline="\n") as handle:
-        for item in items:
-            handle.write(json.dumps({"item": item}, ensure_ascii=False) + "\n")
-            count += 1
+    count, partial = 0, out / "rows.jsonl.partial"
+    try:
+        with open(partial, "w", encoding="utf-8", newline="\n") as handle:
+            for item in items:
+                handle.write(json.dumps({"item": item}, ensure_ascii=False) + "\n")
+                count += 1
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(rows_path)
     text = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100)
     eval_path.write_text(header + text, encoding="utf-8", newline="\n")
     return {"eval": str(eval_path), "rows": str(rows_path), "items": count}

@@ -18,7 +18,7 @@ without tokenizing it; the whole prompt is counted once at the end.
 from __future__ import annotations
 
 import random
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
