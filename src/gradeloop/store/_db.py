@@ -25,6 +25,7 @@ from ..redact import scrub_json
 from ._harvest import HarvestMixin
 from ._jobs import JobsMixin
 from ._migrations import MIGRATIONS
+from ._pages import PagesMixin
 from ._runner import runner_alive, runner_identity
 
 __all__ = ["Store", "default_home", "SampleRecord", "CallRecord", "ScoreRecord", "SCHEMA_VERSION"]
@@ -152,7 +153,7 @@ class ScoreRecord:
     result: dict
 
 
-class Store(JobsMixin, HarvestMixin):
+class Store(JobsMixin, HarvestMixin, PagesMixin):
     """The gradeloop database. ``Store()`` opens (and creates or upgrades) the default one."""
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -175,6 +176,25 @@ class Store(JobsMixin, HarvestMixin):
         for suffix in ("-wal", "-shm"):  # SQLite gives new ones the database's mode; older ones may be looser
             _chmod(Path(f"{self.path}{suffix}"), 0o600)
         self._migrate()
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> "Store":
+        """Open an existing database read-only (SQLite's ``mode=ro``): nothing is created,
+        migrated or written, and every write raises. Raises NotFoundError for a missing file and
+        GradeloopError for a schema this gradeloop does not read as it is."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFoundError(f"no gradeloop store at {path} (run an eval first, or set GRADELOOP_HOME)")
+        store = cls.__new__(cls)
+        store.path = path
+        store.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        store.conn.row_factory = sqlite3.Row
+        version = store.schema_version()
+        if version != SCHEMA_VERSION:
+            store.conn.close()
+            raise GradeloopError(f"{path} has schema version {version}, this gradeloop reads {SCHEMA_VERSION}: "
+                                 "run any gradeloop command on it to upgrade, or upgrade gradeloop")
+        return store
 
     # -- schema -----------------------------------------------------------------------
 

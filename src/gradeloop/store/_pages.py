@@ -1,0 +1,103 @@
+"""Read-only access and keyset-paged reads of a run's output items (part of :class:`Store`).
+
+Every read here touches only the rows it returns: pages are ``idx > after ORDER BY idx LIMIT n``
+on the output items' unique key, never an OFFSET over the table, and samples and scores are
+fetched for just the rows of the page.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["PagesMixin"]
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def json_path(field: str) -> str:
+    """``a.b`` → the SQLite JSON path ``$."a"."b"``."""
+    return "$" + "".join(f'."{part}"' for part in field.split("."))
+
+
+class PagesMixin:
+    """Keyset pages of output items, one item's whole record, and its model calls."""
+
+    conn: Any
+
+    def _sample_dict(self, row: Any) -> dict[str, Any]:  # provided by Store
+        raise NotImplementedError
+
+    def output_items_page(self, run_id: str, *, after: tuple[int, int] = (-1, -1), limit: int = 50,
+                          status: str | None = None, field: str | None = None, value: Any = None,
+                          search: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` output items whose ``(index, epoch)`` comes after ``after``, in key
+        order, with their item, sample and scores: ``{id, index, epoch, status, item, sample,
+        scores}``. ``status`` keeps pass/fail/error; ``field``/``value`` keep items whose field
+        (``a.b`` for nested ones) equals ``value`` (compared as text); ``search`` keeps items whose
+        item or output contains the text (case-insensitive)."""
+        sql = ("SELECT o.id AS oid, o.idx, o.epoch, o.status AS ostatus, o.created_at AS ocreated, i.item"
+               " FROM output_items o JOIN run_items i ON i.run_id = o.run_id AND i.idx = o.idx"
+               " WHERE o.run_id = ? AND (o.idx, o.epoch) > (?, ?)")
+        args: list[Any] = [run_id, after[0], after[1]]
+        if status:
+            sql += " AND o.status = ?"
+            args.append(status)
+        if field:
+            sql += " AND CAST(json_extract(i.item, ?) AS TEXT) IS ?"
+            args += [json_path(field), None if value is None else str(value)]
+        if search:
+            sql += (" AND (instr(lower(i.item), ?) > 0 OR EXISTS (SELECT 1 FROM samples s WHERE s.run_id = o.run_id"
+                    " AND s.idx = o.idx AND s.epoch = o.epoch AND instr(lower(COALESCE(s.output, '')), ?) > 0))")
+            args += [search.lower(), search.lower()]
+        rows = self.conn.execute(sql + " ORDER BY o.idx, o.epoch LIMIT ?", (*args, limit)).fetchall()
+        return self._with_samples_and_scores(run_id, rows)
+
+    def _with_samples_and_scores(self, run_id: str, rows: list[Any]) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        keys = [(r["idx"], r["epoch"]) for r in rows]
+        where = " OR ".join("(idx = ? AND epoch = ?)" for _ in keys)
+        flat = [v for k in keys for v in k]
+        samples = {(s["idx"], s["epoch"]): self._sample_dict(s) for s in self.conn.execute(
+            f"SELECT * FROM samples WHERE run_id = ? AND ({where})", (run_id, *flat))}
+        scores: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        for s in self.conn.execute(f"SELECT * FROM scores WHERE run_id = ? AND ({where}) ORDER BY criterion",
+                                   (run_id, *flat)):
+            d = {**dict(s), "result": _loads(s["result"])}
+            d["passed"] = None if d["passed"] is None else bool(d["passed"])
+            scores.setdefault((s["idx"], s["epoch"]), []).append(d)
+        return [{"id": r["oid"], "index": r["idx"], "epoch": r["epoch"], "status": r["ostatus"],
+                 "created_at": r["ocreated"], "item": _loads(r["item"]), "sample": samples.get(k),
+                 "scores": scores.get(k, [])} for r, k in zip(rows, keys)]
+
+    def output_item_at(self, run_id: str, index: int, epoch: int = 0) -> dict[str, Any] | None:
+        """One output item (as :meth:`output_items_page` gives them) with the given sample of the
+        item (``given_sample``), or None when there is none at ``(index, epoch)``."""
+        page = self.output_items_page(run_id, after=(index, epoch - 1), limit=1)
+        if not page or (page[0]["index"], page[0]["epoch"]) != (index, epoch):
+            return None
+        row = self.conn.execute("SELECT sample FROM run_items WHERE run_id = ? AND idx = ?", (run_id, index)).fetchone()
+        return {**page[0], "given_sample": _loads(row[0]) if row else None}
+
+    def model_calls(self, run_id: str, index: int, epoch: int) -> list[dict[str, Any]]:
+        """The model calls (sampling and judges, every attempt) made for one output item, in order."""
+        rows = self.conn.execute(
+            "SELECT * FROM model_calls WHERE run_id = ? AND idx = ? AND epoch = ? ORDER BY id", (run_id, index, epoch))
+        return [{**dict(r), **{k: _loads(r[k]) for k in ("request", "response", "error")}} for r in rows]
+
+    def field_values(self, run_id: str, field: str, *, limit: int = 50) -> list[Any]:
+        """Up to ``limit`` distinct values of an item field in a run, sorted."""
+        rows = self.conn.execute("SELECT DISTINCT json_extract(item, ?) AS v FROM run_items WHERE run_id = ?"
+                                 " ORDER BY v LIMIT ?", (json_path(field), run_id, limit))
+        return [r[0] for r in rows]
+
+    def score_values(self, run_id: str) -> dict[str, list[float]]:
+        """Per criterion name, the scores it gave in a run (errored ones left out)."""
+        out: dict[str, list[float]] = {}
+        for name, score in self.conn.execute(
+                "SELECT name, score FROM scores WHERE run_id = ? AND score IS NOT NULL ORDER BY criterion", (run_id,)):
+            out.setdefault(name, []).append(score)
+        return out
