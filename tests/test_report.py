@@ -77,3 +77,17 @@ def test_report_bad_input_exits_2(runs, tmp_path):
     assert result.returncode == 2 and "missing" in result.stderr
     result = run_cli("eval", "report", "evalrun_nope", "--out", str(tmp_path / "r.html"))
     assert result.returncode != 0 and "no run" in result.stderr
+
+
+def test_report_renders_in_chromium_from_disk_offline(runs, tmp_path):
+    from browser_util import browser, open_page, plots_drawn
+
+    from gradeloop.view import write_report
+
+    out = write_report(Store(), runs, tmp_path / "report.html", by=["group"])
+    with browser() as b:
+        report = open_page(b, out.as_uri())
+        plots_drawn(report.page, 6)  # criteria, group, forest, Pareto, latency, scores
+        assert report.page.locator("text=Flipped items: 16 of 40 shared").count() == 1
+        report.assert_clean()
+        assert all(u.startswith(("file:", "data:")) for u in report.urls)

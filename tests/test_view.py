@@ -255,3 +255,65 @@ def test_cli_refuses_a_public_host_without_a_token():
     result = run_cli("view", "--host", "0.0.0.0", "--port", "18484")
     assert result.returncode == 2 and "--token" in result.stderr
     assert run_cli("view", "--port", "0").returncode == 2
+
+
+# -- in a real headless Chromium ---------------------------------------------------------------
+
+def test_browser_run_item_and_compare_pages_render_offline(runs):
+    from browser_util import browser, open_page, plots_drawn
+
+    from gradeloop.view import BackgroundViewer
+
+    Store().close()
+    with BackgroundViewer(db_path()) as viewer, browser() as b:
+        run = open_page(b, f"{viewer.url}/runs/{runs[0]}")
+        plots_drawn(run.page, 2)  # per criterion, per field
+        assert run.page.locator("table").nth(1).inner_text().count("says yes") == 1
+        run.page.select_option("select[name=status]", "fail")
+        run.page.click("button[type=submit]")
+        run.page.wait_for_url("**status=fail**")
+        assert run.page.locator("#items td a").first.inner_text() == "30"
+        run.page.locator("#items td a").first.click()
+        run.page.wait_for_url("**/items/30**")
+        assert "Model calls" in run.page.content()
+        run.assert_clean()
+        cmp = open_page(b, f"{viewer.url}/compare?run={runs[0]}&run={runs[1]}")
+        plots_drawn(cmp.page, 1)
+        assert cmp.page.locator("tr.flip").count() == 10
+        cmp.assert_clean()
+
+
+def test_browser_shows_live_progress_without_reloading(runs):
+    from browser_util import browser, open_page
+
+    from gradeloop.view import BackgroundViewer
+
+    store = Store()
+    store.conn.execute("UPDATE runs SET status = 'in_progress' WHERE id = ?", (runs[0],))
+    saved = store.conn.execute("SELECT * FROM output_items WHERE run_id = ? AND idx >= 10", (runs[0],)).fetchall()
+    store.conn.execute("DELETE FROM output_items WHERE run_id = ? AND idx >= 10", (runs[0],))
+    with BackgroundViewer(db_path()) as viewer, browser() as b:
+        home = open_page(b, viewer.url)
+        row = home.page.locator(f'tr[data-poll="/runs/{runs[0]}/progress.json"]')
+        assert row.locator(".progress").inner_text() == f"10 / {N}"
+        home.page.evaluate("window.loadedOnce = true")
+        with store.transaction():
+            store.conn.executemany("INSERT INTO output_items VALUES (?, ?, ?, ?, ?, ?)", [tuple(r) for r in saved])
+            store.conn.execute("UPDATE runs SET status = 'completed' WHERE id = ?", (runs[0],))
+        home.page.wait_for_function(
+            f"document.querySelector('tr td .progress') && [...document.querySelectorAll('.progress')]"
+            f".some(e => e.textContent === '{N} / {N}')", timeout=10_000)
+        assert home.page.evaluate("window.loadedOnce") is True  # the same page, not a reload
+        assert "completed" in home.page.locator("tr", has=home.page.locator(f"text={N} / {N}")).first.inner_text()
+        home.assert_clean()
+    store.close()
+
+
+def test_browser_watch_catches_a_request_off_the_machine():
+    from browser_util import browser, open_page
+
+    with browser() as b:
+        watched = open_page(b, "data:text/html,<script src='https://cdn.example.invalid/plotly.js'></script>")
+        with pytest.raises(AssertionError):
+            watched.assert_clean()
+        assert "https://cdn.example.invalid/plotly.js" in watched.urls

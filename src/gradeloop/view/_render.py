@@ -109,8 +109,8 @@ def _items_table(data: dict[str, Any]) -> str:
     nxt = data["items"]["next"]
     more = link(f"/runs/{rid}", "next page →", status=f["status"] or None, field=f["field"] or None,
                 value=f["value"] if f["field"] else None, q=f["q"] or None, after=nxt) if nxt else "(last page)"
-    return (table(["#", "epoch", "status", "item", "output", "scores", "latency"], rows)
-            + f"<p class=pager>{more}</p>")
+    return (f'<div id=items>{table(["#", "epoch", "status", "item", "output", "scores", "latency"], rows)}</div>'
+            f"<p class=pager>{more}</p>")
 
 
 def run_html(data: dict[str, Any]) -> str:
