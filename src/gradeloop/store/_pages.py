@@ -59,16 +59,19 @@ class PagesMixin:
         if not rows:
             return []
         keys = [(r["idx"], r["epoch"]) for r in rows]
-        where = " OR ".join("(idx = ? AND epoch = ?)" for _ in keys)
-        flat = [v for k in keys for v in k]
+        wanted = set(keys)
+        indexes = sorted({k[0] for k in keys})
+        marks = ",".join("?" * len(indexes))  # IN on the (run_id, idx, epoch) keys: one index probe per item
         samples = {(s["idx"], s["epoch"]): self._sample_dict(s) for s in self.conn.execute(
-            f"SELECT * FROM samples WHERE run_id = ? AND ({where})", (run_id, *flat))}
+            f"SELECT * FROM samples WHERE run_id = ? AND idx IN ({marks})", (run_id, *indexes))
+            if (s["idx"], s["epoch"]) in wanted}
         scores: dict[tuple[int, int], list[dict[str, Any]]] = {}
-        for s in self.conn.execute(f"SELECT * FROM scores WHERE run_id = ? AND ({where}) ORDER BY criterion",
-                                   (run_id, *flat)):
-            d = {**dict(s), "result": _loads(s["result"])}
-            d["passed"] = None if d["passed"] is None else bool(d["passed"])
-            scores.setdefault((s["idx"], s["epoch"]), []).append(d)
+        for s in self.conn.execute(f"SELECT * FROM scores WHERE run_id = ? AND idx IN ({marks})"
+                                   " ORDER BY idx, epoch, criterion", (run_id, *indexes)):
+            if (s["idx"], s["epoch"]) in wanted:
+                d = {**dict(s), "result": _loads(s["result"])}
+                d["passed"] = None if d["passed"] is None else bool(d["passed"])
+                scores.setdefault((s["idx"], s["epoch"]), []).append(d)
         return [{"id": r["oid"], "index": r["idx"], "epoch": r["epoch"], "status": r["ostatus"],
                  "created_at": r["ocreated"], "item": _loads(r["item"]), "sample": samples.get(k),
                  "scores": scores.get(k, [])} for r, k in zip(rows, keys)]
@@ -93,6 +96,37 @@ class PagesMixin:
         rows = self.conn.execute("SELECT DISTINCT json_extract(item, ?) AS v FROM run_items WHERE run_id = ?"
                                  " ORDER BY v LIMIT ?", (json_path(field), run_id, limit))
         return [r[0] for r in rows]
+
+    def distinct_counts(self, run_id: str, fields: list[str], *, first: int = 2000) -> dict[str, int]:
+        """How many distinct values each item field takes in the run's first ``first`` items."""
+        if not fields:
+            return {}
+        cols = ", ".join("COUNT(DISTINCT json_extract(item, ?))" for _ in fields)
+        row = self.conn.execute(f"SELECT {cols} FROM (SELECT item FROM run_items WHERE run_id = ? ORDER BY idx"
+                                " LIMIT ?)", (*[json_path(f) for f in fields], run_id, first)).fetchone()
+        return dict(zip(fields, row))
+
+    def counts_by_fields(self, run_id: str, fields: list[str]) -> dict[str, dict[Any, dict[str, int]]]:
+        """:meth:`Store.counts_by_field` for several fields in one pass over the output items:
+        ``{field: {value: {"pass": n, "fail": n, "error": n}}}``."""
+        out: dict[str, dict[Any, dict[str, int]]] = {f: {} for f in fields}
+        if not fields:
+            return out
+        cols = ", ".join("json_extract(i.item, ?)" for _ in fields)
+        groups = ", ".join(str(n) for n in range(1, len(fields) + 2))
+        for row in self.conn.execute(
+                f"SELECT {cols}, o.status, COUNT(*) FROM output_items o JOIN run_items i ON i.run_id = o.run_id"
+                f" AND i.idx = o.idx WHERE o.run_id = ? GROUP BY {groups}", (*[json_path(f) for f in fields], run_id)):
+            for field, value in zip(fields, row):
+                counts = out[field].setdefault(value, {"pass": 0, "fail": 0, "error": 0})
+                counts[row[-2]] += row[-1]
+        return out
+
+    def item_pass_counts(self, run_id: str) -> list[tuple[int, int]]:
+        """Per item with a graded (not errored) output item: ``(passed, graded)`` over its epochs."""
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT SUM(status = 'pass'), COUNT(*) FROM output_items WHERE run_id = ? AND status != 'error'"
+            " GROUP BY idx", (run_id,))]
 
     def score_values(self, run_id: str) -> dict[str, list[float]]:
         """Per criterion name, the scores it gave in a run (errored ones left out)."""

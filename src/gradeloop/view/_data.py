@@ -13,10 +13,18 @@ MAX_BY_FIELDS = 3
 MAX_FIELD_VALUES = 30
 
 
-def _interval(per_item: list[list[int]]) -> dict[str, Any]:
-    from ..stats import rate
+def _pass_rate(store: Store, run_id: str, epochs: int, counts: dict[str, int]) -> dict[str, Any]:
+    """The run's pass rate with its 95% interval, as :func:`gradeloop.stats.rate` gives it
+    (items are the unit), from counts the database sums rather than every outcome."""
+    from ..stats import rate, wilson_interval
 
-    r = rate(per_item)
+    if epochs == 1:  # one outcome per item: Wilson over the graded items, as rate() does
+        graded = counts["passed"] + counts["failed"]
+        if not graded:
+            return {"value": None, "low": None, "high": None, "items": 0}
+        low, high = wilson_interval(counts["passed"], graded)
+        return {"value": counts["passed"] / graded, "low": low, "high": high, "items": graded}
+    r = rate([[1] * c + [0] * (n - c) for c, n in store.item_pass_counts(run_id)])
     return {"value": r.value, "low": r.low, "high": r.high, "items": r.items}
 
 
@@ -34,7 +42,7 @@ def run_row(store: Store, run: dict[str, Any], prices: Any = None) -> dict[str, 
         "id": rid, "name": run["name"], "eval_id": run["eval_id"], "model": run["model"] or None,
         "status": run["status"], "created_at": run["created_at"], "error": run["error"],
         "progress": {"done": counts["total"], "total": items * epochs},
-        "counts": counts, "pass_rate": _interval(list(store.item_outcomes(rid).values())),
+        "counts": counts, "pass_rate": _pass_rate(store, rid, epochs, counts),
         "tokens": {"prompt": cost["prompt_tokens"], "completion": cost["completion_tokens"],
                    "cached": cost["cached_tokens"]},
         "cost": cost,
@@ -54,29 +62,34 @@ def evals_data(store: Store, prices: Any = None, limit: int = 200) -> dict[str, 
 
 def _by_fields(store: Store, run_id: str, by: list[str]) -> list[str]:
     """The fields to break the pass rate down by: those asked for, else the first item's
-    top-level scalar fields with few distinct values (at most MAX_BY_FIELDS of them)."""
+    top-level scalar fields with few distinct values among the first items (at most MAX_BY_FIELDS)."""
     if by:
         return by
     row = store.conn.execute("SELECT item FROM run_items WHERE run_id = ? ORDER BY idx LIMIT 1", (run_id,)).fetchone()
     item = json.loads(row[0]) if row else {}
-    fields = []
-    for key, value in (item if isinstance(item, dict) else {}).items():
-        if isinstance(value, (str, bool, int)) and len(fields) < MAX_BY_FIELDS:
-            if len(store.field_values(run_id, key, limit=MAX_FIELD_VALUES + 1)) <= MAX_FIELD_VALUES:
-                fields.append(key)
-    return fields
+    scalars = [k for k, v in (item if isinstance(item, dict) else {}).items() if isinstance(v, (str, bool, int))]
+    counts = store.distinct_counts(run_id, scalars)
+    return [k for k in scalars if counts[k] <= MAX_FIELD_VALUES][:MAX_BY_FIELDS]
 
 
-def _field_rows(store: Store, run_id: str, field: str) -> list[dict[str, Any]]:
-    from ..report import breakdown
+def _field_rows(counts: dict[Any, dict[str, int]], field: str) -> list[dict[str, Any]]:
+    """Per value of ``field``: passed, failed, errored, pass rate and its Wilson interval."""
     from ..stats import wilson_interval
 
     rows = []
-    for row in breakdown(store, run_id, field):
-        graded = row["passed"] + row["failed"]
-        low, high = wilson_interval(row["passed"], graded) if graded else (None, None)
-        rows.append({**row, "low": low, "high": high})
+    for value, c in sorted(counts.items(), key=lambda kv: (kv[0] is None, str(kv[0]))):
+        graded = c["pass"] + c["fail"]
+        low, high = wilson_interval(c["pass"], graded) if graded else (None, None)
+        rows.append({"field": field, "value": value, "passed": c["pass"], "failed": c["fail"], "errored": c["error"],
+                     "total": graded + c["error"], "pass_rate": c["pass"] / graded if graded else None,
+                     "low": low, "high": high})
     return rows
+
+
+def field_breakdown(store: Store, run_id: str, fields: list[str]) -> list[dict[str, Any]]:
+    """Per field, its rows (:func:`_field_rows`), from one pass over the run's output items."""
+    counts = store.counts_by_fields(run_id, fields)
+    return [{"field": f, "rows": _field_rows(counts[f], f)} for f in fields]
 
 
 def _criteria(store: Store, run_id: str) -> list[dict[str, Any]]:
@@ -145,7 +158,7 @@ def run_data(store: Store, run_id: str, *, after: str | None = None, limit: int 
         "object": "gradeloop.view.run", "run": run_row(store, run, prices),
         "eval": {"id": run["eval_id"], "name": store.get_eval(run["eval_id"])["name"]},
         "epochs": epochs, "criteria": _criteria(store, rid),
-        "by": [{"field": f, "rows": _field_rows(store, rid, f)} for f in fields],
+        "by": field_breakdown(store, rid, fields),
         "filters": {"status": status, "field": field, "value": value, "q": search, "after": after, "limit": limit},
         "items": item_rows(store, rid, after=after, limit=limit, status=status, field=field, value=value,
                            search=search, epochs=epochs),

@@ -86,8 +86,10 @@ def plot(div_id: str, data: list[dict[str, Any]], layout: dict[str, Any]) -> str
     """A Plotly figure: its ``<div>`` and the script that draws it."""
     layout = {"margin": {"l": 60, "r": 20, "t": 40, "b": 60}, **layout}
     config = {"displaylogo": False, "responsive": True}
-    return (f'<div class="plot" id="{esc(div_id)}"></div><script>Plotly.newPlot({script_json(div_id)}, '
-            f'{script_json(data)}, {script_json(layout)}, {script_json(config)});</script>')
+    # drawn at DOMContentLoaded: the viewer loads plotly.js with defer, so the page paints first
+    return (f'<div class="plot" id="{esc(div_id)}"></div><script>document.addEventListener("DOMContentLoaded", '
+            f'function () {{ Plotly.newPlot({script_json(div_id)}, {script_json(data)}, {script_json(layout)}, '
+            f'{script_json(config)}); }});</script>')
 
 
 def page(title: str, body: str, *, head: str = "", nav: bool = True) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ._html import date, esc, link, money, ms, page, pct, plot, pre, rate_cell, table
 
-PLOTLY_TAG = '<script src="/assets/plotly.js"></script>'
+PLOTLY_TAG = '<script src="/assets/plotly.js" defer></script>'
 
 POLL_JS = """<script>
 // live progress: every 2 s, rows of runs still queued or in progress fetch their JSON twin
