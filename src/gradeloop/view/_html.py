@@ -57,6 +57,12 @@ def date(ts: float | None) -> str:
     return "" if not ts else dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def short_name(model: str | None) -> str:
+    """A model name short enough for a plot label: the part after the last ``/``
+    (``openai/gpt-4.1`` → ``gpt-4.1``, ``scripted/examples/large.yaml`` → ``large.yaml``)."""
+    return (model or "").rstrip("/").rsplit("/", 1)[-1]
+
+
 def link(href: str, text: Any, **params: Any) -> str:
     """An ``<a>`` whose query string is built from ``params`` (None values left out)."""
     query = urlencode([(k, v) for k, v in params.items() if v is not None], doseq=True)

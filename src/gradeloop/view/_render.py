@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._html import date, esc, link, money, ms, page, pct, plot, pre, rate_cell, table
+from ._html import date, esc, link, money, ms, page, plot, pre, rate_cell, short_name, table
 
 PLOTLY_TAG = '<script src="/assets/plotly.js" defer></script>'
 
@@ -167,7 +167,7 @@ def forest(div_id: str, comparisons: list[dict[str, Any]]) -> str:
     criterion; a line at 0."""
     labels, values, plus, minus = [], [], [], []
     for cmp in comparisons:
-        who = cmp["b"]["model"] or cmp["b"]["run_id"][:16]
+        who = short_name(cmp["b"]["model"]) or cmp["b"]["run_id"][:16]
         for name, row in [("all", cmp["overall"])] + [(c["name"], c) for c in cmp["criteria"]]:
             if row["difference"] is None:
                 continue
@@ -177,10 +177,10 @@ def forest(div_id: str, comparisons: list[dict[str, Any]]) -> str:
             minus.append(row["difference"] - row["low"])
     trace = {"type": "scatter", "mode": "markers", "x": values, "y": labels,
              "error_x": {"type": "data", "array": plus, "arrayminus": minus}}
-    base = comparisons[0]["a"]["model"] or comparisons[0]["a"]["run_id"][:16] if comparisons else ""
+    base = (short_name(comparisons[0]["a"]["model"]) or comparisons[0]["a"]["run_id"][:16]) if comparisons else ""
     return plot(div_id, [trace], {"title": {"text": f"difference in pass rate vs {base}"},
                                   "xaxis": {"tickformat": "+.0%", "zeroline": True},
-                                  "yaxis": {"autorange": "reversed"}, "margin": {"l": 200}})
+                                  "yaxis": {"autorange": "reversed"}, "margin": {"l": 220, "r": 20, "t": 40, "b": 40}})
 
 
 def comparison_table(comparisons: list[dict[str, Any]]) -> str:

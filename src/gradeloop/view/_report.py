@@ -11,7 +11,7 @@ from typing import Any
 
 from ..store import Store
 from . import _compare, _data, _render
-from ._html import esc, money, ms, page, plot, rate_cell, table
+from ._html import esc, money, ms, page, plot, rate_cell, short_name, table
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -24,7 +24,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 
 
 def _label(row: dict[str, Any]) -> str:
-    return row["model"] or row["name"] or row["id"][:16]
+    return short_name(row["model"]) or row["name"] or row["id"][:16]
 
 
 def _grouped_bars(div_id: str, title: str, runs: list[dict[str, Any]], per_run: list[list[dict[str, Any]]],
@@ -94,7 +94,7 @@ def build_report(store: Store, run_ids: list[str], *, by: list[str] | None = Non
 
     data = report_data(store, run_ids, by=by, prices=prices)
     runs = data["runs"]
-    rows = [[esc(_label(r)), esc(r["id"]), str(r["counts"]["total"]), rate_cell(r["pass_rate"]),
+    rows = [[esc(r["model"] or _label(r)), esc(r["id"]), str(r["counts"]["total"]), rate_cell(r["pass_rate"]),
              f"{r['tokens']['prompt']:,} / {r['tokens']['completion']:,}", money(r["cost"]["cost_per_1k_items"]),
              f"{ms(r['cost']['latency_p50_ms'])} / {ms(r['cost']['latency_p95_ms'])}", "★" if front else ""]
             for r, front in zip(runs, data["pareto"])]
