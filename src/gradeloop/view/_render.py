@@ -142,23 +142,30 @@ def _messages(messages: list[dict[str, Any]] | None) -> str:
                    for m in messages or [])
 
 
+def _errors(result: dict[str, Any] | None) -> str:
+    """The error flags a grader raised (OpenAI's ``errors`` with the set ones only)."""
+    raised = {k: v for k, v in ((result or {}).get("errors") or {}).items() if v}
+    return pre(raised) if raised else ""
+
+
 def item_html(data: dict[str, Any]) -> str:
     """The item page: item, input messages, output, every grader's result, the raw calls."""
     sample = data["sample"] or {}
     scores = table(["criterion", "type", "score", "passed", "reasoning / details", "error"], [
         [esc(s["name"]), esc(s["type"]), esc(s["score"]), _status("pass" if s["passed"] else "fail")
          if s["passed"] is not None else "–", pre((s["result"] or {}).get("details") or (s["result"] or {}).get("reasoning") or ""),
-         pre((s["result"] or {}).get("errors")) if (s["result"] or {}).get("errors") else ""] for s in data["scores"]])
+         _errors(s["result"])] for s in data["scores"]])
     calls = "".join(
         f"<h3>{esc(c['purpose'])} · {esc(c['provider'])}/{esc(c['model'])} · attempt {esc(c['attempt'])} · "
         f"{esc(c['status'])} · {ms(c['latency_ms'])}</h3>{pre({'request': c['request'], 'response': c['response'], 'error': c['error']})}"
         for c in data["calls"]) or "<p class=muted>No model calls (given samples, or answered from the cache).</p>"
     body = (f"<h1>Item {data['index']} (epoch {data['epoch']}) · {_status(data['status'])}</h1>"
             f"<p>{link('/runs/' + data['run_id'], data['run_id'])} · {esc(data['model'])}</p>"
-            f"<h2>Item</h2>{pre(data['item'])}<h2>Input messages</h2>{_messages(sample.get('input'))}"
+            f"<h2>Item</h2>{pre(data['item'])}"
             f"<h2>Output</h2>{pre(data['output'] or (data['given_sample'] or {}).get('output_text') or '')}"
             + (f"<h2>Sample error</h2>{pre(sample['error'])}" if sample.get("error") else "")
-            + f"<h2>Graders</h2>{scores}<h2>Model calls</h2>{calls}")
+            + f"<h2>Graders</h2>{scores}<h2>Input messages</h2>{_messages(sample.get('input'))}"
+            f"<h2>Model calls</h2>{calls}")
     return page(f"gradeloop: item {data['index']}", body)
 
 
