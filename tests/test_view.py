@@ -317,3 +317,31 @@ def test_browser_watch_catches_a_request_off_the_machine():
         with pytest.raises(AssertionError):
             watched.assert_clean()
         assert "https://cdn.example.invalid/plotly.js" in watched.urls
+
+
+def test_item_page_shows_a_judges_reasoning_and_a_graders_error():
+    definition = triage(3)
+    definition["testing_criteria"] = [
+        {"type": "score_model", "name": "judge", "model": "judge-model", "pass_threshold": 1,
+         "input": [{"role": "user", "content": "judge {{ sample.output_text }}"}]}]
+
+    def respond(body):
+        text = body["messages"][-1]["content"]
+        if body["model"] != "judge-model":
+            return "no" if text == "q2" else "yes"
+        if text == "judge no":
+            return "this is not JSON"
+        return '{"result": 1, "steps": [{"description": "reads the answer", "conclusion": "it says yes, <ok>"}]}'
+
+    with FakeOpenAI(responder=respond) as server:
+        [run_id] = run_eval(eval_from_dict(definition), ["openai/big"], options=RunOptions(base_url=server.url))
+    Store().close()
+    client = TestClient(create_app(db_path()))
+    data = client.get(f"/runs/{run_id}/items/1.json").json()
+    [judge] = data["scores"]
+    assert judge["result"]["details"]["steps"][0]["conclusion"] == "it says yes, <ok>"
+    assert {c["purpose"] for c in data["calls"]} == {"sample", "grader"}
+    assert "it says yes, &lt;ok&gt;" in client.get(f"/runs/{run_id}/items/1").text
+    [broken] = client.get(f"/runs/{run_id}/items/2.json").json()["scores"]
+    raised = [k for k, v in broken["result"]["errors"].items() if v is True]
+    assert raised and raised[0] in client.get(f"/runs/{run_id}/items/2").text
