@@ -167,6 +167,18 @@ def test_a_running_run_reports_progress(runs):
     assert f'data-poll="/runs/{runs[0]}/progress.json"' in html and "setInterval" in html
 
 
+def test_a_run_whose_runner_died_shows_as_interrupted_without_a_write(runs):
+    from gradeloop.store._runner import runner_identity
+
+    dead = {**runner_identity(), "pid": 2**22 + 12345, "start": "1"}
+    store = Store()
+    store.conn.execute("UPDATE runs SET status = 'in_progress', runner = ? WHERE id = ?", (json.dumps(dead), runs[0]))
+    store.close()
+    run = TestClient(create_app(db_path())).get(f"/runs/{runs[0]}/progress.json").json()["run"]
+    assert run["status"] == "interrupted"
+    assert Store.open_readonly(db_path()).get_run(runs[0])["status"] == "in_progress"
+
+
 # -- keyset paging over thousands of items -----------------------------------------------------
 
 def big_run(n: int, epochs: int = 1) -> str:
@@ -251,10 +263,43 @@ def test_token_is_required_and_checked(client, runs):
 
 
 def test_cli_refuses_a_public_host_without_a_token():
+    assert run_cli("view").returncode == 2  # no store yet: nothing to view
     Store().close()
     result = run_cli("view", "--host", "0.0.0.0", "--port", "18484")
     assert result.returncode == 2 and "--token" in result.stderr
     assert run_cli("view", "--port", "0").returncode == 2
+
+
+def test_cli_serves_the_viewer(runs):
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    Store().close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "gradeloop", "view", "--port", str(port), "--token", "tok"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/index.json",
+                                                 headers={"Authorization": "Bearer tok"})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    data = json.loads(response.read())
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "slow"
+                time.sleep(0.2)
+        assert {r["id"] for r in data["evals"][0]["runs"]} == set(runs)
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/index.json", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 # -- in a real headless Chromium ---------------------------------------------------------------

@@ -40,13 +40,22 @@ def run_row(store: Store, run: dict[str, Any], prices: Any = None) -> dict[str, 
     cost = run_cost(store, rid, prices).to_dict()
     return {
         "id": rid, "name": run["name"], "eval_id": run["eval_id"], "model": run["model"] or None,
-        "status": run["status"], "created_at": run["created_at"], "error": run["error"],
+        "status": _status(run), "created_at": run["created_at"], "error": run["error"],
         "progress": {"done": counts["total"], "total": items * epochs},
         "counts": counts, "pass_rate": _pass_rate(store, rid, epochs, counts),
         "tokens": {"prompt": cost["prompt_tokens"], "completion": cost["completion_tokens"],
                    "cached": cost["cached_tokens"]},
         "cost": cost,
     }
+
+
+def _status(run: dict[str, Any]) -> str:
+    """The run's status, ``interrupted`` for a queued or running run whose runner process is
+    gone (the store says so only once a command reaps it; the viewer does not write)."""
+    from ..store._runner import runner_alive
+
+    live = run["status"] in ("queued", "in_progress")
+    return "interrupted" if live and run["runner"] and runner_alive(run["runner"]) is False else run["status"]
 
 
 def evals_data(store: Store, prices: Any = None, limit: int = 200) -> dict[str, Any]:
