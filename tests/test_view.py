@@ -262,6 +262,13 @@ def test_token_is_required_and_checked(client, runs):
     assert fresh.get(f"/runs/{runs[0]}.json").status_code == 200  # the cookie carries it
 
 
+def test_loopback_viewer_refuses_other_host_names(runs):
+    Store().close()
+    app = create_app(db_path(), allowed_hosts=["127.0.0.1", "localhost"])
+    assert TestClient(app, base_url="http://127.0.0.1:8484").get("/index.json").status_code == 200
+    assert TestClient(app, base_url="http://rebound.example:8484").get("/index.json").status_code == 400
+
+
 def test_cli_refuses_a_public_host_without_a_token():
     assert run_cli("view").returncode == 2  # no store yet: nothing to view
     Store().close()

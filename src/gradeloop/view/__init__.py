@@ -41,7 +41,8 @@ def serve_viewer(store_path: str | Path | None = None, *, host: str = "127.0.0.1
     Store.open_readonly(path).conn.close()  # a missing or too new store fails here, before listening
     _check_listen(host, port)
     print(f"gradeloop view: http://{host}:{port}/ (read-only over {path}; Ctrl-C stops it)")
-    uvicorn.run(create_app(path, token=token), host=host, port=port, log_level=log_level)
+    hosts = ["127.0.0.1", "localhost", "[::1]"] if host in LOOPBACK else None
+    uvicorn.run(create_app(path, token=token, allowed_hosts=hosts), host=host, port=port, log_level=log_level)
 
 
 class BackgroundViewer:
@@ -57,7 +58,8 @@ class BackgroundViewer:
                 probe.bind(("127.0.0.1", 0))
                 port = probe.getsockname()[1]
         self.port = port
-        config = uvicorn.Config(create_app(store_path, token=token), host="127.0.0.1", port=port,
+        app = create_app(store_path, token=token, allowed_hosts=["127.0.0.1", "localhost"])
+        config = uvicorn.Config(app, host="127.0.0.1", port=port,
                                 log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="gradeloop-view", daemon=True)

@@ -66,10 +66,13 @@ def _run_page(store: Store, request: Any, run_id: str, prices: Any) -> dict[str,
                           search=_opt(request, "q"), by=request.query_params.getlist("by"), prices=prices)
 
 
-def create_app(store_path: str | Path, token: str | None = None, prices: Any = None) -> Any:
+def create_app(store_path: str | Path, token: str | None = None, prices: Any = None,
+               allowed_hosts: list[str] | None = None) -> Any:
     """The viewer as a Starlette app over the store at ``store_path``, opened read-only for
     each request. With ``token`` every request must carry it (``Authorization: Bearer``,
-    ``?token=`` or the cookie the first accepted request sets); only GET is routed."""
+    ``?token=`` or the cookie the first accepted request sets); only GET is routed. With
+    ``allowed_hosts`` a request naming another Host is refused (400): a web page that
+    rebinds its own name to 127.0.0.1 cannot read the viewer."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.responses import HTMLResponse, Response
@@ -123,6 +126,10 @@ def create_app(store_path: str | Path, token: str | None = None, prices: Any = N
         ("/compare.json", compare), ("/jobs", jobs), ("/jobs.json", jobs), ("/jobs/{job_id}", job),
         ("/assets/plotly.js", assets))]
     middleware = [Middleware(_TokenGate, token=token)] if token else []
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     return Starlette(routes=routes, middleware=middleware)
 
 
