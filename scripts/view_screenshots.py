@@ -1,5 +1,5 @@
-"""Screenshots of the viewer for docs/view.md: the run page, an item page and the compare page,
-of the three stand-in models (examples/triage-models/) on examples/ticket-triage.yaml.
+"""Screenshots of the viewer for docs/view.md: the evals, run, item and compare pages and the
+report, of the three stand-in models (examples/triage-models/) on examples/ticket-triage.yaml.
 
 Needs Debian's chromium (/usr/bin/chromium) and the playwright package; writes docs/img/view-*.png.
 Run it from the repository root:
@@ -23,7 +23,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from gradeloop import Store, run_eval
-    from gradeloop.view import BackgroundViewer
+    from gradeloop.view import BackgroundViewer, write_report
 
     out = Path("docs/img")
     out.mkdir(parents=True, exist_ok=True)
@@ -33,6 +33,7 @@ def main() -> None:
         runs = run_eval("examples/ticket-triage.yaml", MODELS)
         Store().close()
         failed = Store().output_items(runs[2], status="fail")[0]["index"]
+        report = write_report(Store(), runs, Path(home) / "report.html", by=["correct_label"])
         with BackgroundViewer(Path(home) / "gradeloop.db") as viewer, sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             page = browser.new_page(viewport={"width": 1360, "height": 1000})
@@ -45,6 +46,11 @@ def main() -> None:
                     page.wait_for_timeout(500)  # Plotly's transitions
                 page.screenshot(path=str(out / f"{name}.png"))
                 print(f"wrote {out / f'{name}.png'}")
+            page.goto(report.as_uri(), wait_until="load")
+            page.wait_for_selector(".js-plotly-plot svg.main-svg")
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(out / "report.png"))
+            print(f"wrote {out / 'report.png'}")
             browser.close()
 
 
