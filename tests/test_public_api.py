@@ -83,3 +83,9 @@ def test_harvest_surface_is_pinned():
     assert set(harvest.__all__) == {"IngestReport", "Record", "Redactor", "content_hash", "from_chat",
                                     "from_responses", "ingest", "make_redactor", "origin_key", "regex_finder",
                                     "IMPORT_FORMATS", "ImportResult", "detect_format", "import_file"}
+
+
+def test_view_surface_is_pinned():
+    from gradeloop import view
+
+    assert set(view.__all__) == {"create_app", "serve_viewer", "build_report", "write_report", "BackgroundViewer"}

@@ -397,3 +397,20 @@ def test_item_page_shows_a_judges_reasoning_and_a_graders_error():
     [broken] = client.get(f"/runs/{run_id}/items/2.json").json()["scores"]
     raised = [k for k, v in broken["result"]["errors"].items() if v is True]
     assert raised and raised[0] in client.get(f"/runs/{run_id}/items/2").text
+
+
+def test_browser_with_a_token_loads_every_asset_through_the_cookie(runs):
+    from browser_util import browser, open_page, plots_drawn
+
+    from gradeloop.view import BackgroundViewer
+
+    Store().close()
+    with BackgroundViewer(db_path(), token="t0ken") as viewer, browser() as b:
+        denied = open_page(b, f"{viewer.url}/runs/{runs[0]}")
+        assert "needs its token" in denied.page.content()
+        run = open_page(b, f"{viewer.url}/runs/{runs[0]}?token=t0ken")
+        plots_drawn(run.page, 2)  # plotly.js came through the cookie
+        run.page.locator("#items td a").first.click()
+        run.page.wait_for_url("**/items/0")
+        assert "Model calls" in run.page.content()
+        run.assert_clean()
