@@ -179,6 +179,28 @@ def test_a_run_whose_runner_died_shows_as_interrupted_without_a_write(runs):
     assert Store.open_readonly(db_path()).get_run(runs[0])["status"] == "in_progress"
 
 
+def test_finished_runs_summaries_are_cached_until_a_resume_changes_them(runs):
+    from gradeloop.view._data import SummaryCache
+
+    cache, calls = SummaryCache(size=2), []
+    finished = {"id": "r", "status": "completed", "finished_at": 1.0}
+    assert cache.get(finished, (), lambda: calls.append(1) or {"n": 1}) == {"n": 1}
+    assert cache.get(finished, (), lambda: calls.append(1) or {"n": 2}) == {"n": 1} and len(calls) == 1
+    assert cache.get({**finished, "finished_at": 2.0}, (), lambda: {"n": 3}) == {"n": 3}
+    assert cache.get({**finished, "status": "in_progress"}, (), lambda: {"n": 4}) == {"n": 4}
+    assert len(cache.entries) == 2
+
+    client = TestClient(create_app(db_path()))
+    assert client.get(f"/runs/{runs[0]}.json").json()["run"]["progress"]["done"] == N
+    store = Store()
+    store.conn.execute("DELETE FROM output_items WHERE run_id = ? AND idx >= 35", (runs[0],))
+    store.set_run_status(runs[0], "in_progress")  # a resume
+    assert client.get(f"/runs/{runs[0]}.json").json()["run"]["progress"]["done"] == 35
+    store.set_run_status(runs[0], "completed")
+    store.close()
+    assert client.get(f"/runs/{runs[0]}.json").json()["run"]["progress"]["done"] == 35
+
+
 # -- keyset paging over thousands of items -----------------------------------------------------
 
 def big_run(n: int, epochs: int = 1) -> str:

@@ -52,7 +52,7 @@ def _opt(request: Any, name: str) -> str | None:
     return request.query_params.get(name) or None
 
 
-def _run_page(store: Store, request: Any, run_id: str, prices: Any) -> dict[str, Any]:
+def _run_page(store: Store, request: Any, run_id: str, prices: Any, cache: _data.SummaryCache) -> dict[str, Any]:
     after = _opt(request, "after")
     if after is not None:
         try:
@@ -63,7 +63,8 @@ def _run_page(store: Store, request: Any, run_id: str, prices: Any) -> dict[str,
     field = _opt(request, "field")
     return _data.run_data(store, run_id, after=after, limit=limit, status=_opt(request, "status"), field=field,
                           value=request.query_params.get("value", "") if field else None,
-                          search=_opt(request, "q"), by=request.query_params.getlist("by"), prices=prices)
+                          search=_opt(request, "q"), by=request.query_params.getlist("by"), prices=prices,
+                          cache=cache)
 
 
 def create_app(store_path: str | Path, token: str | None = None, prices: Any = None,
@@ -112,7 +113,8 @@ def create_app(store_path: str | Path, token: str | None = None, prices: Any = N
                         headers={"Cache-Control": "public, max-age=86400"})
 
     evals = view(lambda s, r: _data.evals_data(s, prices), _render.evals_html)
-    run = view(lambda s, r, run_id: _run_page(s, r, run_id, prices), _render.run_html, "run_id")
+    cache = _data.SummaryCache()
+    run = view(lambda s, r, run_id: _run_page(s, r, run_id, prices, cache), _render.run_html, "run_id")
     progress = view(lambda s, r, run_id: _data.progress_data(s, run_id, prices), _render.evals_html)
     item = view(lambda s, r, run_id, index: _data.item_data(s, run_id, _item_index(index), _int(r, "epoch", 0) or 0),
                 _render.item_html, "index")

@@ -154,20 +154,49 @@ def _item_row(o: dict[str, Any]) -> dict[str, Any]:
             "scores": [{"name": s["name"], "score": s["score"], "passed": s["passed"]} for s in o["scores"]]}
 
 
+FINISHED = ("completed", "failed", "canceled")
+
+
+class SummaryCache:
+    """Run-page summaries of finished runs, keyed by run, status, finish time and the fields
+    asked for: a finished run changes only through a resume, which changes its status and
+    finish time. Paging through a finished run's items then reads only the page."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size, self.entries = size, {}  # type: ignore[var-annotated]
+
+    def get(self, run: dict[str, Any], fields: tuple[str, ...], compute: Any) -> dict[str, Any]:
+        """The cached summary of ``run`` or ``compute()`` (cached when the run is finished)."""
+        if run["status"] not in FINISHED:
+            return compute()
+        key = (run["id"], run["status"], run["finished_at"], fields)
+        if key not in self.entries:
+            if len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[key] = compute()
+        return self.entries[key]
+
+
+def _summary(store: Store, run: dict[str, Any], by: list[str], prices: Any) -> dict[str, Any]:
+    rid = run["id"]
+    return {"run": run_row(store, run, prices), "criteria": _criteria(store, rid),
+            "by": field_breakdown(store, rid, _by_fields(store, rid, by))}
+
+
 def run_data(store: Store, run_id: str, *, after: str | None = None, limit: int = PAGE_SIZE,
              status: str | None = None, field: str | None = None, value: str | None = None,
-             search: str | None = None, by: list[str] | None = None, prices: Any = None) -> dict[str, Any]:
+             search: str | None = None, by: list[str] | None = None, prices: Any = None,
+             cache: SummaryCache | None = None) -> dict[str, Any]:
     """The run page: the run's row, per-criterion and per-field pass rates with intervals, and
-    one keyset page of its items under the filters."""
+    one keyset page of its items under the filters. ``cache`` keeps finished runs' summaries."""
     rid = store.resolve_run_id(run_id)
     run = store.get_run(rid)
     epochs = (run["config"] or {}).get("epochs") or 1
-    fields = _by_fields(store, rid, by or [])
+    compute = lambda: _summary(store, run, by or [], prices)  # noqa: E731
+    summary = cache.get(run, tuple(by or []), compute) if cache else compute()
     return {
-        "object": "gradeloop.view.run", "run": run_row(store, run, prices),
-        "eval": {"id": run["eval_id"], "name": store.get_eval(run["eval_id"])["name"]},
-        "epochs": epochs, "criteria": _criteria(store, rid),
-        "by": field_breakdown(store, rid, fields),
+        "object": "gradeloop.view.run", **summary,
+        "eval": {"id": run["eval_id"], "name": store.get_eval(run["eval_id"])["name"]}, "epochs": epochs,
         "filters": {"status": status, "field": field, "value": value, "q": search, "after": after, "limit": limit},
         "items": item_rows(store, rid, after=after, limit=limit, status=status, field=field, value=value,
                            search=search, epochs=epochs),
