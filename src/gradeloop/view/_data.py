@@ -101,7 +101,8 @@ def field_breakdown(store: Store, run_id: str, fields: list[str]) -> list[dict[s
     return [{"field": f, "rows": _field_rows(counts[f], f)} for f in fields]
 
 
-def _criteria(store: Store, run_id: str) -> list[dict[str, Any]]:
+def criteria_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Per criterion: :meth:`Store.criteria_counts` with the pass rate and its Wilson interval."""
     from ..stats import wilson_interval
 
     out = []
@@ -179,7 +180,7 @@ class SummaryCache:
 
 def _summary(store: Store, run: dict[str, Any], by: list[str], prices: Any) -> dict[str, Any]:
     rid = run["id"]
-    return {"run": run_row(store, run, prices), "criteria": _criteria(store, rid),
+    return {"run": run_row(store, run, prices), "criteria": criteria_rows(store, rid),
             "by": field_breakdown(store, rid, _by_fields(store, rid, by))}
 
 

@@ -77,7 +77,7 @@ def report_data(store: Store, run_ids: list[str], *, by: list[str] | None = None
     runs = [_data.run_row(store, store.get_run(r), prices) for r in ids]
     data: dict[str, Any] = {
         "object": "gradeloop.report", "runs": runs,
-        "criteria": [_data._criteria(store, r) for r in ids],
+        "criteria": [_data.criteria_rows(store, r) for r in ids],
         "by": [{"field": f, "runs": [_data.field_breakdown(store, r, [f])[0]["rows"] for r in ids]} for f in by or []],
         "comparisons": compare_many(store, ids, by=by, prices=prices) if len(ids) > 1 else [],
         "pareto": pareto_front([(r["cost"]["cost_per_1k_items"] or 0.0, r["pass_rate"]["value"] or 0.0) for r in runs]),
