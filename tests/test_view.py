@@ -134,13 +134,18 @@ def test_fine_tuning_jobs_with_curves_and_checkpoints(tmp_path):
         store.add_job_event(job["id"], f"step {step}", type="metrics",
                             data={"step": step, "total_steps": 3, "train_mean_reward": step / 4, "valid_loss": 1 / step})
     store.add_checkpoint(job["id"], 3, "ft:x:ckpt-step-3", str(tmp_path / "c3"), {"valid_loss": 0.33})
+    with FakeOpenAI(responder=answer) as server:  # a validation run at step 3: 30 of 40 pass
+        [val] = run_eval(eval_from_dict(triage()), ["openai/big"], store=store, options=RunOptions(base_url=server.url))
+    store.add_job_event(job["id"], "Validation at step 3", data={"eval_run_id": val, "step": 3})
     store.close()
     client = TestClient(create_app(db_path()))
     assert client.get("/jobs.json").json()["jobs"][0]["id"] == job["id"]
     data = client.get(f"/jobs/{job['id']}.json").json()
     assert data["curves"]["train_mean_reward"] == {"step": [1, 2, 3], "value": [0.25, 0.5, 0.75]}
     assert data["curves"]["valid_loss"]["value"][0] == 1.0 and data["checkpoints"][0]["step"] == 3
-    assert "plot-0" in client.get(f"/jobs/{job['id']}").text
+    assert data["curves"]["validation pass rate"] == {"step": [3], "value": [0.75]}
+    html = client.get(f"/jobs/{job['id']}").text
+    assert "plot-2" in html and f'href="/runs/{val}"' in html
 
 
 def test_viewer_is_read_only(client, runs):
@@ -436,3 +441,23 @@ def test_browser_with_a_token_loads_every_asset_through_the_cookie(runs):
         run.page.wait_for_url("**/items/0")
         assert "Model calls" in run.page.content()
         run.assert_clean()
+
+
+def test_browser_job_page_draws_its_curves(tmp_path):
+    from browser_util import browser, open_page, plots_drawn
+
+    from gradeloop.view import BackgroundViewer
+
+    store = Store()
+    job = store.create_job(model="local/smollm2", method="supervised", training_file="t.jsonl", validation_file=None,
+                           hyperparameters={}, grader=None, options={}, seed=0, suffix=None, metadata=None,
+                           output_dir_for=lambda j: tmp_path / j)
+    for step in range(1, 6):
+        store.add_job_event(job["id"], f"step {step}", type="metrics",
+                            data={"step": step, "total_steps": 5, "train_loss": 2 / step, "valid_loss": 2.5 / step})
+    store.close()
+    with BackgroundViewer(db_path()) as viewer, browser() as b:
+        jobs = open_page(b, f"{viewer.url}/jobs")
+        jobs.page.click(f"text={job['id']}")
+        plots_drawn(jobs.page, 2)
+        jobs.assert_clean()

@@ -235,13 +235,23 @@ def jobs_data(store: Store, limit: int = 100) -> dict[str, Any]:
     return {"object": "gradeloop.view.jobs", "jobs": [{k: j.get(k) for k in keys} for j in store.list_jobs(limit)]}
 
 
+def _validation_point(store: Store, run_id: str, step: int) -> dict[str, Any]:
+    counts = store.result_counts(run_id)
+    graded = counts["passed"] + counts["failed"]
+    return {"step": step, "run_id": run_id, "pass_rate": counts["passed"] / graded if graded else None}
+
+
 def job_data(store: Store, job_id: str) -> dict[str, Any]:
     """A job with its curves (every numeric metric of its ``metrics`` events by step: reward or
-    loss, and the validation ones), its checkpoints and its last events."""
+    loss, and the validation ones; the pass rate of each validation eval run by step), its
+    validation runs, checkpoints and last events."""
     job = store.get_job(job_id)
     curves: dict[str, dict[str, list[float]]] = {}
+    validation = []
     for event in store.job_events(job["id"]):
         data = event["data"] or {}
+        if data.get("eval_run_id") and "step" in data:
+            validation.append(_validation_point(store, data["eval_run_id"], data["step"]))
         if event["type"] != "metrics" or "step" not in data:
             continue
         for key, value in data.items():
@@ -251,5 +261,8 @@ def job_data(store: Store, job_id: str) -> dict[str, Any]:
                 curve["value"].append(value)
     events = [{k: e[k] for k in ("created_at", "level", "type", "message")}
               for e in store.job_events(job["id"], limit=50, newest_first=True) if e["type"] != "metrics"]
-    return {"object": "gradeloop.view.job", "job": job, "curves": curves,
+    points = [p for p in validation if p["pass_rate"] is not None]
+    if points:
+        curves["validation pass rate"] = {"step": [p["step"] for p in points], "value": [p["pass_rate"] for p in points]}
+    return {"object": "gradeloop.view.job", "job": job, "curves": curves, "validation_runs": validation,
             "checkpoints": store.job_checkpoints(job["id"], include_removed=True), "events": events}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._html import date, esc, link, money, ms, page, plot, pre, rate_cell, short_name, table
+from ._html import date, esc, link, money, ms, page, pct, plot, pre, rate_cell, short_name, table
 
 PLOTLY_TAG = '<script src="/assets/plotly.js" defer></script>'
 
@@ -246,9 +246,11 @@ def job_html(data: dict[str, Any]) -> str:
              for i, (name, c) in enumerate(sorted(data["curves"].items()))]
     ckpts = table(["step", "name", "metrics", "removed"], [
         [str(c["step"]), esc(c["name"]), pre(c["metrics"]), esc(c["removed"])] for c in data["checkpoints"]])
+    runs = table(["step", "validation run", "pass rate"], [
+        [str(v["step"]), link(f"/runs/{v['run_id']}", v["run_id"]), pct(v["pass_rate"])] for v in data["validation_runs"]])
     events = table(["time", "level", "message"], [[esc(date(e["created_at"])), esc(e["level"]), esc(e["message"])]
                                                   for e in data["events"]])
     body = (f"<h1>{esc(job['id'])} · {esc(job['method'])} · {_status(job['status'])}</h1><p>{esc(job['model'])} → "
             f"{esc(job['fine_tuned_model'] or '…')}</p><div class=plots>{''.join(plots) or '<p>No metrics yet.</p>'}</div>"
-            f"<h2>Checkpoints</h2>{ckpts}<h2>Events</h2>{events}")
+            f"<h2>Checkpoints</h2>{ckpts}<h2>Validation runs</h2>{runs}<h2>Events</h2>{events}")
     return page(f"gradeloop: {job['id']}", body, head=PLOTLY_TAG)
