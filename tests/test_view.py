@@ -87,7 +87,9 @@ def test_run_page_has_criteria_fields_and_pages_items(client, runs):
     assert seen == list(range(N))
     html = client.get(f"/runs/{runs[1]}").text
     assert "no &lt;b&gt;" in html and "<b>20</b>" not in html  # outputs are escaped
-    assert "/assets/plotly.js" in html and "Plotly.newPlot" in html
+    assert '<script src="/assets/plotly.js" defer>' in html and "Plotly.newPlot" in html
+    js = client.get("/assets/plotly.js")  # from the plotly wheel, not a CDN
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"] and len(js.content) > 1_000_000
 
 
 def test_run_page_filters_failed_by_field_and_text(client, runs):
