@@ -91,3 +91,23 @@ def test_report_renders_in_chromium_from_disk_offline(runs, tmp_path):
         assert report.page.locator("text=Flipped items: 16 of 40 shared").count() == 1
         report.assert_clean()
         assert all(u.startswith(("file:", "data:")) for u in report.urls)
+
+
+def test_the_readme_worked_example(monkeypatch, tmp_path):
+    """The README's three stand-in models on ticket triage: the figures it quotes."""
+    from conftest import ROOT
+
+    from gradeloop.decide import load_prices, recommend
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("GRADELOOP_PRICES", "examples/triage-models/prices.yaml")
+    models = [f"scripted/examples/triage-models/{m}.yaml" for m in ("large", "mini", "nano")]
+    runs = run_eval("examples/ticket-triage.yaml", models)
+    store = Store()
+    assert [store.result_counts(r)["passed"] for r in runs] == [48, 45, 19]
+    wide = recommend(store, runs, baseline=runs[0], margin=0.15, prices=load_prices())
+    assert wide.recommended["model"] == models[1] and "80% cheaper" in wide.sentence
+    strict = recommend(store, runs, baseline=runs[0], margin=0.02, prices=load_prices())
+    assert strict.recommended is None and strict.closest["model"] == models[1]
+    data = report_data(store, runs, by=["correct_label"])
+    assert data["pareto"] == [True, True, True] and data["flipped"]["flipped"] == 29
