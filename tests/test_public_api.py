@@ -82,7 +82,10 @@ def test_harvest_surface_is_pinned():
 
     assert set(harvest.__all__) == {"IngestReport", "Record", "Redactor", "content_hash", "from_chat",
                                     "from_responses", "ingest", "make_redactor", "origin_key", "regex_finder",
-                                    "IMPORT_FORMATS", "ImportResult", "detect_format", "import_file"}
+                                    "IMPORT_FORMATS", "ImportResult", "detect_format", "import_file",
+                                    "ProxyServer", "create_proxy_app", "run_proxy",
+                                    "NEAR_DUP_THRESHOLD", "TEMPLATE_SIMILARITY", "Topic", "cluster_records",
+                                    "topics"}
 
 
 def test_view_surface_is_pinned():

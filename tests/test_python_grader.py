@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import uuid
@@ -485,6 +486,31 @@ def test_the_parent_checks_what_a_grades_process_sends():
         result = _python.check_score({"status": "returned", "number": number, "type": "x", "repr": "x"})
         assert result.errors["python_grader_runtime_error"] is True and result.score == 0.0
     assert _python.check_score({"status": "ok", "score": 1.0}).errors["python_grader_runtime_error"] is True
+
+
+def test_the_parent_reads_a_grades_raw_answer_and_checks_it():
+    # a returned number comes as b"n" + 8 bytes, anything else as JSON; the zygote relays both
+    # unparsed, so whatever bytes arrive (grader code may forge them), only a finite number passes
+    def result(data: bytes):
+        return _python._from_child({"status": "child", "answer": data}, 1.0, 64)
+
+    assert result(b"n" + struct.pack("<d", 0.5)).score == 0.5
+    assert result(json.dumps({"status": "returned", "number": 0.25}).encode()).score == 0.25
+    for data in (b"n" + struct.pack("<d", float("nan")), b"n" + struct.pack("<d", float("inf")), b"n\x00",
+                 b"\xff garbage", b'{"status": "ok", "score": 1.0}', b"[1.0]"):
+        assert result(data).errors["python_grader_runtime_error"] is True and result(data).score == 0.0
+    assert "ValueError: x" in result(b'{"status": "error", "details": "ValueError: x"}').errors[
+        "python_grader_runtime_error_details"]
+
+
+def test_the_worker_imports_nothing_that_runs_python_at_every_fork():
+    # threading and random register at-fork hooks: Python code that would run in every grade's
+    # process (threading's alone tripled the cost of a fork); the worker program imports neither
+    source = ("import sys\n"
+              "LOADED = [name for name in ('threading', 'random') if name in sys.modules]\n"
+              "def grade(sample, item):\n"
+              "    return 0.0 if LOADED else 1.0\n")
+    assert run(source).score == 1.0
 
 
 def test_grades_do_not_carry_state_and_do_not_depend_on_order():

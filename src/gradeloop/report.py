@@ -102,6 +102,7 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
             "model": run["model"] or None,
             "provider": provider,
             "epochs": epochs,
+            "dataset": (run["metadata"] or {}).get("gradeloop_dataset"),
             "started_at": run["started_at"],
             "finished_at": run["finished_at"],
             "cached_samples": sum(u["cached_samples"] for u in usage if u["purpose"] == "sample"),

@@ -1,14 +1,16 @@
 """A fake OpenAI-compatible server on 127.0.0.1, for tests and benchmarks.
 
-It speaks just enough HTTP/1.1 (keep-alive, Content-Length) to serve
-``POST /v1/chat/completions`` and ``GET /v1/models``, answers deterministically, records
+It speaks just enough HTTP/1.1 (keep-alive, Content-Length, chunked event streams) to serve
+``POST /v1/chat/completions`` and ``POST /v1/responses`` (plain, or streamed as server-sent
+events when the body says ``"stream": true``) and ``GET /v1/models``, answers deterministically, records
 every request, and can inject faults: 500s, 429s with ``Retry-After``, hangs longer than a
 client's timeout, malformed bodies, dropped connections, and a body trickled one byte at a
 time (``trickle``: each byte within any per-read timeout, the whole far past it); and, as
 careless servers and proxies do, a 401 that repeats the credential it was sent (``401_echo``) and
 a 500 that echoes the request path and headers (``500_echo``). ``capacity`` makes it behave like a
 rate-limited endpoint: a request that arrives while ``capacity`` others are being answered gets a
-429.
+429. ``api_key`` makes it answer 401 to requests that do not send ``Authorization: Bearer
+<api_key>``; ``created`` fixes the timestamps of its answers.
 
 A responder returns the reply's text, or a dict: the assistant message as sent (so a test can
 send hostile ones: ``{"content": 42}``, ``{"content": None}``), or, when it has ``choices``,
@@ -78,8 +80,11 @@ class FakeOpenAI:
 
     def __init__(self, *, port: int = 0, latency: float = 0.0, faults: Faults | None = None,
                  responder: Responder = echo_responder, record: bool = True, capacity: int | None = None,
-                 fault_for: Callable[[dict[str, Any]], str | None] | None = None) -> None:
+                 fault_for: Callable[[dict[str, Any]], str | None] | None = None,
+                 api_key: str | None = None, created: int | None = None) -> None:
         self.port = port
+        self.api_key = api_key
+        self.created = created
         self.latency = latency
         self.capacity = capacity
         self.in_flight = 0
@@ -185,8 +190,12 @@ class FakeOpenAI:
         route = urlsplit(path).path.rstrip("/")  # a base URL may carry a query (?api-key=…)
         if method == "GET" and route.endswith("/models"):
             return await _send(writer, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
-        if method != "POST" or not route.endswith("/chat/completions"):
+        api = "responses" if route.endswith("/responses") else "chat"
+        if method != "POST" or not (api == "responses" or route.endswith("/chat/completions")):
             return await _send(writer, 404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            return await _send(writer, 401, {"error": {"message": "invalid API key", "type": "invalid_request_error",
+                                                       "code": "invalid_api_key"}})
         try:
             body = json.loads(raw)
         except ValueError:
@@ -207,11 +216,12 @@ class FakeOpenAI:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
-            return await self._answer(fault, body, writer)
+            return await self._answer(fault, body, writer, api)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, fault: str | None, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+    async def _answer(self, fault: str | None, body: dict[str, Any], writer: asyncio.StreamWriter,
+                      api: str = "chat") -> bool:
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault == "500":
@@ -227,14 +237,22 @@ class FakeOpenAI:
             return False
         if fault == "malformed":
             return await _send_raw(writer, 200, b'{"id": "chatcmpl-broken", "choices": [')
+        created = self.created if self.created is not None else int(time.time())
+        if api == "responses":
+            reply = self.responder({**body, "messages": _input_messages(body)})
+            if body.get("stream"):
+                return await _send_events(writer, _response_events(body, reply, created))
+            return await _send(writer, 200, _response(body, reply, created))
         reply = self.responder(body)
-        payload = reply if isinstance(reply, dict) and "choices" in reply else _completion(body, reply)
+        payload = reply if isinstance(reply, dict) and "choices" in reply else _completion(body, reply, created)
+        if body.get("stream"):
+            return await _send_events(writer, _chunks(body, payload))
         if fault == "trickle":
             return await _trickle(writer, json.dumps(payload).encode(), self.faults.trickle_seconds)
         return await _send(writer, 200, payload)
 
 
-def _completion(body: dict[str, Any], reply: "str | dict[str, Any]") -> dict[str, Any]:
+def _completion(body: dict[str, Any], reply: "str | dict[str, Any]", created: int | None = None) -> dict[str, Any]:
     """A chat.completion answering ``body`` with ``reply`` (text, or the message as given)."""
     if isinstance(reply, dict):
         message, finish = reply, "tool_calls" if reply.get("tool_calls") else "stop"
@@ -248,13 +266,109 @@ def _completion(body: dict[str, Any], reply: "str | dict[str, Any]") -> dict[str
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
     completion_tokens = len(text.split())
     return {
-        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+        "id": "chatcmpl-fake", "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
         "model": body.get("model", "fake"),
         "choices": [{"index": 0, "message": message if message is not None else {"role": "assistant", "content": text},
                      "finish_reason": finish}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` in the pieces a stream sends: each word with the space before it."""
+    words = text.split(" ")
+    return [words[0]] + [" " + w for w in words[1:]] if text else []
+
+
+def _chunks(body: dict[str, Any], payload: dict[str, Any]) -> list[tuple[str | None, Any]]:
+    """A chat.completion as the chat.completion.chunk events that stream it: the role, the text
+    word by word, each tool call's name then its arguments in two halves, the finish reason, the
+    usage when ``stream_options.include_usage`` asks for it, and ``[DONE]``."""
+    head = {"id": payload["id"], "object": "chat.completion.chunk", "created": payload["created"],
+            "model": payload["model"]}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[None, dict[str, Any]]:
+        return None, {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    choice = payload["choices"][0]
+    message = choice["message"]
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": p}) for p in _pieces(message.get("content") or "")]
+    for i, call in enumerate(message.get("tool_calls") or []):
+        name, args = call["function"]["name"], call["function"]["arguments"]
+        events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                             "function": {"name": name, "arguments": ""}}]}))
+        for part in (args[:len(args) // 2], args[len(args) // 2:]):
+            events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": part}}]}))
+    events.append(chunk({}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        events.append((None, {**head, "choices": [], "usage": payload["usage"]}))
+    return events + [(None, "[DONE]")]
+
+
+def _input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A Responses request's input as chat messages, enough for a responder to read."""
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return [{"role": "user", "content": raw}]
+    return [{"role": item.get("role"), "content": item.get("content")}
+            for item in raw or [] if isinstance(item, dict) and item.get("role")]
+
+
+def _response(body: dict[str, Any], reply: "str | dict[str, Any]", created: int, *,
+              status: str = "completed") -> dict[str, Any]:
+    """A Responses API ``response`` object answering ``body`` with ``reply``'s text."""
+    text = reply if isinstance(reply, str) else str(reply.get("content") or "")
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in _input_messages(body))
+    done = status == "completed"
+    content = [{"type": "output_text", "text": text, "annotations": []}] if done else []
+    return {"id": "resp_fake", "object": "response", "created_at": created, "status": status,
+            "model": body.get("model", "fake"), "error": None, "incomplete_details": None,
+            "instructions": body.get("instructions"), "tools": [], "tool_choice": "auto",
+            "parallel_tool_calls": True, "metadata": {}, "temperature": body.get("temperature"), "top_p": None,
+            "output": [{"type": "message", "id": "msg_fake", "status": status, "role": "assistant",
+                        "content": content}] if done else [],
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": len(text.split()),
+                      "total_tokens": prompt_tokens + len(text.split()),
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 0}} if done else None}
+
+
+def _response_events(body: dict[str, Any], reply: "str | dict[str, Any]", created: int) -> list[tuple[str, Any]]:
+    """A response as the events that stream it: created, the text deltas word by word, completed."""
+    final = _response(body, reply, created)
+    text = final["output"][0]["content"][0]["text"]
+    item = {"type": "message", "id": "msg_fake", "status": "in_progress", "role": "assistant", "content": []}
+    empty_part = {"type": "output_text", "text": "", "annotations": []}
+    at = {"item_id": "msg_fake", "output_index": 0, "content_index": 0}
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("response.created", {"response": _response(body, reply, created, status="in_progress")}),
+        ("response.output_item.added", {"output_index": 0, "item": item}),
+        ("response.content_part.added", {**at, "part": empty_part})]
+    events += [("response.output_text.delta", {**at, "delta": p, "logprobs": []}) for p in _pieces(text)]
+    events += [("response.output_text.done", {**at, "text": text, "logprobs": []}),
+               ("response.content_part.done", {**at, "part": final["output"][0]["content"][0]}),
+               ("response.output_item.done", {"output_index": 0, "item": final["output"][0]}),
+               ("response.completed", {"response": final})]
+    return [(kind, {"type": kind, "sequence_number": i, **data}) for i, (kind, data) in enumerate(events)]
+
+
+async def _send_events(writer: asyncio.StreamWriter, events: list[tuple[str | None, Any]]) -> bool:
+    """A 200 ``text/event-stream``, each server-sent event written (and flushed) as its own HTTP chunk."""
+    head = ["HTTP/1.1 200 OK", "Content-Type: text/event-stream", "Cache-Control: no-cache",
+            "Transfer-Encoding: chunked", "Connection: keep-alive"]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    for kind, data in events:
+        text = data if isinstance(data, str) else json.dumps(data)
+        event = (f"event: {kind}\n" if kind else "") + f"data: {text}\n\n"
+        raw = event.encode()
+        writer.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    return True
 
 
 async def _trickle(writer: asyncio.StreamWriter, data: bytes, interval: float) -> bool:

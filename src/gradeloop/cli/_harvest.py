@@ -36,3 +36,5 @@ def list_sources(as_json: bool = typer.Option(False, "--json", help="OpenAI's li
 
 
 from . import _harvest_import  # noqa: E402,F401  (registers `harvest import`)
+from . import _harvest_clusters  # noqa: E402,F401  (registers harvest clusters / topics)
+from . import _harvest_build  # noqa: E402,F401  (registers `harvest build`)

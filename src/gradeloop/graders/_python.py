@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import hashlib
-import json
 import math
 import os
 import signal
@@ -44,7 +43,7 @@ from typing import Any
 
 from ..spec import PythonGrader
 from ._base import GradeResult, GradingContext, _finish, register_grader
-from ._sandbox import MAX_ANSWER, MAX_MEMORY_MB, WorkerDied, WorkerProcess, WorkerTimeout
+from ._sandbox import MAX_ANSWER, MAX_MEMORY_MB, WorkerDied, WorkerProcess, WorkerTimeout, grade_request, read_answer
 
 DEFAULT_TIMEOUT_S = 120.0
 KILL_GRACE_S = 2.0  # the worker's own alarm fires at the limit; the parent kills this much later
@@ -58,9 +57,13 @@ def _sha(grader: PythonGrader) -> str:
     return hashlib.sha256(grader.source.encode("utf-8")).hexdigest()
 
 
-def _request(grader: PythonGrader, sample: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-    timeout, memory_mb = _limits(grader)
-    return {"op": "grade", "sample": sample, "item": item, "timeout": timeout, "memory_mb": memory_mb}
+def _request(grader: PythonGrader, sample: dict[str, Any], item: dict[str, Any]) -> bytes | GradeResult:
+    """The grade request for a worker, or the error result when the pair is not JSON-serializable."""
+    try:
+        return grade_request(*_limits(grader), sample, item)
+    except (TypeError, ValueError) as exc:
+        return GradeResult(score=0.0, errors={"other_error": True},
+                           details={"error": f"sample or item is not JSON-serializable: {exc}"})
 
 
 def _runtime_error(details: str) -> GradeResult:
@@ -118,13 +121,10 @@ def check_score(raw: Any) -> GradeResult:
 
 def _from_child(answer: dict[str, Any], timeout: float, memory_mb: int) -> GradeResult:
     """The result of one grade from the zygote's report on the process that ran it."""
-    try:
-        raw = json.loads(answer.get("answer") or "null")
-    except ValueError:
-        raw = None
-    if isinstance(raw, dict) and raw.get("status") == "error":
-        return _limit_error(raw, timeout, memory_mb)
-    if isinstance(raw, dict):
+    if answer.get("answer"):
+        raw = read_answer(answer["answer"])
+        if isinstance(raw, dict) and raw.get("status") == "error":
+            return _limit_error(raw, timeout, memory_mb)
         return check_score(raw)
     if answer.get("overtime"):
         return _runtime_error(f"time limit of {timeout:g} s exceeded (the grader process was killed)")
@@ -143,7 +143,7 @@ def _load(worker: WorkerProcess, grader: PythonGrader) -> dict[str, Any]:
     return worker.loaded
 
 
-def _run_on(worker: WorkerProcess, grader: PythonGrader, request: dict[str, Any]) -> tuple[GradeResult, bool]:
+def _run_on(worker: WorkerProcess, grader: PythonGrader, request: bytes) -> tuple[GradeResult, bool]:
     """One grade on one worker: (result, whether the worker must be replaced). Raises WorkerDied
     when the worker ended before it had the request."""
     timeout, memory_mb = _limits(grader)
@@ -165,15 +165,6 @@ def _run_on(worker: WorkerProcess, grader: PythonGrader, request: dict[str, Any]
     if answer.get("status") == "child":
         return _from_child(answer, timeout, memory_mb), recycle
     return _limit_error(answer, timeout, memory_mb), recycle
-
-
-def _encode_check(sample: dict[str, Any], item: dict[str, Any]) -> GradeResult | None:
-    try:
-        json.dumps([sample, item])
-    except (TypeError, ValueError) as exc:
-        return GradeResult(score=0.0, errors={"other_error": True},
-                           details={"error": f"sample or item is not JSON-serializable: {exc}"})
-    return None
 
 
 class WorkerPool:
@@ -251,10 +242,9 @@ class WorkerPool:
         """Grade one pair, blocking; returns a GradeResult (``passed`` not yet set)."""
         if self._closed:
             raise RuntimeError("the python grader pool is shut down")
-        invalid = _encode_check(sample, item)
-        if invalid is not None:
-            return invalid
         request, sha = _request(grader, sample, item), _sha(grader)
+        if isinstance(request, GradeResult):
+            return request
         for attempt in range(2):
             worker, keep = self._acquire(sha), False
             try:
@@ -366,12 +356,12 @@ def grade_python_cold(grader: PythonGrader, sample: dict[str, Any], item: dict[s
 
     Blocking. For benchmarks that compare against the warm pool; returns a finished GradeResult.
     """
-    invalid = _encode_check(sample, item)
-    if invalid is not None:
-        return _finish(grader, invalid)
+    request = _request(grader, sample, item)
+    if isinstance(request, GradeResult):
+        return _finish(grader, request)
     worker = WorkerProcess(slot=255, sha=_sha(grader))
     try:
-        result, _ = _run_on(worker, grader, _request(grader, sample, item))
+        result, _ = _run_on(worker, grader, request)
     except WorkerDied as exc:
         result = _server_error(exc.kind, str(exc))
     finally:

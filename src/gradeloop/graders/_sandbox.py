@@ -1,8 +1,8 @@
 """A sandboxed Python worker process for ``python`` graders, and the parent's handle on it.
 
 This file is both a module (the parent side: :class:`WorkerProcess`) and the worker program
-itself, started as ``python -I -B _sandbox.py CONFIG``. The worker side uses the standard
-library only and never imports gradeloop.
+itself, started as ``python -I -B -c "import _sandbox; ..." DIR CONFIG`` (from its cached
+bytecode). The worker side uses the standard library only and never imports gradeloop.
 
 Processes. The worker (started by gradeloop, in its own session) enters new namespaces and
 forks the *zygote*, which serves one grader source for its whole life: it loads the source
@@ -11,10 +11,12 @@ process's raw answer and reaps it. Nothing a grade does reaches the next grade (
 leaves in the working directory is removed; a changed file from the load, or a process that
 outlived it, retires the zygote), and nothing one grader does reaches another grader's
 zygote. The value ``grade`` returned is checked (a finite real number) in gradeloop's own
-process, never in a process grader code has run in. The protocol:
-``{"op": "load", "source", "timeout", "memory_mb"}`` -> ``{"status": "loaded"}`` or an error;
-then ``{"op": "grade", "sample", "item", ...}`` -> ``{"status": "child", "answer": <the grade's
-own message, unchecked>, ...}``.
+process, never in a process grader code has run in. The protocol, length-prefixed frames:
+``{"op": "load", "source", "timeout", "memory_mb"}`` -> ``{"status": "loaded"}`` or an error
+(JSON); then per grade ``b"g"`` + time and memory limits + the JSON of ``[sample, item]``
+(:func:`grade_request`) -> ``b"a"`` + the grade's own message, relayed unchecked and unparsed
+(``b"n"`` + a float64 when ``grade`` returned a number, else JSON), or a JSON object saying
+why there is none. The zygote never parses a grade's JSON: the grade's process does.
 
 The sandbox, in layers; each is tried in order and the ones that took effect are reported in
 the handshake (``WorkerProcess.info["mechanisms"]``):
@@ -65,18 +67,22 @@ grader's score or the parent's checks.
 
 from __future__ import annotations
 
+import _signal as _signal_module
+import _thread
 import gc
 import json
+import json.scanner
 import os
 import select
 import signal
 import struct
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from typing import Any
+
+# The worker program must not import threading or random (subprocess and tempfile import them):
+# their at-fork hooks run Python code in every grade's process, which tripled the cost of a fork.
+# The parent side imports subprocess and tempfile where it uses them.
 
 MB = 1024 * 1024
 MAX_MEMORY_MB = 2048
@@ -84,6 +90,9 @@ DISK_MB = 1024
 NPROC_LIMIT = 32
 UID_BASE = 1_000_000_000
 _HEADER = struct.Struct(">I")
+_LIMITS = struct.Struct("<dI")  # a grade request's time limit (s) and memory limit (MB)
+_NUMBER = struct.Struct("<d")
+GRADE, ANSWER, NUMBER = b"g", b"a", b"n"  # the first byte of a grade request, a relayed answer, a number
 # bound once: grader code rebinding json.dumps or os.write in its zygote does not change the protocol
 _dumps, _loads, _write, _read = json.dumps, json.loads, os.write, os.read
 _select, _monotonic = select.select, time.monotonic
@@ -97,10 +106,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[_write(fd, view):]
 
 
+def send_frame(fd: int, data: bytes) -> None:
+    """Write one length-prefixed frame to ``fd``."""
+    _write_all(fd, _HEADER.pack(len(data)) + data)
+
+
 def send_message(fd: int, obj: Any) -> None:
     """Write one length-prefixed JSON message to ``fd``."""
-    data = _dumps(obj, separators=(",", ":")).encode("utf-8")
-    _write_all(fd, _HEADER.pack(len(data)) + data)
+    send_frame(fd, _dumps(obj, separators=(",", ":")).encode("utf-8"))
 
 
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
@@ -118,15 +131,34 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
     return b"".join(chunks)
 
 
-def recv_message(fd: int, deadline: float | None = None) -> Any:
-    """Read one message from ``fd``; None at end of file. Raises TimeoutError past ``deadline``."""
+def recv_frame(fd: int, deadline: float | None = None) -> bytes | None:
+    """Read one frame from ``fd``; None at end of file. Raises TimeoutError past ``deadline``."""
     header = _read_exact(fd, _HEADER.size, deadline)
     if header is None:
         return None
-    body = _read_exact(fd, _HEADER.unpack(header)[0], deadline)
-    if body is None:
-        return None
-    return _loads(body)
+    return _read_exact(fd, _HEADER.unpack(header)[0], deadline)
+
+
+def recv_message(fd: int, deadline: float | None = None) -> Any:
+    """Read one JSON message from ``fd``; None at end of file. Raises TimeoutError past ``deadline``."""
+    body = recv_frame(fd, deadline)
+    return None if body is None else _loads(body)
+
+
+def grade_request(timeout: float, memory_mb: int, sample: Any, item: Any) -> bytes:
+    """The frame that asks a worker for one grade. Raises TypeError or ValueError when
+    ``sample`` or ``item`` is not JSON-serializable."""
+    return GRADE + _LIMITS.pack(timeout, memory_mb) + _dumps([sample, item], separators=(",", ":")).encode("utf-8")
+
+
+def read_answer(data: bytes) -> Any:
+    """A grade's own message (``b"n"`` + float64, or JSON) as a dict; ``data`` itself when unreadable."""
+    if data[:1] == NUMBER and len(data) == 1 + _NUMBER.size:
+        return {"status": "returned", "number": _NUMBER.unpack_from(data, 1)[0]}
+    try:
+        return _loads(data)
+    except ValueError:  # UnicodeDecodeError too
+        return data
 
 
 # --- parent side ---
@@ -147,7 +179,7 @@ class WorkerTimeout(Exception):
     """The worker did not answer before the deadline (it has been killed)."""
 
 
-_UIDS_LOCK = threading.Lock()
+_UIDS_LOCK = _thread.allocate_lock()
 _UIDS_IN_USE: set[int] = set()
 _UID_NEXT = [0]
 
@@ -197,6 +229,11 @@ def _minimal_env(workdir: str, cores: int) -> dict[str, str]:
     return env
 
 
+# The worker runs this file from its cached bytecode (imported, not run as a script): compiling
+# it left ~2 MB of parser memory in every zygote, which each fork copies the page tables of.
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import _sandbox; del sys.path[0]; _sandbox._main()"
+
+
 class WorkerProcess:
     """One sandboxed worker for one grader source: started at once, handshake read on first use.
 
@@ -206,6 +243,9 @@ class WorkerProcess:
     """
 
     def __init__(self, slot: int = 0, *, disk_mb: int = DISK_MB, sha: str | None = None):
+        import subprocess
+        import tempfile
+
         self.slot = slot
         self.sha = sha  # the one grader source this worker serves
         self.loaded: dict[str, Any] | None = None  # the zygote's answer to loading it
@@ -217,9 +257,10 @@ class WorkerProcess:
         config = {"workdir": self.workdir, "uid": self.uid, "cores": cores, "disk_mb": disk_mb,
                   "max_memory_mb": MAX_MEMORY_MB, "nproc": NPROC_LIMIT}
         self._stderr = tempfile.TemporaryFile()
+        here = os.path.dirname(os.path.abspath(__file__))
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-B", os.path.abspath(__file__), json.dumps(config)],
+                [sys.executable, "-I", "-B", "-c", _BOOT, here, json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=self.workdir,
                 env=_minimal_env(self.workdir, len(cores)), start_new_session=True, close_fds=True, bufsize=0,
             )
@@ -256,21 +297,28 @@ class WorkerProcess:
             self.info = message
         return self.info
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send ``request`` and return the worker's answer.
+    def call(self, request: dict[str, Any] | bytes, timeout: float) -> dict[str, Any]:
+        """Send ``request`` (a JSON message, or a frame from :func:`grade_request`) and return the
+        worker's answer; a relayed grade's answer is ``{"status": "child", "answer": <bytes>}``.
 
         Raises WorkerDied (the worker ended; ``during_call`` says whether it had the request)
         or WorkerTimeout (no answer within ``timeout`` s; the worker has been killed).
         """
         self.ready()
         try:
-            send_message(self.proc.stdin.fileno(), request)
+            if isinstance(request, bytes):
+                send_frame(self.proc.stdin.fileno(), request)
+            else:
+                send_message(self.proc.stdin.fileno(), request)
         except OSError as exc:
             self.close()
             raise WorkerDied(f"could not send the request: {exc}", during_call=False,
                              returncode=self.proc.returncode) from None
         try:
-            answer = recv_message(self.proc.stdout.fileno(), time.monotonic() + timeout)
+            frame = recv_frame(self.proc.stdout.fileno(), time.monotonic() + timeout)
+            if frame is not None and frame[:1] == ANSWER:
+                return {"status": "child", "answer": frame[1:]}
+            answer = None if frame is None else _loads(frame)
         except TimeoutError:
             self.close()
             raise WorkerTimeout from None
@@ -285,6 +333,8 @@ class WorkerProcess:
 
     def close(self, grace: float = 0.0) -> None:
         """End the worker (after ``grace`` s for a clean exit), its process group and its uid's processes."""
+        import subprocess
+
         if self._closed:
             return
         self._closed = True
@@ -317,6 +367,8 @@ class WorkerProcess:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _stderr_tail(self) -> str:
+        import subprocess
+
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -778,7 +830,13 @@ def _install_audit_hook(workdir: str, in_user_code: list[bool]) -> None:
 # os.fork, ...) in its own zygote does not change how the zygote forks or reports.
 _float, _int, _min, _isinstance, _type, _repr, _str = float, int, min, isinstance, type, repr, str
 _fork, _pipe, _close, _waitpid, _kill, _exit = os.fork, os.pipe, os.close, os.waitpid, os.kill, os._exit
-_setitimer, _signal, _scandir = signal.setitimer, signal.signal, os.scandir
+# _signal.signal, not signal.signal: the latter converts the old handler to an enum member, a
+# failed lookup whose exception alone touched ~85 pages (copied, in each grade's process)
+_setitimer, _signal, _scandir = signal.setitimer, _signal_module.signal, os.scandir
+_SIGALRM, _SIGXCPU = int(signal.SIGALRM), int(signal.SIGXCPU)
+# the request's JSON is parsed by the C scanner directly: json.loads's Python wrappers and
+# regular expression add pages a grade's process must copy
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())
 MAX_ANSWER = 4 * MB  # what a grade may send back; more and it is killed
 MAX_DETAILS = 100_000  # characters of a traceback kept (head and tail)
 CHILD_GRACE_S = 0.5  # the zygote kills a grade this long after its time limit
@@ -812,15 +870,16 @@ def _shorten(text: str) -> str:
     return f"{text[:half]}\n[... {len(text) - MAX_DETAILS} characters left out ...]\n{text[-half:]}"
 
 
-def _describe(value: Any, real: type) -> dict[str, Any]:
-    """What ``grade`` returned, for the parent to check: a float (possibly NaN or inf), or why
-    there is none. Runs in the grade's process: ``float()`` may run the value's own ``__float__``."""
+def _number(value: Any, real: type) -> float | None:
+    """What ``grade`` returned as a float (possibly NaN or inf, for the parent to refuse), or None
+    for a value that is no real number. Runs in the grade's process: ``float()`` may run the
+    value's own ``__float__``."""
     kind = _type(value)
     if kind is float:
-        return {"status": "returned", "number": value}
+        return value
     if kind is bool or kind is int or _isinstance(value, real):
-        return {"status": "returned", "number": _float(value), "type": kind.__name__}
-    return {"status": "returned", "number": None, "type": _str(kind.__name__)[:100], "repr": _repr(value)[:200]}
+        return _float(value)
+    return None
 
 
 class _Zygote:
@@ -842,7 +901,6 @@ class _Zygote:
         self.cores, self.libc = cores, libc
         self.own_uid = False  # True once the zygote runs as a uid of its own: kill(-1) then reaches only strays
         self.grade: Any = None
-        self.pending: int | None = None  # a grade's process that answered and is still to be reaped
         self.stale = False
         self.workdir, self.baseline = config["workdir"], {}
         self.in_user_code = [False]
@@ -853,7 +911,7 @@ class _Zygote:
 
     def serve(self, fd_in: int, fd_out: int) -> None:
         while True:
-            request = recv_message(fd_in)
+            request = recv_frame(fd_in)
             if request is None:
                 return
             if self.stale:  # the last grade left something behind: a fresh zygote takes this one
@@ -863,20 +921,23 @@ class _Zygote:
                 answer = self.handle(request)
             except BaseException as exc:  # a late alarm or signal outside grader code
                 answer = {"status": "error", "details": self.format(exc), "recycle": True}
-            if self.pending is None and self.kill_strays():
+            if _type(answer) is bytes:  # a grade's answer, relayed as it came; its process is gone
+                send_frame(fd_out, answer)
+                self.finish_grade()
+                continue
+            if self.kill_strays():
                 answer["recycle"] = True
             send_message(fd_out, answer)
             if answer.get("recycle"):
                 return
-            if self.pending is not None:
-                self.finish_grade()
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("op") == "load":
-            return self.load(request["source"], _float(request["timeout"]), _int(request["memory_mb"]))
-        if self.grade is None:
+    def handle(self, request: bytes) -> dict[str, Any] | bytes:
+        if request[:1] == GRADE and self.grade is not None:
+            return self.run_grade(request)
+        if request[:1] == GRADE:
             return {"status": "error", "details": "no grader is loaded in this worker", "recycle": True}
-        return self.run_grade(request)
+        load = _loads(request)
+        return self.load(load["source"], _float(load["timeout"]), _int(load["memory_mb"]))
 
     # -- in the grade's own process --
 
@@ -891,18 +952,25 @@ class _Zygote:
         except BaseException:
             _exit(71)
 
-    def child(self, request: dict[str, Any], fd: int) -> None:
+    def child(self, request: bytes, fd: int) -> None:
         """Run ``grade`` once and send what it returned (or why it did not) to ``fd``; never returns."""
-        timeout, memory_mb = _float(request["timeout"]), _int(request["memory_mb"])
+        timeout, memory_mb = _LIMITS.unpack_from(request, 1)
         try:
-            _signal(signal.SIGALRM, _raise_time_limit)
-            _signal(signal.SIGXCPU, _raise_time_limit)
+            _signal(_SIGALRM, _raise_time_limit)
+            _signal(_SIGXCPU, _raise_time_limit)
             self.set_limits(memory_mb, timeout, fresh=True)
+            sample, item = _scan_json(request[1 + _LIMITS.size:].decode("utf-8"), 0)[0]
             self.in_user_code[0] = True
             _setitimer(signal.ITIMER_REAL, timeout)
-            value = self.grade(request["sample"], request["item"])
-            self.builtins.update(self.pristine_builtins)  # what grader code rebound there does not check its value
-            message = _describe(value, self.real)
+            value = self.grade(sample, item)
+            number = _number(value, self.real)
+            if number is not None:  # 9 bytes; no json, whose encoder looks up builtins grader code may rebind
+                _setitimer(signal.ITIMER_REAL, 0)
+                send_frame(fd, NUMBER + _NUMBER.pack(number))
+                _exit(0)
+            self.builtins.update(self.pristine_builtins)  # json looks builtins up; grader code may have rebound them
+            message = {"status": "returned", "number": None, "type": _str(_type(value).__name__)[:100],
+                       "repr": _repr(value)[:200]}
         except BaseException as exc:
             message = self.failure(exc)
         try:
@@ -928,11 +996,12 @@ class _Zygote:
 
     # -- in the zygote --
 
-    def run_grade(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Fork, let the child grade, and relay its raw answer (unchecked: the parent checks it).
+    def run_grade(self, request: bytes) -> dict[str, Any] | bytes:
+        """Fork, let the child grade, and relay its raw answer (unchecked and unparsed: the parent
+        checks it); the request's JSON is parsed in the child, so no grade's data reaches the zygote.
 
-        A child that answered is reaped after the answer is sent (``finish_grade``); one that did
-        not is reaped first, and its exit status is the answer."""
+        The child is reaped before the answer goes out: when the parent has it, the grade's process
+        is gone. One that did not answer gives its exit status instead."""
         read_end, write_end = _pipe()
         pid = _fork()
         if pid == 0:
@@ -943,17 +1012,16 @@ class _Zygote:
                 _exit(70)
         _close(write_end)
         try:
-            data, overtime, too_large = self.read_child(read_end, _float(request["timeout"]) + CHILD_GRACE_S)
+            data, overtime, too_large = self.read_child(read_end, _LIMITS.unpack_from(request, 1)[0] + CHILD_GRACE_S)
         finally:
             _close(read_end)
-        if data is not None:
-            self.pending = pid
-            return {"status": "child", "answer": data.decode("utf-8", "replace")}
-        if overtime or too_large:
-            _kill(pid, signal.SIGKILL)
+        if data is not None or overtime or too_large:
+            _kill(pid, signal.SIGKILL)  # one that answered is exiting anyway (a thread of it may still run)
         status = _waitpid(pid, 0)[1]
+        if data is not None:
+            return ANSWER + data
         self.clean_workdir()
-        return {"status": "child", "answer": "", "overtime": overtime, "too_large": too_large,
+        return {"status": "child", "overtime": overtime, "too_large": too_large,
                 "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                 "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}
 
@@ -973,13 +1041,7 @@ class _Zygote:
             return None, True, False
 
     def finish_grade(self) -> None:
-        """After an answer: make sure its process is gone, and that it left nothing for the next grade."""
-        pid, self.pending = self.pending, None
-        try:
-            _kill(pid, signal.SIGKILL)  # it is exiting anyway
-        except OSError:
-            pass
-        _waitpid(pid, 0)
+        """After an answer: make sure the grade left nothing for the next grade."""
         if self.kill_strays():
             self.stale = True
         self.clean_workdir()
@@ -1070,6 +1132,7 @@ class _Zygote:
             return {"status": "error", "details": grade}
         self.grade = grade
         self.baseline = self.workdir_state()
+        gc.collect()
         gc.freeze()  # what the load made is never collected again: grades copy fewer pages
         return {"status": "loaded"}
 
@@ -1154,7 +1217,7 @@ def _install_filters(zygote: _Zygote, mechanisms: dict[str, str]) -> None:
 
 
 def _main() -> None:
-    config = json.loads(sys.argv[1])
+    config = json.loads(sys.argv[-1])
     fd_in, fd_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)

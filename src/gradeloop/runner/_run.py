@@ -273,6 +273,13 @@ def _check_params(spec: EvalSpec, provider: Provider) -> None:
         print(f"gradeloop: warning: {provider.name} ignores response_format", file=sys.stderr)
 
 
+def _run_metadata(spec: EvalSpec) -> dict[str, str] | None:
+    """The run's metadata: the dataset version the eval names (``metadata.gradeloop_dataset``,
+    written by ``harvest build``), so every run says which version it ran on."""
+    dataset = spec.metadata.get("gradeloop_dataset")
+    return {"gradeloop_dataset": str(dataset)} if dataset else None
+
+
 async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None = None, *,
                          store: Store | None = None, options: RunOptions | None = None,
                          reporter: Reporter | None = None) -> list[str]:
@@ -301,7 +308,7 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
         run_id = store.create_run(
             eval_id=eval_id, model=provider.name if provider else "", name=options.name or spec.name,
             data_source=spec.data_source_dict(), config=run_options.to_config(),
-            rows=((r.index, r.item, r.sample, r.file, r.line) for r in rows))
+            rows=((r.index, r.item, r.sample, r.file, r.line) for r in rows), metadata=_run_metadata(spec))
         label = f"{spec.name} · {provider.name if provider else 'given samples'}"
         source = spec.data_source if isinstance(spec.data_source, CompletionsDataSource) else None
         executions.append(_Execution(store, run_id, spec.testing_criteria, source, rows, epochs,

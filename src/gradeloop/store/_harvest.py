@@ -67,6 +67,11 @@ class HarvestMixin:
                               (origin_key, record_id, row["source"], ref, time.time()))
         return record_id, outcome
 
+    def harvest_origin_record(self, origin_key: str) -> str | None:
+        """The id of the record an origin was taken into, or None when it never was."""
+        row = self.conn.execute("SELECT record_id FROM harvest_origins WHERE origin_key = ?", (origin_key,)).fetchone()
+        return None if row is None else row[0]
+
     def harvest_records(self, *, source: str | None = None, tag: str | None = None, cluster_id: int | None = None,
                         after_seq: int = 0, limit: int | None = None,
                         include_near_dups: bool = False) -> list[dict[str, Any]]:
@@ -164,6 +169,23 @@ class HarvestMixin:
                  "first": r[5], "last": r[6], "errors": r[7] or 0, "with_feedback": r[8] or 0,
                  "negative_feedback": r[9] or 0, "models": sorted(m for m in json.loads(r[10]) if m)}
                 for r in rows]
+
+    def harvest_unclustered(self) -> list[dict[str, Any]]:
+        """The records no clustering has seen yet (``cluster_id`` unset), in stored order:
+        ``{id, seq, messages, params}`` each."""
+        rows = self.conn.execute("SELECT id, seq, messages, params FROM harvest_records WHERE cluster_id IS NULL"
+                                 " ORDER BY seq")
+        return [{"id": r[0], "seq": r[1], "messages": _loads(r[2]), "params": _loads(r[3])} for r in rows]
+
+    def harvest_failed_in_runs(self) -> set[str]:
+        """Ids of the records that an eval run item names in ``provenance.record_id`` (or
+        ``provenance.record_ids``) and whose output item failed a criterion (status ``fail``)."""
+        rows = self.conn.execute(
+            "SELECT json_extract(i.item, '$.provenance.record_id') FROM output_items o JOIN run_items i"
+            " ON i.run_id = o.run_id AND i.idx = o.idx WHERE o.status = 'fail'"
+            " UNION SELECT j.value FROM output_items o JOIN run_items i ON i.run_id = o.run_id AND i.idx = o.idx,"
+            " json_each(i.item, '$.provenance.record_ids') j WHERE o.status = 'fail'")
+        return {r[0] for r in rows if isinstance(r[0], str)}
 
     def add_dataset(self, *, name: str, content_hash: str, path: str | None, provenance: dict[str, Any]) -> str:
         """Store a built dataset version (deduplicated by content); returns its id (``ds_`` + hash prefix)."""

@@ -979,16 +979,18 @@ class EndChecker(_IFEval):
         return False, f"does not end with '{params.end_phrase.strip()}'"
 
     def _detect(self, text: str) -> list[dict[str, Any]]:
-        lead = (r"\b(?:finish|end|conclude|close)\w*\s+(?:(?:your|the|with)\s+)?(?:\w+\s+){0,3}?(?:with\s+)?"
+        lead = (r"\b(?:finish|end|conclude|close)\w*\s+(?:(?:your|the|with)\s+)?(?:\w+\s+){0,3}?(?:with\b\s*)?"
                 r"(?:(?:this|the)\s+)?(?:exact\s+)?(?:phrase|words|sentence|question|line)?")
-        quoted = r"\s*(?:of\s+)?:?\s*(?:\"(?P<a>[^\"\n]+)\"|“(?P<b>[^”\n]+)”)"
-        out = [{"end_phrase": (m.group("a") or m.group("b")).strip()}
+        # single quotes too; the closing one followed by no letter, so "don't" does not end a phrase
+        quoted = (r"\s*(?:of\s+)?:?\s*(?:\"(?P<a>[^\"\n]+)\"|“(?P<b>[^”\n]+)”|'(?P<c>[^\n]+?)'(?![A-Za-z])"
+                  r"|‘(?P<d>[^’\n]+)’)")
+        out = [{"end_phrase": next(g for g in m.group("a", "b", "c", "d") if g).strip()}
                for m in re.finditer(lead + quoted, text, re.IGNORECASE)]
         last = (r"\b(?:very\s+)?(?:last\s+sentence|end)\s+of\s+(?:your|the)\s+(?:entire\s+)?(?:response|answer|reply)\s+"
                 r"(?:should|must)\s+(?:be|read)(?:\s+exactly)?(?:\s+like)?")
-        out += [{"end_phrase": (m.group("a") or m.group("b")).strip()}
+        out += [{"end_phrase": next(g for g in m.group("a", "b", "c", "d") if g).strip()}
                 for m in re.finditer(last + quoted, text, re.IGNORECASE)]
-        bare = r"\s*:?\s*(?P<p>[A-Za-z][^\n\"“:]*?[.?!])(?=\s+No\s|\s*$)"
+        bare = r"\s*:?\s*(?P<p>[A-Za-z][^\n\"“:]*?[.?!])(?=\s+No\s|[ \t]*\n|\s*$)"
         if not out:
             for pattern in (lead + r"\s*:" + bare, last + bare, r"\bexact\s+(?:phrase|question|sentence)" + bare):
                 out += [{"end_phrase": m.group("p").strip()} for m in re.finditer(pattern, text, re.IGNORECASE)]
