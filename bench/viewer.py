@@ -101,7 +101,8 @@ def browser_times(url: str) -> list[tuple[str, float]]:
             loaded = time.perf_counter() - start
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= 2")
             drawn = time.perf_counter() - start
-            paint = page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {startTime: NaN}).startTime") / 1000
+            paint = page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0]"
+                                  " || {startTime: NaN}).startTime") / 1000
             out += [(f"browser ({cache}): first contentful paint", paint), (f"browser ({cache}): load event", loaded),
                     (f"browser ({cache}): plots drawn", drawn)]
         browser.close()
@@ -127,7 +128,8 @@ def main() -> None:
             base = f"{viewer.url}/runs/{run_id}"
             rows.append(("server, first request (HTML)", timed_get(base)))
             rows.append(("server, again: median of 5 (HTML)", statistics.median(timed_get(base) for _ in range(5))))
-            rows.append(("server, JSON twin: median of 5", statistics.median(timed_get(base + ".json") for _ in range(5))))
+            rows.append(("server, JSON twin: median of 5",
+                         statistics.median(timed_get(base + ".json") for _ in range(5))))
             rows.append(("server, page at after=90000: median of 5",
                          statistics.median(timed_get(f"{base}.json?after={int(args.items * 0.9)}") for _ in range(5))))
             start = time.perf_counter()

@@ -37,11 +37,13 @@ def answer(body: dict) -> str:
 @pytest.fixture
 def runs() -> list[str]:
     with FakeOpenAI(responder=answer) as server:
-        return run_eval(eval_from_dict(triage()), [f"openai/{m}" for m in LIMITS], options=RunOptions(base_url=server.url))
+        return run_eval(eval_from_dict(triage()), [f"openai/{m}" for m in LIMITS],
+                        options=RunOptions(base_url=server.url))
 
 
 def test_pareto_front():
-    assert pareto_front([(1.0, 0.9), (0.2, 0.88), (0.05, 0.5), (0.3, 0.7), (1.0, 0.8)]) == [True, True, True, False, False]
+    points = [(1.0, 0.9), (0.2, 0.88), (0.05, 0.5), (0.3, 0.7), (1.0, 0.8)]
+    assert pareto_front(points) == [True, True, True, False, False]
     assert pareto_front([(0.0, 0.5), (0.0, 0.5)]) == [True, True]
 
 

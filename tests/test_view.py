@@ -44,7 +44,8 @@ def answer(body: dict) -> str:
 @pytest.fixture
 def runs() -> list[str]:
     with FakeOpenAI(responder=answer) as server:
-        return run_eval(eval_from_dict(triage()), ["openai/big", "openai/small"], options=RunOptions(base_url=server.url))
+        return run_eval(eval_from_dict(triage()), ["openai/big", "openai/small"],
+                        options=RunOptions(base_url=server.url))
 
 
 def db_path():
@@ -110,7 +111,8 @@ def test_item_page_shows_messages_output_graders_and_calls(client, runs):
     assert data["sample"]["input"][-1]["content"] == "q25" and data["output"] == "no <b>25</b>"
     assert [s["name"] for s in data["scores"]] == ["says yes", "not empty"]
     [call] = data["calls"]
-    assert call["request"]["model"] == "small" and call["response"]["choices"][0]["message"]["content"] == "no <b>25</b>"
+    assert call["request"]["model"] == "small"
+    assert call["response"]["choices"][0]["message"]["content"] == "no <b>25</b>"
     assert client.get(f"/runs/{runs[1]}/items/999.json").status_code == 404
     assert client.get(f"/runs/{runs[1]}/items/abc").status_code == 400
     assert client.get("/runs/evalrun_nope.json").status_code == 404
@@ -134,7 +136,8 @@ def test_fine_tuning_jobs_with_curves_and_checkpoints(tmp_path):
                            output_dir_for=lambda j: tmp_path / j)
     for step in (1, 2, 3):
         store.add_job_event(job["id"], f"step {step}", type="metrics",
-                            data={"step": step, "total_steps": 3, "train_mean_reward": step / 4, "valid_loss": 1 / step})
+                            data={"step": step, "total_steps": 3, "train_mean_reward": step / 4,
+                                  "valid_loss": 1 / step})
     store.add_checkpoint(job["id"], 3, "ft:x:ckpt-step-3", str(tmp_path / "c3"), {"valid_loss": 0.33})
     with FakeOpenAI(responder=answer) as server:  # a validation run at step 3: 30 of 40 pass
         [val] = run_eval(eval_from_dict(triage()), ["openai/big"], store=store, options=RunOptions(base_url=server.url))

@@ -30,7 +30,8 @@ def view_command(
 def report_command(
     runs: list[str] = typer.Argument(..., help="Runs to report on (ids or prefixes); the first is the baseline."),
     out: Path = typer.Option(..., "--out", "-o", help="The HTML file to write."),
-    by: Optional[list[str]] = typer.Option(None, "--by", help="Also break pass rates down by this item field (repeatable)."),
+    by: Optional[list[str]] = typer.Option(None, "--by", help="Also break pass rates down by this item field "
+                                           "(repeatable)."),
     prices: Optional[Path] = typer.Option(None, "--prices", help=PRICES_HELP),
 ) -> None:
     """One self-contained HTML report (opens from disk, offline): pass rates with intervals per

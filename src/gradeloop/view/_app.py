@@ -112,8 +112,8 @@ def create_app(store_path: str | Path, token: str | None = None, prices: Any = N
         return Response(plotly_js(), media_type="application/javascript",
                         headers={"Cache-Control": "public, max-age=86400"})
 
-    evals = view(lambda s, r: _data.evals_data(s, prices), _render.evals_html)
     cache = _data.SummaryCache()
+    evals = view(lambda s, r: _data.evals_data(s, prices, cache=cache), _render.evals_html)
     run = view(lambda s, r, run_id: _run_page(s, r, run_id, prices, cache), _render.run_html, "run_id")
     progress = view(lambda s, r, run_id: _data.progress_data(s, run_id, prices), _render.evals_html)
     item = view(lambda s, r, run_id, index: _data.item_data(s, run_id, _item_index(index), _int(r, "epoch", 0) or 0),

@@ -3,6 +3,7 @@ and the HTML pages render them. Every function reads the store and never writes 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -49,6 +50,29 @@ def run_row(store: Store, run: dict[str, Any], prices: Any = None) -> dict[str, 
     }
 
 
+FINISHED = ("completed", "failed", "canceled")
+
+
+class SummaryCache:
+    """Run-page summaries of finished runs, keyed by run, status, finish time and the fields
+    asked for: a finished run changes only through a resume, which changes its status and
+    finish time. Paging through a finished run's items then reads only the page."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size, self.entries = size, {}  # type: ignore[var-annotated]
+
+    def get(self, run: dict[str, Any], fields: tuple[str, ...], compute: Any) -> dict[str, Any]:
+        """The cached summary of ``run`` or ``compute()`` (cached when the run is finished)."""
+        if run["status"] not in FINISHED:
+            return compute()
+        key = (run["id"], run["status"], run["finished_at"], fields)
+        if key not in self.entries:
+            if len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[key] = compute()
+        return self.entries[key]
+
+
 def _status(run: dict[str, Any]) -> str:
     """The run's status, ``interrupted`` for a queued or running run whose runner process is
     gone (the store says so only once a command reaps it; the viewer does not write)."""
@@ -58,14 +82,17 @@ def _status(run: dict[str, Any]) -> str:
     return "interrupted" if live and run["runner"] and runner_alive(run["runner"]) is False else run["status"]
 
 
-def evals_data(store: Store, prices: Any = None, limit: int = 200) -> dict[str, Any]:
-    """Every eval with its runs, newest first: ``{object: gradeloop.view.evals, evals: [...]}``."""
+def evals_data(store: Store, prices: Any = None, limit: int = 200,
+               cache: SummaryCache | None = None) -> dict[str, Any]:
+    """Every eval with its runs, newest first: ``{object: gradeloop.view.evals, evals: [...]}``;
+    ``cache`` keeps finished runs' rows."""
     evals: dict[str, dict[str, Any]] = {}
     for run in store.list_runs(limit=limit):
         if run["eval_id"] not in evals:
             ev = store.get_eval(run["eval_id"])
             evals[run["eval_id"]] = {"id": ev["id"], "name": ev["name"], "runs": []}
-        evals[run["eval_id"]]["runs"].append(run_row(store, run, prices))
+        compute = functools.partial(run_row, store, run, prices)
+        evals[run["eval_id"]]["runs"].append(cache.get(run, ("row",), compute) if cache else compute())
     return {"object": "gradeloop.view.evals", "evals": list(evals.values())}
 
 
@@ -155,29 +182,6 @@ def _item_row(o: dict[str, Any]) -> dict[str, Any]:
             "scores": [{"name": s["name"], "score": s["score"], "passed": s["passed"]} for s in o["scores"]]}
 
 
-FINISHED = ("completed", "failed", "canceled")
-
-
-class SummaryCache:
-    """Run-page summaries of finished runs, keyed by run, status, finish time and the fields
-    asked for: a finished run changes only through a resume, which changes its status and
-    finish time. Paging through a finished run's items then reads only the page."""
-
-    def __init__(self, size: int = 64) -> None:
-        self.size, self.entries = size, {}  # type: ignore[var-annotated]
-
-    def get(self, run: dict[str, Any], fields: tuple[str, ...], compute: Any) -> dict[str, Any]:
-        """The cached summary of ``run`` or ``compute()`` (cached when the run is finished)."""
-        if run["status"] not in FINISHED:
-            return compute()
-        key = (run["id"], run["status"], run["finished_at"], fields)
-        if key not in self.entries:
-            if len(self.entries) >= self.size:
-                self.entries.pop(next(iter(self.entries)))
-            self.entries[key] = compute()
-        return self.entries[key]
-
-
 def _summary(store: Store, run: dict[str, Any], by: list[str], prices: Any) -> dict[str, Any]:
     rid = run["id"]
     return {"run": run_row(store, run, prices), "criteria": criteria_rows(store, rid),
@@ -193,7 +197,7 @@ def run_data(store: Store, run_id: str, *, after: str | None = None, limit: int 
     rid = store.resolve_run_id(run_id)
     run = store.get_run(rid)
     epochs = (run["config"] or {}).get("epochs") or 1
-    compute = lambda: _summary(store, run, by or [], prices)  # noqa: E731
+    compute = functools.partial(_summary, store, run, by or [], prices)
     summary = cache.get(run, tuple(by or []), compute) if cache else compute()
     return {
         "object": "gradeloop.view.run", **summary,
@@ -263,6 +267,7 @@ def job_data(store: Store, job_id: str) -> dict[str, Any]:
               for e in store.job_events(job["id"], limit=50, newest_first=True) if e["type"] != "metrics"]
     points = [p for p in validation if p["pass_rate"] is not None]
     if points:
-        curves["validation pass rate"] = {"step": [p["step"] for p in points], "value": [p["pass_rate"] for p in points]}
+        curves["validation pass rate"] = {"step": [p["step"] for p in points],
+                                          "value": [p["pass_rate"] for p in points]}
     return {"object": "gradeloop.view.job", "job": job, "curves": curves, "validation_runs": validation,
             "checkpoints": store.job_checkpoints(job["id"], include_removed=True), "events": events}

@@ -88,6 +88,13 @@ def script_json(value: Any) -> str:
     return json.dumps(value, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def error_bars(values: list[float | None], lows: list[float | None], highs: list[float | None]) -> dict[str, Any]:
+    """Plotly error bars from intervals (none where the value is unknown)."""
+    known = [v is not None for v in values]
+    return {"type": "data", "array": [h - v if k else 0 for v, h, k in zip(values, highs, known)],
+            "arrayminus": [v - lo if k else 0 for v, lo, k in zip(values, lows, known)]}
+
+
 def plot(div_id: str, data: list[dict[str, Any]], layout: dict[str, Any]) -> str:
     """A Plotly figure: its ``<div>`` and the script that draws it."""
     layout = {"margin": {"l": 60, "r": 20, "t": 40, "b": 60}, **layout}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._html import date, esc, link, money, ms, page, pct, plot, pre, rate_cell, short_name, table
+from ._html import date, error_bars, esc, link, money, ms, page, pct, plot, pre, rate_cell, short_name, table
 
 PLOTLY_TAG = '<script src="/assets/plotly.js" defer></script>'
 
@@ -68,10 +68,9 @@ def evals_html(data: dict[str, Any]) -> str:
 
 
 def _rate_bars(div_id: str, title: str, names: list[str], rows: list[dict[str, Any]]) -> str:
-    values = [r["pass_rate"] if r["pass_rate"] is not None else 0 for r in rows]
-    plus = [(r["high"] - r["pass_rate"]) if r["pass_rate"] is not None else 0 for r in rows]
-    minus = [(r["pass_rate"] - r["low"]) if r["pass_rate"] is not None else 0 for r in rows]
-    trace = {"type": "bar", "x": names, "y": values, "error_y": {"type": "data", "array": plus, "arrayminus": minus}}
+    rates = [r["pass_rate"] for r in rows]
+    trace = {"type": "bar", "x": names, "y": [v or 0 for v in rates],
+             "error_y": error_bars(rates, [r["low"] for r in rows], [r["high"] for r in rows])}
     return plot(div_id, [trace], {"title": {"text": title}, "yaxis": {"range": [0, 1], "tickformat": ".0%"}})
 
 
@@ -138,8 +137,8 @@ def run_html(data: dict[str, Any]) -> str:
 
 
 def _messages(messages: list[dict[str, Any]] | None) -> str:
-    return "".join(f"<p><b>{esc(m.get('role'))}</b></p>{pre(m.get('content') if isinstance(m.get('content'), str) else m)}"
-                   for m in messages or [])
+    return "".join(f"<p><b>{esc(m.get('role'))}</b></p>"
+                   f"{pre(m.get('content') if isinstance(m.get('content'), str) else m)}" for m in messages or [])
 
 
 def _errors(result: dict[str, Any] | None) -> str:
@@ -152,12 +151,12 @@ def item_html(data: dict[str, Any]) -> str:
     """The item page: item, input messages, output, every grader's result, the raw calls."""
     sample = data["sample"] or {}
     scores = table(["criterion", "type", "score", "passed", "reasoning / details", "error"], [
-        [esc(s["name"]), esc(s["type"]), esc(s["score"]), _status("pass" if s["passed"] else "fail")
-         if s["passed"] is not None else "–", pre((s["result"] or {}).get("details") or (s["result"] or {}).get("reasoning") or ""),
-         _errors(s["result"])] for s in data["scores"]])
+        [esc(s["name"]), esc(s["type"]), esc(s["score"]),
+         _status("pass" if s["passed"] else "fail") if s["passed"] is not None else "–",
+         pre((s["result"] or {}).get("details") or ""), _errors(s["result"])] for s in data["scores"]])
     calls = "".join(
         f"<h3>{esc(c['purpose'])} · {esc(c['provider'])}/{esc(c['model'])} · attempt {esc(c['attempt'])} · "
-        f"{esc(c['status'])} · {ms(c['latency_ms'])}</h3>{pre({'request': c['request'], 'response': c['response'], 'error': c['error']})}"
+        f"{esc(c['status'])} · {ms(c['latency_ms'])}</h3>{pre({k: c[k] for k in ('request', 'response', 'error')})}"
         for c in data["calls"]) or "<p class=muted>No model calls (given samples, or answered from the cache).</p>"
     body = (f"<h1>Item {data['index']} (epoch {data['epoch']}) · {_status(data['status'])}</h1>"
             f"<p>{link('/runs/' + data['run_id'], data['run_id'])} · {esc(data['model'])}</p>"
@@ -190,6 +189,14 @@ def forest(div_id: str, comparisons: list[dict[str, Any]]) -> str:
                                   "yaxis": {"autorange": "reversed"}, "margin": {"l": 220, "r": 20, "t": 40, "b": 40}})
 
 
+def _difference(row: dict[str, Any]) -> str:
+    if row["difference"] is None:
+        return "–"
+    if row["low"] is None:
+        return f"{100 * row['difference']:+.1f}"
+    return f"{100 * row['difference']:+.1f} <span class=muted>[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}]</span>"
+
+
 def comparison_table(comparisons: list[dict[str, Any]]) -> str:
     """One row per comparison: both pass rates, B − A with its interval and p, Holm note."""
     rows = []
@@ -197,8 +204,7 @@ def comparison_table(comparisons: list[dict[str, Any]]) -> str:
         o = cmp["overall"]
         rows.append([esc(cmp["b"]["model"] or cmp["b"]["run_id"]), esc(cmp["a"]["model"] or cmp["a"]["run_id"]),
                      str(o["paired_items"]), rate_cell(o["a"]), rate_cell(o["b"]),
-                     esc("–" if o["difference"] is None else f"{100 * o['difference']:+.1f}")
-                     + (f" <span class=muted>[{100 * o['low']:+.1f}, {100 * o['high']:+.1f}]</span>" if o["low"] is not None else ""),
+                     _difference(o),
                      esc("–" if o["p_value"] is None else f"{o['p_value']:.3g}"),
                      money(cmp["b"]["cost"]["cost_per_1k_items"])])
     return table(["B", "A", "paired items", "A pass rate", "B pass rate", "B − A (points)", "p", "B cost / 1k"], rows)
@@ -233,8 +239,8 @@ def jobs_html(data: dict[str, Any]) -> str:
     """The fine-tuning jobs list."""
     rows = [[link(f"/jobs/{j['id']}", j["id"]), esc(j["method"]), esc(j["model"]), _status(j["status"]),
              esc(j["fine_tuned_model"]), esc(date(j["created_at"]))] for j in data["jobs"]]
-    body = "<h1>Fine-tuning jobs</h1>" + (table(["job", "method", "model", "status", "fine-tuned model", "created"], rows)
-                                          if rows else "<p>No fine-tuning jobs.</p>")
+    heads = ["job", "method", "model", "status", "fine-tuned model", "created"]
+    body = "<h1>Fine-tuning jobs</h1>" + (table(heads, rows) if rows else "<p>No fine-tuning jobs.</p>")
     return page("gradeloop: jobs", body)
 
 
@@ -247,10 +253,12 @@ def job_html(data: dict[str, Any]) -> str:
     ckpts = table(["step", "name", "metrics", "removed"], [
         [str(c["step"]), esc(c["name"]), pre(c["metrics"]), esc(c["removed"])] for c in data["checkpoints"]])
     runs = table(["step", "validation run", "pass rate"], [
-        [str(v["step"]), link(f"/runs/{v['run_id']}", v["run_id"]), pct(v["pass_rate"])] for v in data["validation_runs"]])
+        [str(v["step"]), link(f"/runs/{v['run_id']}", v["run_id"]), pct(v["pass_rate"])]
+        for v in data["validation_runs"]])
     events = table(["time", "level", "message"], [[esc(date(e["created_at"])), esc(e["level"]), esc(e["message"])]
                                                   for e in data["events"]])
     body = (f"<h1>{esc(job['id'])} · {esc(job['method'])} · {_status(job['status'])}</h1><p>{esc(job['model'])} → "
-            f"{esc(job['fine_tuned_model'] or '…')}</p><div class=plots>{''.join(plots) or '<p>No metrics yet.</p>'}</div>"
+            f"{esc(job['fine_tuned_model'] or '…')}</p>"
+            f"<div class=plots>{''.join(plots) or '<p>No metrics yet.</p>'}</div>"
             f"<h2>Checkpoints</h2>{ckpts}<h2>Validation runs</h2>{runs}<h2>Events</h2>{events}")
     return page(f"gradeloop: {job['id']}", body, head=PLOTLY_TAG)

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..store import Store
 from . import _compare, _data, _render
-from ._html import esc, money, ms, page, plot, rate_cell, short_name, table
+from ._html import error_bars, esc, money, ms, page, plot, rate_cell, short_name, table
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -31,11 +31,11 @@ def _grouped_bars(div_id: str, title: str, runs: list[dict[str, Any]], per_run: 
                   key: str) -> str:
     traces = []
     for run, rows in zip(runs, per_run):
-        y = [r["pass_rate"] for r in rows]
-        traces.append({"type": "bar", "name": _label(run), "x": [str(r[key]) for r in rows], "y": y,
-                       "error_y": {"type": "data", "array": [(r["high"] - r["pass_rate"]) if r["pass_rate"] is not None else 0 for r in rows],
-                                   "arrayminus": [(r["pass_rate"] - r["low"]) if r["pass_rate"] is not None else 0 for r in rows]}})
-    return plot(div_id, traces, {"title": {"text": title}, "barmode": "group", "yaxis": {"range": [0, 1], "tickformat": ".0%"}})
+        rates = [r["pass_rate"] for r in rows]
+        traces.append({"type": "bar", "name": _label(run), "x": [str(r[key]) for r in rows], "y": rates,
+                       "error_y": error_bars(rates, [r["low"] for r in rows], [r["high"] for r in rows])})
+    layout = {"title": {"text": title}, "barmode": "group", "yaxis": {"range": [0, 1], "tickformat": ".0%"}}
+    return plot(div_id, traces, layout)
 
 
 def _cost_quality(runs: list[dict[str, Any]]) -> str:
@@ -44,11 +44,12 @@ def _cost_quality(runs: list[dict[str, Any]]) -> str:
     traces = []
     for on, name, symbol in ((True, "Pareto front", "star"), (False, "dominated", "circle")):
         chosen = [r for r, f in zip(priced, front) if f == on]
+        rates = [r["pass_rate"] for r in chosen]
         traces.append({"type": "scatter", "mode": "markers+text", "name": name, "text": [_label(r) for r in chosen],
                        "textposition": "top center", "marker": {"size": 12, "symbol": symbol},
-                       "x": [r["cost"]["cost_per_1k_items"] for r in chosen], "y": [r["pass_rate"]["value"] for r in chosen],
-                       "error_y": {"type": "data", "array": [r["pass_rate"]["high"] - r["pass_rate"]["value"] for r in chosen],
-                                   "arrayminus": [r["pass_rate"]["value"] - r["pass_rate"]["low"] for r in chosen]}})
+                       "x": [r["cost"]["cost_per_1k_items"] for r in chosen], "y": [p["value"] for p in rates],
+                       "error_y": error_bars([p["value"] for p in rates], [p["low"] for p in rates],
+                                             [p["high"] for p in rates])})
     return plot("plot-pareto", traces, {"title": {"text": "quality vs cost per 1,000 items"},
                                         "xaxis": {"title": {"text": "USD per 1,000 items"}},
                                         "yaxis": {"title": {"text": "pass rate"}, "tickformat": ".0%"}})
@@ -127,7 +128,8 @@ def _criteria_tables(runs: list[dict[str, Any]], data: dict[str, Any]) -> list[s
          rate_cell({"value": c["pass_rate"], "low": c["low"], "high": c["high"]})]
         for r, crit in zip(runs, data["criteria"]) for c in crit])]
     for b in data["by"]:
-        out += [f"<h2>Pass rate by {esc(b['field'])}</h2>", table(["model", b["field"], "passed", "failed", "pass rate [95% CI]"], [
+        heads = ["model", b["field"], "passed", "failed", "pass rate [95% CI]"]
+        out += [f"<h2>Pass rate by {esc(b['field'])}</h2>", table(heads, [
             [esc(_label(r)), esc(row["value"]), str(row["passed"]), str(row["failed"]),
              rate_cell({"value": row["pass_rate"], "low": row["low"], "high": row["high"]})]
             for r, rows in zip(runs, b["runs"]) for row in rows])]
