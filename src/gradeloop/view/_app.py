@@ -109,8 +109,11 @@ def create_app(store_path: str | Path, token: str | None = None, prices: Any = N
         return endpoint
 
     def assets(request: Any) -> Any:
-        return Response(plotly_js(), media_type="application/javascript",
-                        headers={"Cache-Control": "public, max-age=86400"})
+        try:
+            js = plotly_js()
+        except InputError:  # the pages still work, without plots
+            return Response(f"console.error({json.dumps(_INSTALL_HINT)});", media_type="application/javascript")
+        return Response(js, media_type="application/javascript", headers={"Cache-Control": "public, max-age=86400"})
 
     cache = _data.SummaryCache()
     evals = view(lambda s, r: _data.evals_data(s, prices, cache=cache), _render.evals_html)
