@@ -4,11 +4,9 @@ figures drawn by the plotly.js that the ``plotly`` wheel ships (served locally o
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
+from .._server import ThreadedServer, check_listen
 from ._app import create_app
 from ._report import build_report, write_report
 
@@ -31,7 +29,6 @@ def serve_viewer(store_path: str | Path | None = None, *, host: str = "127.0.0.1
 
     from .._checks import check_port
     from ..errors import InputError
-    from ..serve import _check_listen
     from ..store import Store
 
     check_port(port)
@@ -39,45 +36,20 @@ def serve_viewer(store_path: str | Path | None = None, *, host: str = "127.0.0.1
         raise InputError(f"--host {host} exposes the viewer beyond this machine: give --token", field="token")
     path = _store_path(store_path)
     Store.open_readonly(path).conn.close()  # a missing or too new store fails here, before listening
-    _check_listen(host, port)
+    check_listen(host, port)
     print(f"gradeloop view: http://{host}:{port}/ (read-only over {path}; Ctrl-C stops it)")
     hosts = ["127.0.0.1", "localhost", "[::1]"] if host in LOOPBACK else None
     uvicorn.run(create_app(path, token=token, allowed_hosts=hosts), host=host, port=port, log_level=log_level)
 
 
-class BackgroundViewer:
+class BackgroundViewer(ThreadedServer):
     """The viewer on 127.0.0.1 in a background thread (tests, benchmarks, screenshots)."""
 
     def __init__(self, store_path: str | Path, *, token: str | None = None, port: int = 0) -> None:
-        import socket
-
-        import uvicorn
-
-        if port == 0:
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                port = probe.getsockname()[1]
-        self.port = port
         app = create_app(store_path, token=token, allowed_hosts=["127.0.0.1", "localhost"])
-        config = uvicorn.Config(app, host="127.0.0.1", port=port,
-                                log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="gradeloop-view", daemon=True)
+        super().__init__(app, port=port, name="gradeloop-view", lifespan="off")
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "BackgroundViewer":
-        self._thread.start()
-        deadline = time.time() + 60
-        while not self._server.started:
-            if not self._thread.is_alive() or time.time() > deadline:
-                raise RuntimeError("the viewer did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.should_exit = True
-        self._thread.join(30)
