@@ -274,7 +274,8 @@ def _outcomes(store: Store, run_id: str) -> tuple[dict[tuple[str, int], dict[str
     return out, errored
 
 
-def _field(item: Any, path: str) -> Any:
+def field_value(item: Any, path: str) -> Any:
+    """The value at a dotted ``path`` (``a.b``) of an item; None where any part is missing."""
     for part in path.split("."):
         if not isinstance(item, dict) or part not in item:
             return None
@@ -319,7 +320,7 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
     for field in by or []:
         values: dict[str, list[tuple[str, int]]] = {}
         for k in shared:
-            values.setdefault(json.dumps(_field(oa[k]["item"], field), default=str), []).append(k)
+            values.setdefault(json.dumps(field_value(oa[k]["item"], field), default=str), []).append(k)
         for value, keys in sorted(values.items()):
             groups.append({"field": field, "value": json.loads(value), **compare(keys)})
     criteria = [{"name": n, **compare(shared, n)} for n in names]
