@@ -7,14 +7,11 @@ fetched for just the rows of the page.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ._codec import loads as _loads
+
 __all__ = ["PagesMixin"]
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 def json_path(field: str) -> str:
