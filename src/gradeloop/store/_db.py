@@ -556,6 +556,24 @@ class Store(JobsMixin, HarvestMixin):
             out.setdefault(value, {"pass": 0, "fail": 0, "error": 0})[status] = n
         return out
 
+    def tokens_by_field(self, run_id: str, field: str) -> dict[Any, tuple[int, int]]:
+        """Sampled-model tokens (prompt, completion) of a run's answered samples, grouped by an
+        item field as :meth:`counts_by_field` groups them; cached samples count nothing."""
+        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        return {value: (p or 0, c or 0) for value, p, c in self.conn.execute(
+            "SELECT json_extract(i.item, ?), SUM(CASE WHEN s.cached = 0 THEN s.prompt_tokens ELSE 0 END),"
+            " SUM(CASE WHEN s.cached = 0 THEN s.completion_tokens ELSE 0 END) FROM samples s JOIN run_items i"
+            " ON i.run_id = s.run_id AND i.idx = s.idx WHERE s.run_id = ? AND s.status = 'ok' GROUP BY 1",
+            (path, run_id))}
+
+    def score_rates(self, run_id: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """``(criterion, name, rates)`` of every score of the run whose grader reported
+        ``details.rates`` (a dict of 0/1 outcomes, such as the grounding grader's)."""
+        for criterion, name, rates in self.conn.execute(
+                "SELECT criterion, name, json_extract(result, '$.details.rates') FROM scores WHERE run_id = ?"
+                " AND json_extract(result, '$.details.rates') IS NOT NULL ORDER BY criterion", (run_id,)):
+            yield criterion, name, json.loads(rates)
+
     def criteria_counts(self, run_id: str) -> list[dict[str, Any]]:
         """Per criterion: ``{criterion, name, type, grader_hash, passed, failed, errored, mean_score}``."""
         rows = self.conn.execute(
