@@ -147,6 +147,9 @@ def run(
     timeout: float = typer.Option(120.0, help="Deadline in seconds for each attempt at a model call, "
                                   "from connecting to the last byte (more than 0)."),
     max_attempts: int = typer.Option(6, help="Attempts per model call, 1 or more (retries on 429, 5xx, timeouts)."),
+    truncate: Optional[str] = typer.Option(None, "--truncate", help="local/ and hf/ models: cut items longer than "
+                                           "the context window from the middle, left or right of their longest "
+                                           "non-system message (default: refuse them before the run)."),
     min_pass_rate: Optional[float] = typer.Option(None, help="Exit 1 when a model's pass rate is lower (0 to 1)."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
@@ -155,9 +158,9 @@ def run(
 ) -> None:
     """Run an eval on one or more models; prints a summary per model."""
     fraction(min_pass_rate, "--min-pass-rate")
-    with flag_errors("epochs", "concurrency", "base_url", "timeout", "limit", "max_attempts"):
+    with flag_errors("epochs", "concurrency", "base_url", "timeout", "limit", "max_attempts", "truncate"):
         options = RunOptions(epochs=epochs, concurrency=concurrency, adaptive_concurrency=not fixed_concurrency,
-                             base_url=base_url, use_cache=not no_cache,
+                             base_url=base_url, use_cache=not no_cache, truncate=truncate,
                              timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
     spec = load_eval(eval_file, allow_outside_paths=allow_outside_paths)
     store = open_store()

@@ -95,6 +95,9 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+INPUT_SHARE_CHARS = 2048  # prompts this long are stored once in ``inputs`` and referenced
+
+
 def new_id(prefix: str) -> str:
     """An OpenAI-style id: ``prefix_`` and 32 hex digits."""
     return f"{prefix}_{uuid.uuid4().hex}"
@@ -413,7 +416,7 @@ class Store(JobsMixin, HarvestMixin):
                 "INSERT OR REPLACE INTO samples (run_id, idx, epoch, status, model, input, output, choices,"
                 " finish_reason, prompt_tokens, completion_tokens, cached_tokens, latency_ms, cached,"
                 " cache_key, params, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, index, epoch, sample.status, sample.model, _dumps(sample.input),
+                (run_id, index, epoch, sample.status, sample.model, self._share_input(sample.input),
                  _dumps(sample.output), _dumps(sample.choices), sample.finish_reason, sample.prompt_tokens,
                  sample.completion_tokens, sample.cached_tokens, sample.latency_ms, int(sample.cached),
                  sample.cache_key, _dumps(sample.params), _dumps(sample.error), now),
@@ -438,9 +441,34 @@ class Store(JobsMixin, HarvestMixin):
             " status, request, response, error, prompt_tokens, completion_tokens, latency_ms, created_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(run_id, index, epoch, c.purpose, c.provider, c.model, c.base_url, c.attempt, c.status,
-              _dumps(c.request), _dumps(c.response), _dumps(c.error), c.prompt_tokens,
+              self._share_request(c.request), _dumps(c.response), _dumps(c.error), c.prompt_tokens,
               c.completion_tokens, c.latency_ms, c.created_at) for c in calls],
         )
+
+    def _share_input(self, messages: Any) -> str | None:
+        """The JSON to store for a sample's input: long ones go to ``inputs`` once (by content
+        hash) and the sample keeps ``{"$input": hash}``, so epochs, retries and models that send
+        the same long prompt store it once. Call inside a transaction."""
+        text = _dumps(messages)
+        if text is None or len(text) < INPUT_SHARE_CHARS:
+            return text
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        self.conn.execute("INSERT OR IGNORE INTO inputs VALUES (?, ?)", (digest, text))
+        return _dumps({"$input": digest})
+
+    def _share_request(self, request: dict | None) -> str | None:
+        """A call's request body, its ``messages`` shared as :meth:`_share_input` does."""
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            return _dumps(request)
+        shared = _loads(self._share_input(request["messages"]))
+        return _dumps({**request, "messages": shared}) if isinstance(shared, dict) else _dumps(request)
+
+    def shared_input(self, value: Any) -> Any:
+        """``value`` with a ``{"$input": hash}`` reference replaced by the stored messages."""
+        if isinstance(value, dict) and set(value) == {"$input"}:
+            row = self.conn.execute("SELECT body FROM inputs WHERE hash = ?", (value["$input"],)).fetchone()
+            return _loads(row[0]) if row else None
+        return value
 
     def record_grades(self, run_id: str, index: int, epoch: int, scores: list[ScoreRecord],
                       status: str) -> str:
@@ -476,11 +504,11 @@ class Store(JobsMixin, HarvestMixin):
 
     # -- reading results --------------------------------------------------------------
 
-    @staticmethod
-    def _sample_dict(row: sqlite3.Row) -> dict[str, Any]:
+    def _sample_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)
         for key in ("input", "output", "choices", "params", "error"):
             out[key] = _loads(out[key])
+        out["input"] = self.shared_input(out["input"])
         out["cached"] = bool(out["cached"])
         return out
 

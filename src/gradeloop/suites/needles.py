@@ -108,11 +108,11 @@ def _vocab(rng: random.Random, size: int) -> list[str]:
     return list(words)
 
 
-def _common_words(rng: random.Random, n: int) -> tuple[list[Doc], list[str]]:
-    """A numbered list: ten words 30 times each, ``n`` more 3 times each, shuffled."""
+def _common_words(rng: random.Random, n: int, repeats: int = 30) -> tuple[list[Doc], list[str]]:
+    """A numbered list: ten words ``repeats`` times each (RULER: 30), ``n`` more 3 times each, shuffled."""
     vocab = _vocab(random.Random(rng.random()), n + 10)
     common, rare = vocab[:10], vocab[10:]
-    words = common * 30 + rare * 3
+    words = common * repeats + rare * 3
     random.Random(rng.random()).shuffle(words)
     listing = "\n".join(f"{i + 1}. {w}" for i, w in enumerate(words))
     return [Doc("1", "Word list", listing)], common
@@ -156,10 +156,12 @@ class _Draft:
         self.guess = max(8, target // 15)
         if task in ("common-words", "frequent-words"):
             self.intro, self.question = _INSTRUCTIONS[task], _ASKS[task]
-            maker = _common_words if task == "common-words" else _frequent_words
+            # ten words repeated 30 times are ~1,200 tokens alone: fewer repeats at short lengths
+            repeats = max(5, min(30, target // 200))
+            maker = (lambda r, n: _common_words(r, n, repeats)) if task == "common-words" else _frequent_words
             seed = rng.random()
             self.docs_for = lambda n: maker(random.Random(seed), n)[0]
-            self.guess = max(4, (target - 1400) // 12) if task == "common-words" else max(16, target // 3)
+            self.guess = max(4, (target - 40 * repeats) // 12) if task == "common-words" else max(16, target // 3)
             self.maker, self.seed = maker, seed
             return
         if task == "vartrack":
