@@ -97,14 +97,14 @@ def _haystack(pool: list[str], n: int, needles: list[str], depths: list[float]) 
             for i, s in enumerate(range(0, len(body), _DOC_SENTENCES))]
 
 
-def _word(rng: random.Random) -> str:
-    return "".join(rng.choice(_SYLLABLES) for _ in range(3))
-
-
 def _vocab(rng: random.Random, size: int) -> list[str]:
+    """``size`` distinct made-up words; longer words when many are needed (16 syllables: 16**k words)."""
+    syllables = 3
+    while len(_SYLLABLES) ** syllables < 4 * size:
+        syllables += 1
     words: dict[str, None] = {}
     while len(words) < size:
-        words[_word(rng)] = None
+        words["".join(rng.choice(_SYLLABLES) for _ in range(syllables))] = None
     return list(words)
 
 
