@@ -14,7 +14,8 @@ needles_app = typer.Typer(help="RULER-style needle tasks at set token lengths: b
 grounding_app = typer.Typer(help="Counterfactual grounding (answer from the documents, not memory): build an eval.",
                             no_args_is_help=True)
 
-_LAYOUT_HELP = "Document layout(s): xml, pipe (ID: … | TITLE: … | CONTENT: …), json; comma-separated (default xml)."
+_LAYOUT_HELP = ("Document layout(s): xml, pipe (ID: … | TITLE: … | CONTENT: …), json; comma-separated "
+                "(default xml).")
 _PLACEMENT_HELP = "Where the instructions go: start, end, both; comma-separated (default start)."
 
 

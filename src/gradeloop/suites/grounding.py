@@ -45,7 +45,8 @@ def counterfactual(rng: random.Random, fact: dict[str, Any]) -> str:
             value = str(int(true) + rng.choice([-1, 1]) * rng.randint(3, 40))
         else:
             number = int(true)
-            value = str(number + rng.randint(1, 3) if number < 12 else round(number * rng.choice([0.6, 0.75, 1.3, 1.5])))
+            scaled = round(number * rng.choice([0.6, 0.75, 1.3, 1.5]))
+            value = str(number + rng.randint(1, 3) if number < 12 else scaled)
         if true.lower() not in value.lower() and value.lower() not in true.lower():
             return value
     raise AssertionError(f"no counterfactual for {fact['subject']}")

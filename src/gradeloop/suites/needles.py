@@ -54,8 +54,11 @@ def _needle(key: str, value: str) -> str:
 
 
 def _keys(rng: random.Random, count: int) -> list[str]:
-    pairs = rng.sample([f"{a}-{b}" for a in _KEY_WORDS for b in _KEY_NOUNS], count)
-    return pairs
+    return rng.sample([f"{a}-{b}" for a in _KEY_WORDS for b in _KEY_NOUNS], count)
+
+
+def _ask_one(key: str) -> str:
+    return f"What is the special magic number for {key} mentioned in the provided text?"
 
 
 def _number(rng: random.Random) -> str:
@@ -67,7 +70,7 @@ def _niah(rng: random.Random, task: str) -> tuple[list[str], str, list[str]]:
     keys = _keys(rng, 4)
     if task == "single":
         value = _number(rng)
-        return [_needle(keys[0], value)], f"What is the special magic number for {keys[0]} mentioned in the provided text?", [value]
+        return [_needle(keys[0], value)], _ask_one(keys[0]), [value]
     if task == "multivalue":
         values = [_number(rng) for _ in range(4)]
         return ([_needle(keys[0], v) for v in values],
@@ -75,7 +78,7 @@ def _niah(rng: random.Random, task: str) -> tuple[list[str], str, list[str]]:
     values = [_number(rng) for _ in keys]
     needles = [_needle(k, v) for k, v in zip(keys, values)]
     if task == "multikey":
-        return needles, f"What is the special magic number for {keys[0]} mentioned in the provided text?", [values[0]]
+        return needles, _ask_one(keys[0]), [values[0]]
     asked = ", ".join(keys[:-1]) + f" and {keys[-1]}"
     return needles, f"What are all the special magic numbers for {asked} mentioned in the provided text?", values
 
