@@ -1,6 +1,6 @@
 """Graders: pure, hashable, batched; the same object is an eval metric and an RL reward."""
 
-from . import _constraints, _model, _multi, _python, _similarity, _string_check  # noqa: F401  (each registers its types)
+from . import _constraints, _model, _multi, _needles, _python, _similarity, _string_check  # noqa: F401  (each registers its types)
 from ._base import (
     ERROR_FLAGS,
     GradeResult,

@@ -96,6 +96,9 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+INPUT_SHARE_CHARS = 2048  # prompts this long are stored once in ``inputs`` and referenced
+
+
 def new_id(prefix: str) -> str:
     """An OpenAI-style id: ``prefix_`` and 32 hex digits."""
     return f"{prefix}_{uuid.uuid4().hex}"
@@ -433,7 +436,7 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
                 "INSERT OR REPLACE INTO samples (run_id, idx, epoch, status, model, input, output, choices,"
                 " finish_reason, prompt_tokens, completion_tokens, cached_tokens, latency_ms, cached,"
                 " cache_key, params, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, index, epoch, sample.status, sample.model, _dumps(sample.input),
+                (run_id, index, epoch, sample.status, sample.model, self._share_input(sample.input),
                  _dumps(sample.output), _dumps(sample.choices), sample.finish_reason, sample.prompt_tokens,
                  sample.completion_tokens, sample.cached_tokens, sample.latency_ms, int(sample.cached),
                  sample.cache_key, _dumps(sample.params), _dumps(sample.error), now),
@@ -458,9 +461,34 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
             " status, request, response, error, prompt_tokens, completion_tokens, latency_ms, created_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(run_id, index, epoch, c.purpose, c.provider, c.model, c.base_url, c.attempt, c.status,
-              _dumps(c.request), _dumps(c.response), _dumps(c.error), c.prompt_tokens,
+              self._share_request(c.request), _dumps(c.response), _dumps(c.error), c.prompt_tokens,
               c.completion_tokens, c.latency_ms, c.created_at) for c in calls],
         )
+
+    def _share_input(self, messages: Any) -> str | None:
+        """The JSON to store for a sample's input: long ones go to ``inputs`` once (by content
+        hash) and the sample keeps ``{"$input": hash}``, so epochs, retries and models that send
+        the same long prompt store it once. Call inside a transaction."""
+        text = _dumps(messages)
+        if text is None or len(text) < INPUT_SHARE_CHARS:
+            return text
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        self.conn.execute("INSERT OR IGNORE INTO inputs VALUES (?, ?)", (digest, text))
+        return _dumps({"$input": digest})
+
+    def _share_request(self, request: dict | None) -> str | None:
+        """A call's request body, its ``messages`` shared as :meth:`_share_input` does."""
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            return _dumps(request)
+        shared = _loads(self._share_input(request["messages"]))
+        return _dumps({**request, "messages": shared}) if isinstance(shared, dict) else _dumps(request)
+
+    def shared_input(self, value: Any) -> Any:
+        """``value`` with a ``{"$input": hash}`` reference replaced by the stored messages."""
+        if isinstance(value, dict) and set(value) == {"$input"}:
+            row = self.conn.execute("SELECT body FROM inputs WHERE hash = ?", (value["$input"],)).fetchone()
+            return _loads(row[0]) if row else None
+        return value
 
     def record_grades(self, run_id: str, index: int, epoch: int, scores: list[ScoreRecord],
                       status: str) -> str:
@@ -496,11 +524,11 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
 
     # -- reading results --------------------------------------------------------------
 
-    @staticmethod
-    def _sample_dict(row: sqlite3.Row) -> dict[str, Any]:
+    def _sample_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)
         for key in ("input", "output", "choices", "params", "error"):
             out[key] = _loads(out[key])
+        out["input"] = self.shared_input(out["input"])
         out["cached"] = bool(out["cached"])
         return out
 
@@ -575,6 +603,24 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
                 " ON i.run_id = o.run_id AND i.idx = o.idx WHERE o.run_id = ? GROUP BY 1, 2", (path, run_id)):
             out.setdefault(value, {"pass": 0, "fail": 0, "error": 0})[status] = n
         return out
+
+    def tokens_by_field(self, run_id: str, field: str) -> dict[Any, tuple[int, int]]:
+        """Sampled-model tokens (prompt, completion) of a run's answered samples, grouped by an
+        item field as :meth:`counts_by_field` groups them; cached samples count nothing."""
+        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        return {value: (p or 0, c or 0) for value, p, c in self.conn.execute(
+            "SELECT json_extract(i.item, ?), SUM(CASE WHEN s.cached = 0 THEN s.prompt_tokens ELSE 0 END),"
+            " SUM(CASE WHEN s.cached = 0 THEN s.completion_tokens ELSE 0 END) FROM samples s JOIN run_items i"
+            " ON i.run_id = s.run_id AND i.idx = s.idx WHERE s.run_id = ? AND s.status = 'ok' GROUP BY 1",
+            (path, run_id))}
+
+    def score_rates(self, run_id: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """``(criterion, name, rates)`` of every score of the run whose grader reported
+        ``details.rates`` (a dict of 0/1 outcomes, such as the grounding grader's)."""
+        for criterion, name, rates in self.conn.execute(
+                "SELECT criterion, name, json_extract(result, '$.details.rates') FROM scores WHERE run_id = ?"
+                " AND json_extract(result, '$.details.rates') IS NOT NULL ORDER BY criterion", (run_id,)):
+            yield criterion, name, json.loads(rates)
 
     def criteria_counts(self, run_id: str) -> list[dict[str, Any]]:
         """Per criterion: ``{criterion, name, type, grader_hash, passed, failed, errored, mean_score}``."""
