@@ -116,3 +116,18 @@ def test_each_long_suite_runs_on_the_embedded_model_at_4k(tmp_path):
     effective = runs["length_bin"]["gradeloop"]["effective_length"]
     assert [b["length"] for b in effective["bins"]] == [4096]
     assert "rates" in runs["layout"]["gradeloop"]["criterion_rates"][0]
+
+
+def test_the_viewers_call_log_shows_a_shared_input_whole(tmp_path):
+    from gradeloop.runner import run_eval
+    from gradeloop.store import Store
+
+    out = tmp_path / "long"
+    needles.build([4096], ["single"], out)
+    (tmp_path / "rules.json").write_text(json.dumps([{"response": "ok"}]))
+    store = Store(tmp_path / "db.sqlite")
+    [run_id] = run_eval(str(out / "eval.yaml"), [f"scripted/{tmp_path / 'rules.json'}"], store=store)
+    raw = store.conn.execute("SELECT request FROM model_calls WHERE run_id = ?", (run_id,)).fetchone()[0]
+    assert '"$input"' in raw  # stored once, referenced from the call
+    [call] = Store.open_readonly(tmp_path / "db.sqlite").model_calls(run_id, 0, 0)
+    assert call["request"]["messages"] == store.output_items(run_id)[0]["item"]["messages"]

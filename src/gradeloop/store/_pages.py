@@ -86,7 +86,13 @@ class PagesMixin:
         """The model calls (sampling and judges, every attempt) made for one output item, in order."""
         rows = self.conn.execute(
             "SELECT * FROM model_calls WHERE run_id = ? AND idx = ? AND epoch = ? ORDER BY id", (run_id, index, epoch))
-        return [{**dict(r), **{k: _loads(r[k]) for k in ("request", "response", "error")}} for r in rows]
+        return [self._call_dict(r) for r in rows]
+
+    def _call_dict(self, row: Any) -> dict[str, Any]:
+        out = {**dict(row), **{k: _loads(row[k]) for k in ("request", "response", "error")}}
+        if isinstance(out["request"], dict) and "messages" in out["request"]:  # a long input is stored once
+            out["request"] = {**out["request"], "messages": self.shared_input(out["request"]["messages"])}
+        return out
 
     def field_values(self, run_id: str, field: str, *, limit: int = 50) -> list[Any]:
         """Up to ``limit`` distinct values of an item field in a run, sorted."""
