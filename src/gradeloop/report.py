@@ -14,7 +14,7 @@ from .stats import pass_at_k, rate
 from .store import Store
 
 __all__ = ["run_object", "output_item_objects", "output_item_list", "run_list", "list_object", "openai_model_name",
-           "run_summary", "percentile", "breakdown", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS"]
+           "run_summary", "percentile", "breakdown", "effective_length_summary", "criterion_rates", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS"]
 
 
 def openai_model_name(name: str | None) -> tuple[str | None, str | None]:
@@ -239,15 +239,44 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
 
 def breakdown(store: Store, run_id: str, field: str) -> list[dict[str, Any]]:
     """Pass rates grouped by an item field (``category``, ``difficulty``, ``a.b``…), sorted by value:
-    ``[{field, value, passed, failed, errored, total, pass_rate}]``. The pass rate leaves errored items out."""
+    ``[{field, value, passed, failed, errored, total, pass_rate, prompt_tokens, completion_tokens}]``
+    (tokens of the sampled model, not counting cached samples). The pass rate leaves errored items out."""
     run_id = store.resolve_run_id(run_id)
     rows = []
+    tokens = store.tokens_by_field(run_id, field)
     for value, c in store.counts_by_field(run_id, field).items():
         graded = c["pass"] + c["fail"]
+        prompt, completion = tokens.get(value, (0, 0))
         rows.append({"field": field, "value": value, "passed": c["pass"], "failed": c["fail"],
                      "errored": c["error"], "total": graded + c["error"],
-                     "pass_rate": c["pass"] / graded if graded else None})
+                     "pass_rate": c["pass"] / graded if graded else None,
+                     "prompt_tokens": prompt, "completion_tokens": completion})
     return sorted(rows, key=lambda r: (r["value"] is None, str(r["value"])))
+
+
+def effective_length_summary(store: Store, run_id: str, *, field: str = "length_bin",
+                             ratio: float = 0.85, absolute: float | None = None) -> dict[str, Any] | None:
+    """The run's effective length (see ``suites._effective``) from its pass rate per ``field``
+    value (numeric lengths in tokens); None when no item carries a numeric ``field``."""
+    from .suites._effective import effective_length
+
+    rows = [r for r in breakdown(store, run_id, field) if isinstance(r["value"], (int, float))]
+    if not rows:
+        return None
+    return {"field": field, **effective_length({int(r["value"]): r["pass_rate"] for r in rows}, ratio, absolute)}
+
+
+def criterion_rates(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Per criterion whose grader reports ``details.rates`` (the grounding grader does): each rate's
+    mean over the samples that report it, ``[{"criterion", "name", "rates": {name: {"rate", "n"}}}]``."""
+    sums: dict[int, tuple[str, dict[str, list[int]]]] = {}
+    for criterion, name, rates in store.score_rates(store.resolve_run_id(run_id)):
+        entry = sums.setdefault(criterion, (name, {}))[1]
+        for key, value in rates.items():
+            entry.setdefault(key, []).append(int(value))
+    return [{"criterion": c, "name": name,
+             "rates": {k: {"rate": sum(v) / len(v), "n": len(v)} for k, v in values.items()}}
+            for c, (name, values) in sorted(sums.items())]
 
 
 def _outcomes(store: Store, run_id: str) -> tuple[dict[tuple[str, int], dict[str, Any]], int]:
@@ -274,7 +303,8 @@ def _outcomes(store: Store, run_id: str) -> tuple[dict[tuple[str, int], dict[str
     return out, errored
 
 
-def _field(item: Any, path: str) -> Any:
+def field_value(item: Any, path: str) -> Any:
+    """The value at a dotted ``path`` (``a.b``) of an item; None where any part is missing."""
     for part in path.split("."):
         if not isinstance(item, dict) or part not in item:
             return None
@@ -319,7 +349,7 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
     for field in by or []:
         values: dict[str, list[tuple[str, int]]] = {}
         for k in shared:
-            values.setdefault(json.dumps(_field(oa[k]["item"], field), default=str), []).append(k)
+            values.setdefault(json.dumps(field_value(oa[k]["item"], field), default=str), []).append(k)
         for value, keys in sorted(values.items()):
             groups.append({"field": field, "value": json.loads(value), **compare(keys)})
     criteria = [{"name": n, **compare(shared, n)} for n in names]

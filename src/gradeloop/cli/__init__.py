@@ -10,6 +10,7 @@ from ..errors import GradeloopError
 from ..redact import scrub_std_streams
 from . import _eval, _grade, _harvest, _proxy, _serve, _suite, _tune
 from . import _eval_decide  # noqa: F401  (registers eval recommend | cusp | health)
+from . import _view  # registers eval report
 from ._common import err, fail, usage_line
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(_tune.app, name="tune")
 app.add_typer(_harvest.app, name="harvest")
 app.command("serve")(_serve.serve_command)
 app.command("proxy")(_proxy.proxy_command)
+app.command("view")(_view.view_command)
 
 
 def _version(value: bool) -> None:

@@ -97,12 +97,28 @@ def items_table(items: list[dict[str, Any]], width: int = 60) -> Table:
 def breakdown_table(field: str, rows: list[dict[str, Any]]) -> Table:
     """Pass rate per value of an item field."""
     table = Table(title=f"By {field}", title_justify="left")
-    for col in (field, "pass", "fail", "error", "pass rate"):
+    for col in (field, "pass", "fail", "error", "pass rate", "tokens in/out"):
         table.add_column(col, justify="left" if col == field else "right")
     for r in rows:
         value = "(none)" if r["value"] is None else str(r["value"])
-        table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]))
+        tokens = f"{r.get('prompt_tokens', 0)}/{r.get('completion_tokens', 0)}"
+        table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]), tokens)
     return table
+
+
+def effective_length_line(summary: dict[str, Any]) -> str:
+    """``effective length: 16384 tokens (…)``: the rule and each length's pass rate."""
+    length = summary["effective_length"]
+    bins = ", ".join(f"{b['length']}: {_pct(b['pass_rate'])}{'' if b['holds'] else ' ✗'}" for b in summary["bins"])
+    threshold = "–" if summary["threshold"] is None else _pct(summary["threshold"])
+    said = f"{length} tokens" if length is not None else "none (no length holds)"
+    return f"effective length: {said}; threshold {threshold} ({summary['rule']}); by {summary['field']}: {bins}"
+
+
+def rates_lines(rates: list[dict[str, Any]]) -> list[str]:
+    """One line per criterion that reports rates: ``rates of NAME: faithful 80.0% (n=40), …``."""
+    return [f"rates of {r['name']}: " + ", ".join(f"{k} {_pct(v['rate'])} (n={v['n']})" for k, v in r["rates"].items())
+            for r in rates]
 
 
 def _signed(value: float | None) -> str:

@@ -11,15 +11,16 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
-from ..report import (breakdown, compare_runs, export_run, list_object, output_item_list, run_list, run_object,
-                      run_summary)
+from ..report import (breakdown, compare_runs, criterion_rates, effective_length_summary, export_run, list_object,
+                      output_item_list, run_list, run_object, run_summary)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from .._checks import at_least, check_base_url, fraction
 from ._common import allow_outside_option, err, flag_errors, open_store, out, print_json
 from ._decide_display import cost_table
 from ._display import (breakdown_table, comparison_line, comparison_notes, comparison_table, criteria_table,
-                       items_table, pass_at_k_line, runs_table, short_id, status_label, summary_table)
+                       effective_length_line, items_table, pass_at_k_line, rates_lines, runs_table, short_id,
+                       status_label, summary_table)
 
 app = typer.Typer(help="Run evals and inspect their results.", no_args_is_help=True)
 
@@ -81,11 +82,25 @@ def _execute(make_coro, progress: bool):
         raise typer.Exit(143 if terminated else 130) from None
 
 
-def _run_json(store, run_id: str, by: list[str]) -> dict:
+def _run_json(store, run_id: str, by: list[str], ratio: float = 0.85) -> dict:
     obj = run_object(store, run_id)
     if by:
         obj["gradeloop"]["breakdown"] = {field: breakdown(store, run_id, field) for field in by}
+    effective = effective_length_summary(store, run_id, ratio=ratio)
+    if effective:
+        obj["gradeloop"]["effective_length"] = effective
+    rates = criterion_rates(store, run_id)
+    if rates:
+        obj["gradeloop"]["criterion_rates"] = rates
     return obj
+
+
+def _long_context_lines(obj: dict) -> None:
+    """The effective length and the criteria's rates, when the run has them."""
+    if "effective_length" in obj["gradeloop"]:
+        out.print(effective_length_line(obj["gradeloop"]["effective_length"]))
+    for line in rates_lines(obj["gradeloop"].get("criterion_rates", [])):
+        out.print(line)
 
 
 def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | None, by: list[str] = ()) -> None:
@@ -102,6 +117,7 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
                 table = breakdown_table(field, breakdown(store, s["run_id"], field))
                 table.title = f"{s['model']} by {field}"
                 out.print(table)
+            _long_context_lines(_run_json(store, s["run_id"], []))
         for other in run_ids[1:]:  # several models on the same items: each against the first, paired
             out.print(comparison_line(compare_runs(store, run_ids[0], other)))
         for s in summaries:
@@ -131,6 +147,9 @@ def run(
     timeout: float = typer.Option(120.0, help="Deadline in seconds for each attempt at a model call, "
                                   "from connecting to the last byte (more than 0)."),
     max_attempts: int = typer.Option(6, help="Attempts per model call, 1 or more (retries on 429, 5xx, timeouts)."),
+    truncate: Optional[str] = typer.Option(None, "--truncate", help="local/ and hf/ models: cut items longer than "
+                                           "the context window from the middle, left or right of their longest "
+                                           "non-system message (default: refuse them before the run)."),
     min_pass_rate: Optional[float] = typer.Option(None, help="Exit 1 when a model's pass rate is lower (0 to 1)."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
@@ -139,9 +158,9 @@ def run(
 ) -> None:
     """Run an eval on one or more models; prints a summary per model."""
     fraction(min_pass_rate, "--min-pass-rate")
-    with flag_errors("epochs", "concurrency", "base_url", "timeout", "limit", "max_attempts"):
+    with flag_errors("epochs", "concurrency", "base_url", "timeout", "limit", "max_attempts", "truncate"):
         options = RunOptions(epochs=epochs, concurrency=concurrency, adaptive_concurrency=not fixed_concurrency,
-                             base_url=base_url, use_cache=not no_cache,
+                             base_url=base_url, use_cache=not no_cache, truncate=truncate,
                              timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
     spec = load_eval(eval_file, allow_outside_paths=allow_outside_paths)
     store = open_store()
@@ -199,13 +218,17 @@ def show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     by: list[str] = typer.Option([], "--by", help="Break pass rates down by this item field (repeatable)."),
     prices: Optional[Path] = typer.Option(None, "--prices", help=PRICES_HELP),
+    effective_ratio: float = typer.Option(0.85, "--effective-ratio", help="Effective length: the longest length_bin "
+                                          "whose pass rate (and every shorter one's) stays at or above this share "
+                                          "of the pass rate at the shortest length (0 to 1)."),
     as_json: bool = typer.Option(False, "--json", help="The run object in OpenAI's shape."),
 ) -> None:
     """Show one run: status, counts, per-criterion results, usage, cost per 1,000 items; --by FIELD for breakdowns."""
     from ..decide import load_prices, run_cost
 
+    fraction(effective_ratio, "--effective-ratio")
     store = open_store()
-    obj = _run_json(store, store.resolve_run_id(run_id), by)
+    obj = _run_json(store, store.resolve_run_id(run_id), by, effective_ratio)
     obj["gradeloop"]["cost"] = run_cost(store, obj["id"], load_prices(prices)).to_dict()
     if as_json:
         print_json(obj)
@@ -219,6 +242,7 @@ def show(
         out.print(pass_at_k_line(summary))
     for field in by:
         out.print(breakdown_table(field, breakdown(store, obj["id"], field)))
+    _long_context_lines(obj)
     if obj["error"]:
         out.print(f"error: {obj['error'].get('message')}")
     command = obj["gradeloop"]["resume_command"]

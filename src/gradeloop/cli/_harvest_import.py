@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..errors import InputError
 from ._common import err, open_store, out, print_json
 from ._harvest import app
 

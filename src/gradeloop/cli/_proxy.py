@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import errno
-import socket
 from urllib.parse import urlparse
 
 import typer
 
+from .._server import check_listen
 from ..errors import InputError
 from ._common import err
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def _check_listen(host: str, port: int) -> None:
-    """Fail with one line (exit 2) before anything starts when ``host:port`` cannot be bound."""
-    try:
-        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        raise InputError(f"cannot resolve '{host}': {exc} (an interface address such as 127.0.0.1)",
-                         field="--host") from None
-    with socket.socket(family, kind) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise InputError(f"{port} is already in use on {host} (a free port)", field="--port") from None
-            raise InputError(f"cannot listen on '{host}': {exc.strerror} (an address of this machine, such as "
-                             "127.0.0.1)", field="--host") from None
 
 
 def proxy_command(
@@ -54,7 +35,7 @@ def proxy_command(
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise InputError(f"'{upstream}' is not an http(s) URL", field="--upstream")
     make_redactor(not no_redact, redact_pattern, redact_region)  # a bad pattern or region exits 2 here
-    _check_listen(host, port)
+    check_listen(host, port, host_field="--host", port_field="--port")
     if no_redact:
         err.print("[bold red]WARNING: --no-redact: request and response texts are stored exactly as sent, "
                   "personal data and secrets in them included.[/bold red]")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..report import field_value
 from ..stats import pass_at_k, pass_hat_k
 from ..store import Store
 
@@ -54,14 +55,6 @@ class CuspReport:
         return [i for i in self.items if json.dumps(i["group"], default=str) in values]
 
 
-def _field(item: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(item, dict) or part not in item:
-            return None
-        item = item[part]
-    return item
-
-
 def _per_item(store: Store, run_id: str) -> dict[int, dict[str, Any]]:
     items: dict[int, dict[str, Any]] = {}
     for o in store.output_items(run_id):
@@ -102,7 +95,7 @@ def cusp(store: Store, run_id: str, *, by: str | None = None, k: int | None = No
             continue
         at_1, at_k = c / n, pass_at_k(n, c, k)
         items.append({"index": entry["index"], "item": entry["item"], "messages": entry["messages"],
-                      "group": _field(entry["item"], by) if by else None, "samples": n, "passed": c,
+                      "group": field_value(entry["item"], by) if by else None, "samples": n, "passed": c,
                       "pass_at_1": at_1, "pass_at_k": at_k, "pass_hat_k": pass_hat_k(n, c, k),
                       "cusp": rule.flags(at_1, at_k)})
     groups: dict[str, list[dict[str, Any]]] = {}

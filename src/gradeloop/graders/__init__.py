@@ -1,6 +1,7 @@
 """Graders: pure, hashable, batched; the same object is an eval metric and an RL reward."""
 
-from . import _constraints, _long_context, _model, _multi, _python, _similarity, _string_check  # noqa: F401  (each registers its types)
+from . import (  # noqa: F401  (each registers its types)
+    _constraints, _long_context, _model, _multi, _needles, _python, _similarity, _string_check)
 from ._base import (
     ERROR_FLAGS,
     GradeResult,

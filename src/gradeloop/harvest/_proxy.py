@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._server import ThreadedServer
 from ..errors import NotFoundError
 from ..store import Store
 from ._ingest import ingest, origin_key
@@ -694,12 +695,9 @@ def _feedback_body(raw: bytes) -> tuple[str, float]:
     return body["record_id"], float(score)
 
 
-def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> Any:
-    import uvicorn
-
-    # the upstream's Date and Server headers are relayed, so uvicorn adds none of its own
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", server_header=False,
-                          date_header=False, access_log=False, proxy_headers=False)
+# the upstream's Date and Server headers are relayed, so uvicorn adds none of its own
+_SERVER_OPTIONS = {"lifespan": "on", "server_header": False, "date_header": False, "access_log": False,
+                   "proxy_headers": False}
 
 
 def run_proxy(upstream: str, *, host: str = "127.0.0.1", port: int = 8787, log_level: str = "warning",
@@ -707,26 +705,17 @@ def run_proxy(upstream: str, *, host: str = "127.0.0.1", port: int = 8787, log_l
     """Serve the proxy in the foreground until interrupted; ``options`` go to :func:`create_proxy_app`."""
     import uvicorn
 
-    uvicorn.Server(_uvicorn_config(create_proxy_app(upstream, **options), host, port, log_level)).run()
+    app = create_proxy_app(upstream, **options)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, **_SERVER_OPTIONS)).run()
 
 
-class ProxyServer:
+class ProxyServer(ThreadedServer):
     """The proxy in a background thread (tests, benchmarks, notebooks), on a free port unless
     ``port`` says. ``url`` is the base URL for clients; ``flush()`` waits for the writer."""
 
     def __init__(self, upstream: str, *, port: int = 0, **options: Any) -> None:
-        import socket
-
-        import uvicorn
-
-        if port == 0:
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                port = probe.getsockname()[1]
-        self.port = port
         self.app = create_proxy_app(upstream, **options)
-        self._server = uvicorn.Server(_uvicorn_config(self.app, "127.0.0.1", port, "warning"))
-        self._thread = threading.Thread(target=self._server.run, name="gradeloop-proxy", daemon=True)
+        super().__init__(self.app, port=port, name="gradeloop-proxy", **_SERVER_OPTIONS)
 
     @property
     def url(self) -> str:
@@ -741,16 +730,3 @@ class ProxyServer:
     def flush(self) -> None:
         """Wait until every exchange so far is stored (or counted as failed)."""
         self.recorder.flush()
-
-    def __enter__(self) -> "ProxyServer":
-        self._thread.start()
-        deadline = time.time() + 60
-        while not self._server.started:
-            if not self._thread.is_alive() or time.time() > deadline:
-                raise RuntimeError("the proxy did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(60)

@@ -165,6 +165,28 @@ class _EngineProvider(Provider):
                                        max_batch_tokens=self.options.get("max_batch_tokens"),
                                        threads=self.options.get("threads"))
 
+    async def context_window(self) -> int:
+        """The model's context length in tokens (prompt and answer together)."""
+        return (await self.engine()).context_length
+
+    async def prompt_length(self, messages: list[dict[str, Any]]) -> int:
+        """Tokens of ``messages`` as the engine runs them (chat template included)."""
+        engine = await self.engine()
+        return len(await asyncio.to_thread(engine.encode, messages))
+
+    async def fit_messages(self, messages: list[dict[str, Any]], how: str, room: int) -> list[dict[str, Any]]:
+        """``messages`` cut (``how``: middle, left, right; see ``_truncate``) so that the prompt
+        leaves ``room`` tokens of the context window for the answer."""
+        from ._truncate import truncate_messages
+
+        engine = await self.engine()
+        tok = engine.tokenizer
+        limit = engine.context_length - max(1, room)
+        fitted, _ = await asyncio.to_thread(
+            truncate_messages, messages, limit, how, lambda m: len(engine.encode(m)),
+            lambda text: tok(text, add_special_tokens=False)["input_ids"], lambda ids: tok.decode(list(ids)))
+        return fitted
+
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         engine = await self.engine()
         start = time.perf_counter()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,14 @@ class RunOptions:
     limit: int | None = None
     name: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    truncate: str | None = None  # local/hf models: how items longer than the context window are cut
 
     def __post_init__(self) -> None:
         """Refuse out-of-range values (InputError naming the option) before anything runs."""
         for name in ("epochs", "concurrency", "limit"):
             at_least(getattr(self, name), 1, name)
+        if self.truncate not in (None, "middle", "left", "right"):
+            raise InputError(f"unknown truncation '{self.truncate}' (use middle, left or right)", field="truncate")
         positive(self.timeout, "timeout", "seconds")
         check_base_url(self.base_url)
 
@@ -61,7 +65,7 @@ class RunOptions:
                 "adaptive_concurrency": self.adaptive_concurrency, "base_url": public_url(self.base_url),
                 "base_url_redacted": url_was_redacted(self.base_url),
                 "use_cache": self.use_cache, "timeout": self.timeout, "limit": self.limit,
-                "retry": asdict(self.retry)}
+                "retry": asdict(self.retry), "truncate": self.truncate}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RunOptions":
@@ -70,7 +74,7 @@ class RunOptions:
                    adaptive_concurrency=config.get("adaptive_concurrency", True),
                    base_url=config.get("base_url"), use_cache=config.get("use_cache", True),
                    timeout=config.get("timeout", 120.0), limit=config.get("limit"),
-                   retry=RetryPolicy(**config.get("retry", {})))
+                   retry=RetryPolicy(**config.get("retry", {})), truncate=config.get("truncate"))
 
 
 class _Execution:
@@ -85,11 +89,14 @@ class _Execution:
         self.reporter, self.label = reporter, label
         self.hashes = [grader_hash(c) for c in criteria]
         self.params = source.sampling_params.to_request() if source is not None else {}
+        self._built: dict[int, list[dict[str, Any]]] = {}  # row -> its messages, while epochs still need them
+        self._uses: Counter[int] = Counter()
 
     async def execute(self) -> None:
         finished = self.store.finished_units(self.run_id)
         ungraded = self.store.samples_without_grades(self.run_id)
         units = [(row, e) for row in self.rows for e in range(self.epochs) if (row.index, e) not in finished]
+        self._uses = Counter(row.index for row, e in units if (row.index, e) not in ungraded)
         self.reporter.start(self.run_id, self.label, len(self.rows) * self.epochs, len(finished))
         self.store.set_run_status(self.run_id, "in_progress")
         try:
@@ -148,7 +155,7 @@ class _Execution:
             self.store.record_sample(self.run_id, row.index, epoch, record, [])
             return _given_namespace(given), True
         try:
-            messages = build_messages(self.source.input_messages, row.item)
+            messages = await self._messages(row)
         except TemplateError as exc:
             self._store_error(row, epoch, None, {"code": "invalid_variable_error", "message": exc.message}, [])
             return {}, False
@@ -168,6 +175,22 @@ class _Execution:
                                  cache_response=None if cached or not self.options.use_cache else result.to_cache())
         return sample_namespace(result.output_text, tool_calls=result.tool_calls, choices=result.extra_choices(),
                                 finish_reason=result.finish_reason), True
+
+    async def _messages(self, row: Row) -> list[dict[str, Any]]:
+        """The row's messages, built (and cut to the context window under ``truncate``) once and
+        shared by its epochs: a long template is not rendered again per epoch."""
+        self._uses[row.index] -= 1
+        messages = self._built.get(row.index)
+        if messages is None:
+            messages = build_messages(self.source.input_messages, row.item)
+            if self.options.truncate and hasattr(self.provider, "fit_messages"):
+                room = min(int(self.params.get("max_completion_tokens") or 256), 1024)
+                messages = await self.provider.fit_messages(messages, self.options.truncate, room)
+        if self._uses[row.index] > 0:
+            self._built[row.index] = messages
+        else:
+            self._built.pop(row.index, None)
+        return messages
 
     def _store_error(self, row: Row, epoch: int, messages: list | None, error: dict, calls: list,
                      key: str | None = None) -> None:
@@ -273,6 +296,29 @@ def _check_params(spec: EvalSpec, provider: Provider) -> None:
         print(f"gradeloop: warning: {provider.name} ignores response_format", file=sys.stderr)
 
 
+async def check_lengths(rows: list[Row], source: CompletionsDataSource | None, provider: Provider,
+                        truncate: str | None) -> None:
+    """Refuse, before the run, an item longer than a local model's context window (InputError
+    at the item's file and line, with both token counts) unless ``truncate`` says how to cut it.
+    Providers that do not know their window (remote ones) are not checked."""
+    window = getattr(provider, "context_window", None)
+    if window is None or truncate or source is None or source.input_messages is None:
+        return
+    limit = await window()
+    for row in rows:
+        if row.sample is not None:
+            continue
+        try:
+            messages = build_messages(source.input_messages, row.item)
+        except TemplateError:
+            continue  # stored as this item's error when it runs
+        tokens = await provider.prompt_length(messages)
+        if tokens + 1 > limit:
+            raise InputError(f"item is {tokens} tokens; {provider.name}'s context window is {limit} tokens "
+                             "(with room for one answer token): shorten it or pass --truncate middle|left|right",
+                             file=row.file, line=row.line, field="messages")
+
+
 def _run_metadata(spec: EvalSpec) -> dict[str, str] | None:
     """The run's metadata: the dataset version the eval names (``metadata.gradeloop_dataset``,
     written by ``harvest build``), so every run says which version it ran on."""
@@ -301,6 +347,10 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
             _check_params(spec, p)
     rows = spec.rows[: options.limit] if options.limit else spec.rows
     epochs = options.epochs or spec.epochs
+    source = spec.data_source if isinstance(spec.data_source, CompletionsDataSource) else None
+    for p in chosen:
+        if p is not None:
+            await check_lengths(rows, source, p, options.truncate)
     eval_id = store.add_eval(spec.definition(), spec.source_file)
     executions = []
     for provider in chosen:

@@ -25,6 +25,7 @@ from ..redact import scrub_json
 from ._harvest import HarvestMixin
 from ._jobs import JobsMixin
 from ._migrations import MIGRATIONS
+from ._pages import PagesMixin
 from ._runner import runner_alive, runner_identity
 
 __all__ = ["Store", "default_home", "SampleRecord", "CallRecord", "ScoreRecord", "SCHEMA_VERSION"]
@@ -95,6 +96,9 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+INPUT_SHARE_CHARS = 2048  # prompts this long are stored once in ``inputs`` and referenced
+
+
 def new_id(prefix: str) -> str:
     """An OpenAI-style id: ``prefix_`` and 32 hex digits."""
     return f"{prefix}_{uuid.uuid4().hex}"
@@ -152,7 +156,7 @@ class ScoreRecord:
     result: dict
 
 
-class Store(JobsMixin, HarvestMixin):
+class Store(JobsMixin, HarvestMixin, PagesMixin):
     """The gradeloop database. ``Store()`` opens (and creates or upgrades) the default one."""
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -175,6 +179,25 @@ class Store(JobsMixin, HarvestMixin):
         for suffix in ("-wal", "-shm"):  # SQLite gives new ones the database's mode; older ones may be looser
             _chmod(Path(f"{self.path}{suffix}"), 0o600)
         self._migrate()
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> "Store":
+        """Open an existing database read-only (SQLite's ``mode=ro``): nothing is created,
+        migrated or written, and every write raises. Raises NotFoundError for a missing file and
+        GradeloopError for a schema this gradeloop does not read as it is."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFoundError(f"no gradeloop store at {path} (run an eval first, or set GRADELOOP_HOME)")
+        store = cls.__new__(cls)
+        store.path = path
+        store.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        store.conn.row_factory = sqlite3.Row
+        version = store.schema_version()
+        if version != SCHEMA_VERSION:
+            store.conn.close()
+            raise GradeloopError(f"{path} has schema version {version}, this gradeloop reads {SCHEMA_VERSION}: "
+                                 "run any gradeloop command on it to upgrade, or upgrade gradeloop")
+        return store
 
     # -- schema -----------------------------------------------------------------------
 
@@ -413,7 +436,7 @@ class Store(JobsMixin, HarvestMixin):
                 "INSERT OR REPLACE INTO samples (run_id, idx, epoch, status, model, input, output, choices,"
                 " finish_reason, prompt_tokens, completion_tokens, cached_tokens, latency_ms, cached,"
                 " cache_key, params, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, index, epoch, sample.status, sample.model, _dumps(sample.input),
+                (run_id, index, epoch, sample.status, sample.model, self._share_input(sample.input),
                  _dumps(sample.output), _dumps(sample.choices), sample.finish_reason, sample.prompt_tokens,
                  sample.completion_tokens, sample.cached_tokens, sample.latency_ms, int(sample.cached),
                  sample.cache_key, _dumps(sample.params), _dumps(sample.error), now),
@@ -438,9 +461,34 @@ class Store(JobsMixin, HarvestMixin):
             " status, request, response, error, prompt_tokens, completion_tokens, latency_ms, created_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(run_id, index, epoch, c.purpose, c.provider, c.model, c.base_url, c.attempt, c.status,
-              _dumps(c.request), _dumps(c.response), _dumps(c.error), c.prompt_tokens,
+              self._share_request(c.request), _dumps(c.response), _dumps(c.error), c.prompt_tokens,
               c.completion_tokens, c.latency_ms, c.created_at) for c in calls],
         )
+
+    def _share_input(self, messages: Any) -> str | None:
+        """The JSON to store for a sample's input: long ones go to ``inputs`` once (by content
+        hash) and the sample keeps ``{"$input": hash}``, so epochs, retries and models that send
+        the same long prompt store it once. Call inside a transaction."""
+        text = _dumps(messages)
+        if text is None or len(text) < INPUT_SHARE_CHARS:
+            return text
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        self.conn.execute("INSERT OR IGNORE INTO inputs VALUES (?, ?)", (digest, text))
+        return _dumps({"$input": digest})
+
+    def _share_request(self, request: dict | None) -> str | None:
+        """A call's request body, its ``messages`` shared as :meth:`_share_input` does."""
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            return _dumps(request)
+        shared = _loads(self._share_input(request["messages"]))
+        return _dumps({**request, "messages": shared}) if isinstance(shared, dict) else _dumps(request)
+
+    def shared_input(self, value: Any) -> Any:
+        """``value`` with a ``{"$input": hash}`` reference replaced by the stored messages."""
+        if isinstance(value, dict) and set(value) == {"$input"}:
+            row = self.conn.execute("SELECT body FROM inputs WHERE hash = ?", (value["$input"],)).fetchone()
+            return _loads(row[0]) if row else None
+        return value
 
     def record_grades(self, run_id: str, index: int, epoch: int, scores: list[ScoreRecord],
                       status: str) -> str:
@@ -476,11 +524,11 @@ class Store(JobsMixin, HarvestMixin):
 
     # -- reading results --------------------------------------------------------------
 
-    @staticmethod
-    def _sample_dict(row: sqlite3.Row) -> dict[str, Any]:
+    def _sample_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)
         for key in ("input", "output", "choices", "params", "error"):
             out[key] = _loads(out[key])
+        out["input"] = self.shared_input(out["input"])
         out["cached"] = bool(out["cached"])
         return out
 
@@ -555,6 +603,24 @@ class Store(JobsMixin, HarvestMixin):
                 " ON i.run_id = o.run_id AND i.idx = o.idx WHERE o.run_id = ? GROUP BY 1, 2", (path, run_id)):
             out.setdefault(value, {"pass": 0, "fail": 0, "error": 0})[status] = n
         return out
+
+    def tokens_by_field(self, run_id: str, field: str) -> dict[Any, tuple[int, int]]:
+        """Sampled-model tokens (prompt, completion) of a run's answered samples, grouped by an
+        item field as :meth:`counts_by_field` groups them; cached samples count nothing."""
+        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        return {value: (p or 0, c or 0) for value, p, c in self.conn.execute(
+            "SELECT json_extract(i.item, ?), SUM(CASE WHEN s.cached = 0 THEN s.prompt_tokens ELSE 0 END),"
+            " SUM(CASE WHEN s.cached = 0 THEN s.completion_tokens ELSE 0 END) FROM samples s JOIN run_items i"
+            " ON i.run_id = s.run_id AND i.idx = s.idx WHERE s.run_id = ? AND s.status = 'ok' GROUP BY 1",
+            (path, run_id))}
+
+    def score_rates(self, run_id: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """``(criterion, name, rates)`` of every score of the run whose grader reported
+        ``details.rates`` (a dict of 0/1 outcomes, such as the grounding grader's)."""
+        for criterion, name, rates in self.conn.execute(
+                "SELECT criterion, name, json_extract(result, '$.details.rates') FROM scores WHERE run_id = ?"
+                " AND json_extract(result, '$.details.rates') IS NOT NULL ORDER BY criterion", (run_id,)):
+            yield criterion, name, json.loads(rates)
 
     def criteria_counts(self, run_id: str) -> list[dict[str, Any]]:
         """Per criterion: ``{criterion, name, type, grader_hash, passed, failed, errored, mean_score}``."""

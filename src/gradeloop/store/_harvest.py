@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import NotFoundError
+from ._codec import dumps as _dumps
+from ._codec import loads as _loads
 
 __all__ = ["HarvestMixin", "HARVEST_JSON_COLUMNS"]
 
@@ -23,14 +25,6 @@ HARVEST_JSON_COLUMNS = ("tags", "messages", "output", "params", "request", "resp
 _COLUMNS = ("source", "api", "tags", "created_at", "model", "messages", "output", "params", "request", "response",
             "status", "error", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "feedback",
             "metadata", "redacted", "content_hash")
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 class HarvestMixin:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
 
 from ..errors import NotFoundError
+from ._codec import dumps as _dumps
+from ._codec import loads as _loads
 
 __all__ = ["JobsMixin"]
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 class JobsMixin:

@@ -223,4 +223,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0005_inputs",
+        """
+        CREATE TABLE inputs (
+            hash TEXT PRIMARY KEY,
+            body TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

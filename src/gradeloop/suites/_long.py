@@ -1,8 +1,8 @@
 """What the long-context suites share: token lengths (``8k``, ``1M``), the published length bins,
 reading published records (JSONL or Parquet), and writing an eval folder.
 
-Bins are OpenAI-MRCR's: ``(4096, 8192]``, ``(8192, 16384]``, … ``(524288, 1048576]`` tokens;
-a length outside them is named ``<=4096`` or ``>1048576``.
+Bins are OpenAI-MRCR's: ``(4096, 8192]``, ``(8192, 16384]``, … ``(524288, 1048576]`` tokens,
+each named by its upper edge (8192 … 1048576).
 """
 
 from __future__ import annotations
@@ -22,18 +22,16 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 MAX_TOKENS = 2 * 1048576
 
 
-def _short(n: int) -> str:
-    return f"{n // 1048576}M" if n >= 1048576 and n % 1048576 == 0 else f"{n // 1024}k"
-
-
-def length_bin(tokens: int) -> str:
-    """The published bin ``tokens`` falls in, named by its edges: ``"4k-8k"`` is (4096, 8192]."""
+def length_bin(tokens: int) -> int:
+    """The upper edge of the published bin ``tokens`` falls in: 8192 for (4096, 8192], … 1048576 for
+    (524288, 1048576]; 4096 at or below 4096, and the next power of two above 1M. An integer, like
+    the needles suite's ``length_bin``, so ``eval show`` orders bins and finds the effective length."""
     if tokens <= BIN_EDGES[0]:
-        return "<=4k"
-    for low, high in zip(BIN_EDGES, BIN_EDGES[1:]):
-        if tokens <= high:
-            return f"{_short(low)}-{_short(high)}"
-    return ">1M"
+        return BIN_EDGES[0]
+    edge = BIN_EDGES[0]
+    while edge < tokens:
+        edge *= 2
+    return edge
 
 
 def parse_tokens(text: str, field: str = "tokens") -> list[int]:

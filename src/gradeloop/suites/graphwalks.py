@@ -161,7 +161,7 @@ def generate(tokens: list[int], problems: list[str], n: int, seed: int = 0,
 _ITEM_SCHEMA = {
     "type": "object", "required": ["prompt", "answer_nodes"],
     "properties": {"prompt": {"type": "string"}, "answer_nodes": {"type": "array", "items": {"type": "string"}},
-                   "problem_type": {"type": "string"}, "length_bin": {"type": "string"},
+                   "problem_type": {"type": "string"}, "length_bin": {"type": "integer"},
                    "n_tokens": {"type": "integer"}},
 }
 

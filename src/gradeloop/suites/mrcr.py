@@ -168,7 +168,7 @@ _ITEM_SCHEMA = {
     "type": "object", "required": ["messages", "answer", "random_string_to_prepend"],
     "properties": {"messages": {"type": "array", "items": {"type": "object"}}, "answer": {"type": "string"},
                    "random_string_to_prepend": {"type": "string"}, "n_needles": {"type": "integer"},
-                   "length_bin": {"type": "string"}, "n_tokens": {"type": "integer"}},
+                   "length_bin": {"type": "integer"}, "n_tokens": {"type": "integer"}},
 }
 
 

@@ -1,0 +1,133 @@
+"""Running long items: the refusal past a local model's window, --truncate, long inputs stored once,
+and a run of each long-context suite on the embedded model."""
+
+import json
+import sqlite3
+
+import pytest
+
+from conftest import run_cli
+from gradeloop.errors import InputError
+from gradeloop.models._truncate import truncate_messages
+from gradeloop.suites import grounding, needles
+from gradeloop.suites._tokens import get_tokenizer
+
+
+def _needles_eval(tmp_path, tokens="1k", task="single"):
+    out = tmp_path / "niah"
+    built = run_cli("suite", "needles", "build", "--tokens", tokens, "--task", task, "--placement", "both",
+                    "--n", "2", "--out", str(out))
+    assert built.returncode == 0, built.stderr
+    return out
+
+
+def test_local_model_refuses_items_past_its_window_before_the_run(tmp_path, tiny_model_dir):
+    out = _needles_eval(tmp_path)
+    ran = run_cli("eval", "run", str(out / "eval.yaml"), "-m", f"hf/{tiny_model_dir}", "--no-progress")
+    assert ran.returncode == 2
+    [line] = ran.stderr.strip().splitlines()
+    assert f"{out / 'rows.jsonl'}:1" in line and "context window is 512 tokens" in line and "--truncate" in line
+    assert json.loads(run_cli("eval", "list", "--json").stdout)["data"] == []  # nothing ran, nothing stored
+
+
+def test_truncate_middle_fits_the_window_and_keeps_both_ends(tmp_path, tiny_model_dir):
+    out = _needles_eval(tmp_path)
+    ran = run_cli("eval", "run", str(out / "eval.yaml"), "-m", f"hf/{tiny_model_dir}", "--truncate", "middle",
+                  "--epochs", "2", "--no-progress", "--json")
+    assert ran.returncode == 0, ran.stderr
+    [run] = json.loads(ran.stdout)["data"]
+    assert run["result_counts"]["errored"] == 0 and run["result_counts"]["total"] == 4
+    listing = json.loads(run_cli("eval", "items", run["id"], "--json").stdout)["data"]
+    for item in listing:
+        original = item["datasource_item"]["messages"][0]["content"]
+        sent = item["sample"]["input"][0]["content"]
+        assert len(sent) < len(original) / 2
+        assert sent[:60] == original[:60] and sent[-60:] == original[-60:]  # the instructions at both ends
+        assert item["sample"]["usage"]["prompt_tokens"] + item["sample"]["usage"]["completion_tokens"] <= 512
+    bad = run_cli("eval", "run", str(out / "eval.yaml"), "-m", f"hf/{tiny_model_dir}", "--truncate", "top")
+    assert bad.returncode == 2 and "--truncate" in bad.stderr
+
+
+def test_truncation_is_token_accurate_in_every_direction():
+    tok = get_tokenizer()
+    body = " ".join(f"word{i}" for i in range(3000))
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "START " + body + " END"}]
+
+    def count(ms):
+        return sum(tok.count(m["content"]) for m in ms)
+
+    for how in ("middle", "left", "right"):
+        cut, n = truncate_messages(messages, 1000, how, count, tok.encode, tok.decode)
+        assert n == count(cut) and 990 <= n <= 1000, how
+        assert cut[0] == messages[0]  # the system message is never cut
+        text = cut[1]["content"]
+        assert text.startswith("START") == (how != "left") and text.endswith("END") == (how != "right")
+    same, n = truncate_messages(messages, 10**6, "middle", count, tok.encode, tok.decode)
+    assert same is messages and n == count(messages)
+    with pytest.raises(InputError, match="does not fit"):
+        truncate_messages([{"role": "system", "content": body}, {"role": "user", "content": "x"}], 10, "middle",
+                          count, tok.encode, tok.decode)
+
+
+def _db_bytes(home, eval_path, rules, monkeypatch, share: bool) -> int:
+    from gradeloop.runner import RunOptions, run_eval
+    from gradeloop.store import Store, _db
+
+    monkeypatch.setattr(_db, "INPUT_SHARE_CHARS", 2048 if share else 10**12)
+    path = home / f"store-{share}.db"
+    store = Store(path)
+    [run_id] = run_eval(str(eval_path), [f"scripted/{rules}"], store=store, options=RunOptions(epochs=3))
+    items = store.output_items(run_id)
+    assert len(items) == 3 and items[0]["sample"]["input"] == items[0]["item"]["messages"]  # read back whole
+    store.conn.execute("VACUUM")
+    store.conn.close()
+    return path.stat().st_size
+
+
+def test_a_long_input_is_stored_once_not_once_per_epoch(tmp_path, monkeypatch):
+    out = tmp_path / "long"
+    needles.build([128 * 1024], ["single"], out)
+    prompt = json.loads((out / "rows.jsonl").read_text())["item"]["messages"]
+    size = len(json.dumps(prompt, separators=(",", ":")).encode())
+    (tmp_path / "rules.json").write_text(json.dumps([{"response": "ok"}]))
+    unshared = _db_bytes(tmp_path, out / "eval.yaml", tmp_path / "rules.json", monkeypatch, share=False)
+    shared = _db_bytes(tmp_path, out / "eval.yaml", tmp_path / "rules.json", monkeypatch, share=True)
+    print(f"128k-token item x 3 epochs: {unshared} bytes -> {shared} bytes (prompt {size} bytes)")
+    assert unshared - shared >= 4 * size  # three inputs and three call requests become one stored copy
+    with sqlite3.connect(tmp_path / "store-True.db") as raw:
+        assert raw.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == 1
+
+
+@pytest.mark.slow
+def test_each_long_suite_runs_on_the_embedded_model_at_4k(tmp_path):
+    niah = tmp_path / "niah"
+    needles.build([4096], ["single", "vartrack"], niah, tokenizer="local/smollm2", placements=["both"])
+    ground = tmp_path / "ground"
+    grounding.build(4, 0, ground, layouts=["xml", "pipe"])
+    runs = {}
+    for eval_dir, by in ((niah, "length_bin"), (ground, "layout")):
+        ran = run_cli("eval", "run", str(eval_dir / "eval.yaml"), "-m", "local/smollm2", "--limit", "2",
+                      "--by", by, "--json", "--no-progress")
+        assert ran.returncode == 0, ran.stderr
+        [run] = json.loads(ran.stdout)["data"]
+        assert run["result_counts"]["total"] == 2 and run["result_counts"]["errored"] == 0
+        assert run["gradeloop"]["breakdown"][by][0]["prompt_tokens"] > 0
+        runs[by] = run
+    effective = runs["length_bin"]["gradeloop"]["effective_length"]
+    assert [b["length"] for b in effective["bins"]] == [4096]
+    assert "rates" in runs["layout"]["gradeloop"]["criterion_rates"][0]
+
+
+def test_the_viewers_call_log_shows_a_shared_input_whole(tmp_path):
+    from gradeloop.runner import run_eval
+    from gradeloop.store import Store
+
+    out = tmp_path / "long"
+    needles.build([4096], ["single"], out)
+    (tmp_path / "rules.json").write_text(json.dumps([{"response": "ok"}]))
+    store = Store(tmp_path / "db.sqlite")
+    [run_id] = run_eval(str(out / "eval.yaml"), [f"scripted/{tmp_path / 'rules.json'}"], store=store)
+    raw = store.conn.execute("SELECT request FROM model_calls WHERE run_id = ?", (run_id,)).fetchone()[0]
+    assert '"$input"' in raw  # stored once, referenced from the call
+    [call] = Store.open_readonly(tmp_path / "db.sqlite").model_calls(run_id, 0, 0)
+    assert call["request"]["messages"] == store.output_items(run_id)[0]["item"]["messages"]
