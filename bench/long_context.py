@@ -85,8 +85,11 @@ def store_cost() -> None:
         print(f"{'table.column':<24}{'rows':>6}{'MB':>9}")
         total = 0
         for table, column in [("run_items", "item"), ("samples", "input"), ("model_calls", "request"),
-                              ("model_calls", "response"), ("output_items", "*"), ("response_cache", "*")]:
+                              ("model_calls", "response"), ("output_items", "*"), ("response_cache", "*"),
+                              ("inputs", "*")]:
             cols = [r[1] for r in db.execute(f"pragma table_info({table})")] if column == "*" else [column]
+            if not cols:
+                continue  # a store older than the table
             size = "+".join(f"coalesce(length({c}),0)" for c in cols)
             rows, size = db.execute(f"select count(*), sum({size}) from {table}").fetchone()
             total += size or 0
