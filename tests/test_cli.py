@@ -140,3 +140,15 @@ def test_key_value_options_take_several_words():
     argv = ["tune", "create", "--hyperparameters", "n_epochs=1", "eval_interval=10", "--json", "--option", "lora=false"]
     assert join_key_values(argv) == ["tune", "create", "--hyperparameters", "n_epochs=1 eval_interval=10", "--json",
                                      "--option", "lora=false"]
+
+
+def test_breakdown_orders_numbers_as_numbers(tmp_path):
+    rows = [{"item": {"length_bin": n}, "sample": {"output_text": "yes"}} for n in (16384, 8192, 131072, 8192)]
+    (tmp_path / "e.json").write_text(json.dumps({
+        "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+        "testing_criteria": [{"type": "string_check", "name": "yes", "input": "{{ sample.output_text }}",
+                              "operation": "eq", "reference": "yes"}],
+        "data_source": {"type": "jsonl", "source": {"type": "file_content", "content": rows}}}))
+    ran = run_cli("eval", "run", str(tmp_path / "e.json"), "--by", "length_bin", "--json", "--no-progress")
+    [run] = json.loads(ran.stdout)["data"]
+    assert [r["value"] for r in run["gradeloop"]["breakdown"]["length_bin"]] == [8192, 16384, 131072]

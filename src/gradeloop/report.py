@@ -251,7 +251,14 @@ def breakdown(store: Store, run_id: str, field: str) -> list[dict[str, Any]]:
                      "errored": c["error"], "total": graded + c["error"],
                      "pass_rate": c["pass"] / graded if graded else None,
                      "prompt_tokens": prompt, "completion_tokens": completion})
-    return sorted(rows, key=lambda r: (r["value"] is None, str(r["value"])))
+    return sorted(rows, key=_value_order)
+
+
+def _value_order(row: dict[str, Any]) -> tuple:
+    """Numbers first in numeric order (4096 before 16384), then other values as text, None last."""
+    value = row["value"]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (value is None, not number, value if number else 0, "" if number else str(value))
 
 
 def effective_length_summary(store: Store, run_id: str, *, field: str = "length_bin",
