@@ -350,14 +350,13 @@ def test_cli_proxy_records_into_the_store_and_flushes_on_shutdown(upstream, tmp_
                              str(port), "--tag", "cli", "--no-redact"], env=env, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        deadline = time.time() + 60
-        while True:
+        while True:  # until it listens; a proxy that never starts exits (pytest-timeout catches a hang)
             try:
                 reply = _client(f"http://127.0.0.1:{port}/v1").chat.completions.create(
                     model="m", messages=_ask("reach me at ann@example.com"), extra_headers={"X-Gradeloop-Tag": "web"})
                 break
             except openai.APIConnectionError:
-                assert time.time() < deadline and proc.poll() is None
+                assert proc.poll() is None, "the proxy exited before it listened"
                 time.sleep(0.2)
         assert reply.choices[0].message.content == "reach me at ann@example.com"
     finally:
@@ -378,9 +377,7 @@ def test_a_caller_that_leaves_mid_stream_stops_the_upstream_and_is_recorded(db):
             first = next(response.iter_raw())
             assert b"first" in first
         # the caller left before the upstream sent the rest: the proxy stops relaying and records
-        deadline = time.time() + 30
-        while httpx.get(f"{proxy.url}/gradeloop/status").json()["recorded"] == 0:
-            assert time.time() < deadline, "the exchange was never recorded"
+        while httpx.get(f"{proxy.url}/gradeloop/status").json()["recorded"] == 0:  # the writer's own count
             time.sleep(0.05)
     [record] = _records(db)
     assert record["output"] == {"role": "assistant", "content": "first"}

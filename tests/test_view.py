@@ -322,8 +322,7 @@ def test_cli_serves_the_viewer(runs):
     proc = subprocess.Popen([sys.executable, "-m", "gradeloop", "view", "--port", str(port), "--token", "tok"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
-        while True:
+        while True:  # until it listens; a viewer that never starts exits (pytest-timeout catches a hang)
             try:
                 request = urllib.request.Request(f"http://127.0.0.1:{port}/index.json",
                                                  headers={"Authorization": "Bearer tok"})
@@ -331,7 +330,7 @@ def test_cli_serves_the_viewer(runs):
                     data = json.loads(response.read())
                 break
             except OSError:
-                assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "slow"
+                assert proc.poll() is None, proc.stderr.read()
                 time.sleep(0.2)
         assert {r["id"] for r in data["evals"][0]["runs"]} == set(runs)
         with pytest.raises(urllib.error.HTTPError, match="401"):
