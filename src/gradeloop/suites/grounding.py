@@ -17,7 +17,6 @@ show`` prints as rates (and ``--by kind --by category --by layout --by placement
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..errors import InputError
 from ._facts import facts
 from ._filler import sentences
 from ._layout import Doc, compose
+from ._long import write_eval
 
 __all__ = ["FALLBACK", "generate", "build", "eval_definition", "counterfactual", "statement", "question"]
 
@@ -154,19 +154,10 @@ def build(n: int, seed: int, out_dir: str | Path, *, layouts: list[str] | None =
           placements: list[str] | None = None, fallback: str = FALLBACK) -> dict[str, Any]:
     """Write ``out_dir/eval.yaml`` and ``out_dir/rows.jsonl``. Returns ``{"eval", "rows", "items",
     "counts": {"kind", "category", "layout", "placement"}}``."""
-    import yaml
-
     items = generate(n, seed, layouts, placements, fallback)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows_path, eval_path = out / "rows.jsonl", out / "eval.yaml"
-    with open(rows_path, "w", encoding="utf-8", newline="\n") as handle:
-        for item in items:
-            handle.write(json.dumps({"item": item}, ensure_ascii=False) + "\n")
     meta = {"n": n, "seed": seed, "layouts": layouts or ["xml"], "placements": placements or ["start"],
             "fallback": fallback}
-    text = yaml.safe_dump(eval_definition(meta), sort_keys=False, allow_unicode=True, width=100)
-    eval_path.write_text("# Built by `gradeloop suite grounding build`; rows are in rows.jsonl.\n" + text,
-                         encoding="utf-8", newline="\n")
+    written = write_eval(out_dir, eval_definition(meta), items,
+                         "# Built by `gradeloop suite grounding build`; rows are in rows.jsonl.\n")
     counts = {k: dict(Counter(i[k] for i in items)) for k in ("kind", "category", "layout", "placement")}
-    return {"eval": str(eval_path), "rows": str(rows_path), "items": len(items), "counts": counts}
+    return {**written, "counts": counts}

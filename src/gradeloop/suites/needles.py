@@ -25,7 +25,6 @@ byte-identical files.
 
 from __future__ import annotations
 
-import json
 import random
 import string
 from collections import Counter
@@ -35,6 +34,7 @@ from typing import Any
 from ..errors import InputError
 from ._filler import fit, sentences
 from ._layout import LAYOUTS, PLACEMENTS, Doc, compose
+from ._long import write_eval
 from ._tokens import get_tokenizer
 
 __all__ = ["TASKS", "generate", "build", "eval_definition"]
@@ -257,19 +257,10 @@ def build(lengths: list[int], tasks: list[str], out_dir: str | Path, *, n: int =
           tokenizer: str | None = None) -> dict[str, Any]:
     """Write ``out_dir/eval.yaml`` and ``out_dir/rows.jsonl``. Returns ``{"eval", "rows", "items",
     "counts": {"task", "length_bin", "layout", "placement"}}``."""
-    import yaml
-
     items = generate(lengths, tasks, n, seed, layouts, placements, tokenizer)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows_path, eval_path = out / "rows.jsonl", out / "eval.yaml"
-    with open(rows_path, "w", encoding="utf-8", newline="\n") as handle:
-        for item in items:
-            handle.write(json.dumps({"item": item}, ensure_ascii=False) + "\n")
     meta = {"lengths": lengths, "tasks": tasks, "n": n, "seed": seed, "tokenizer": items[0]["tokenizer"],
             "layouts": layouts or ["xml"], "placements": placements or ["start"]}
-    text = yaml.safe_dump(eval_definition(meta), sort_keys=False, allow_unicode=True, width=100)
-    eval_path.write_text("# Built by `gradeloop suite needles build`; rows are in rows.jsonl.\n" + text,
-                         encoding="utf-8", newline="\n")
+    written = write_eval(out_dir, eval_definition(meta), items,
+                         "# Built by `gradeloop suite needles build`; rows are in rows.jsonl.\n")
     counts = {k: dict(Counter(str(i[k]) for i in items)) for k in ("task", "length_bin", "layout", "placement")}
-    return {"eval": str(eval_path), "rows": str(rows_path), "items": len(items), "counts": counts}
+    return {**written, "counts": counts}
