@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from .._checks import at_least
-from ._common import flag_errors, out, output_errors, print_json
+from ._common import flag_errors, output_errors
+from ._suite_mrcr import report
 
 needles_app = typer.Typer(help="RULER-style needle tasks at set token lengths: build an eval.", no_args_is_help=True)
 grounding_app = typer.Typer(help="Counterfactual grounding (answer from the documents, not memory): build an eval.",
@@ -17,17 +18,6 @@ grounding_app = typer.Typer(help="Counterfactual grounding (answer from the docu
 _LAYOUT_HELP = ("Document layout(s): xml, pipe (ID: … | TITLE: … | CONTENT: …), json; comma-separated "
                 "(default xml).")
 _PLACEMENT_HELP = "Where the instructions go: start, end, both; comma-separated (default start)."
-
-
-def _print(summary: dict, as_json: bool) -> None:
-    if as_json:
-        print_json(summary)
-        return
-    out.print(f"wrote {summary['items']} items to {summary['rows']}")
-    out.print(f"eval: {summary['eval']}")
-    for name, counts in summary["counts"].items():
-        out.print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    out.print(f"run it: gradeloop eval run {summary['eval']} --model MODEL")
 
 
 @needles_app.command("build")
@@ -55,7 +45,7 @@ def build_needles(
         summary = build(parse_lengths(tokens), parse_choices(task, TASKS, "single", "task"), out_dir, n=n, seed=seed,
                         layouts=parse_choices(layout, LAYOUTS, "xml", "layout"),
                         placements=parse_choices(placement, PLACEMENTS, "start", "placement"), tokenizer=tokenizer)
-    _print(summary, as_json)
+    report(summary, as_json)
 
 
 @grounding_app.command("build")
@@ -77,4 +67,4 @@ def build_grounding(
     with flag_errors("layout", "placement", "fallback"), output_errors("--out"):
         summary = build(n, seed, out_dir, layouts=parse_choices(layout, LAYOUTS, "xml", "layout"),
                         placements=parse_choices(placement, PLACEMENTS, "start", "placement"), fallback=fallback)
-    _print(summary, as_json)
+    report(summary, as_json)
