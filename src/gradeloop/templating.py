@@ -129,10 +129,12 @@ def sample_namespace(
     tool_calls: list[dict] | None = None,
     choices: list[dict] | None = None,
     finish_reason: str | None = None,
+    trajectory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the ``sample`` namespace from a model output.
 
-    ``output_json`` is present only when ``output_text`` parses as a JSON object or array.
+    ``output_json`` is present only when ``output_text`` parses as a JSON object or array;
+    ``trajectory`` only for an agent episode (its messages, tool calls and final state).
     """
     text = output_text or ""
     sample: dict[str, Any] = {
@@ -145,6 +147,8 @@ def sample_namespace(
     parsed = _parse_json(text)
     if parsed is not None:
         sample["output_json"] = parsed
+    if trajectory is not None:
+        sample["trajectory"] = trajectory
     return sample
 
 

@@ -141,6 +141,7 @@ class SampleRecord:
     cache_key: str | None
     params: dict | None
     error: dict | None
+    trajectory: dict | None = None  # an agent episode: messages, tool calls and results, final state
 
 
 @dataclass
@@ -435,11 +436,11 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
             self.conn.execute(
                 "INSERT OR REPLACE INTO samples (run_id, idx, epoch, status, model, input, output, choices,"
                 " finish_reason, prompt_tokens, completion_tokens, cached_tokens, latency_ms, cached,"
-                " cache_key, params, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " cache_key, params, error, trajectory, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, index, epoch, sample.status, sample.model, self._share_input(sample.input),
                  _dumps(sample.output), _dumps(sample.choices), sample.finish_reason, sample.prompt_tokens,
                  sample.completion_tokens, sample.cached_tokens, sample.latency_ms, int(sample.cached),
-                 sample.cache_key, _dumps(sample.params), _dumps(sample.error), now),
+                 sample.cache_key, _dumps(sample.params), _dumps(sample.error), _dumps(sample.trajectory), now),
             )
             self._insert_calls(run_id, index, epoch, calls)
             if cache_response is not None and sample.cache_key:
@@ -526,7 +527,7 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
 
     def _sample_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)
-        for key in ("input", "output", "choices", "params", "error"):
+        for key in ("input", "output", "choices", "params", "error", "trajectory"):
             out[key] = _loads(out[key])
         out["input"] = self.shared_input(out["input"])
         out["cached"] = bool(out["cached"])

@@ -232,4 +232,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        "0006_trajectory",
+        """
+        ALTER TABLE samples ADD COLUMN trajectory TEXT;
+        """,
+    ),
 ]
