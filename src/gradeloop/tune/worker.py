@@ -26,7 +26,7 @@ def run(job_id: str) -> int:
     """Train ``job_id``; returns the process exit code."""
     store = Store()
     job = store.get_job(job_id)
-    if int(os.environ.get("RANK") or 0) > 0:  # another process of an accelerate / torchrun launch: trains, reports its start
+    if int(os.environ.get("RANK") or 0) > 0:  # a non-main process of a launch: trains, reports only its start
         module = __import__(f"gradeloop.tune.{TRAINERS[job['method']]}", fromlist=["train"])
         try:
             module.train(FollowerContext(store, training_spec(store, job)))
