@@ -4,7 +4,7 @@ import asyncio
 
 from gradeloop import RetryPolicy, RunOptions, Store, eval_from_dict, run_eval, run_object
 from gradeloop.runner._limit import AdaptiveLimit
-from gradeloop.testing import FakeOpenAI
+from gradeloop.testing import Faults, FakeOpenAI
 
 
 def test_the_limit_halves_once_per_wave_of_rate_limits():
@@ -74,25 +74,32 @@ def spec(rows):
     })
 
 
-def run_against(capacity, *, adaptive):
-    retry = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.2, max_total_wait=5)
-    with FakeOpenAI(capacity=capacity, latency=0.02) as server:
-        options = RunOptions(base_url=server.url, concurrency=32, adaptive_concurrency=adaptive, retry=retry,
-                             use_cache=False)
-        [run_id] = run_eval(spec(120), ["openai/fake"], options=options)
+ATTEMPTS = 6
+
+
+def run_against(*, adaptive, hold_until_refused):
+    """8 items, 8 in flight at first, against room for 4 that stays full (the first 4 requests are
+    held) until ``hold_until_refused`` requests were refused with 429 (Retry-After 0.01 s)."""
+    retry = RetryPolicy(max_attempts=ATTEMPTS, base_delay=0.01, max_delay=0.05, max_total_wait=30)
+    with FakeOpenAI(capacity=4, hold_until_refused=hold_until_refused, faults=Faults(retry_after=0.01)) as server:
+        options = RunOptions(base_url=server.url, concurrency=8, adaptive_concurrency=adaptive, retry=retry,
+                             use_cache=False, timeout=30)
+        [run_id] = run_eval(spec(8), ["openai/fake"], options=options)
         return run_object(Store(), run_id)["result_counts"], server.over_capacity
 
 
 def test_a_rate_limited_endpoint_gets_fewer_requests_and_every_item_completes(capsys):
-    counts, rate_limited = run_against(4, adaptive=True)
-    assert counts["errored"] == 0 and counts["passed"] == 120
-    assert "concurrency went down to" in capsys.readouterr().err
-    fixed_counts, fixed_rate_limited = run_against(4, adaptive=False)
-    assert "concurrency fixed at 32" in capsys.readouterr().err
-    # 32 in flight against room for 4: most requests bounce, again and again
-    print("429s adaptive/fixed:", rate_limited, fixed_rate_limited, fixed_counts)
-    assert fixed_counts["errored"] > 0, "items ran out of retries against a fixed 32"
-    assert rate_limited * 2 < fixed_rate_limited, (rate_limited, fixed_rate_limited)
+    # Fixed at 8: the 4 refused requests retry into a server that is still full until each has
+    # spent its ATTEMPTS, so those 4 items fail and the 4 held ones pass.
+    fixed_counts, fixed_refused = run_against(adaptive=False, hold_until_refused=4 * ATTEMPTS)
+    assert "concurrency fixed at 8" in capsys.readouterr().err
+    assert (fixed_counts["passed"], fixed_counts["errored"], fixed_refused) == (4, 4, 4 * ATTEMPTS)
+    # Adaptive: the first wave of 429s halves the limit to 4, the capacity, so the refused items
+    # wait for a slot instead of retrying into a full server, and every item passes. A slot frees
+    # only after the server has counted its answer out, so no request is refused twice.
+    counts, refused = run_against(adaptive=True, hold_until_refused=4)
+    assert "concurrency went down to 4 " in capsys.readouterr().err
+    assert (counts["passed"], counts["errored"], refused) == (8, 0, 4)
 
 
 def test_the_choice_is_kept_for_a_resume():

@@ -1,6 +1,7 @@
 """The continuous-batching engine on a tiny random llama."""
 
 import asyncio
+import threading
 
 import pytest
 
@@ -13,22 +14,44 @@ def ask(text, **params):
 
 
 def test_a_request_joins_the_running_batch_and_matches_running_alone(engine):
-    alone_long = asyncio.run(engine.generate(ask("the quick brown fox", max_completion_tokens=120)))
-    alone_short = asyncio.run(engine.generate(ask("one two three", max_completion_tokens=6)))
+    long_request = ask("the quick brown fox", max_completion_tokens=120, ignore_eos=True)
+    short_request = ask("one two three", max_completion_tokens=6, ignore_eos=True)
+    alone_long = asyncio.run(engine.generate(long_request))
+    alone_short = asyncio.run(engine.generate(short_request))
+
+    # The engine thread is held inside the long request's prefill until the short one is queued,
+    # so the short one arrives while the long one runs, whatever the machine's speed. Every
+    # forward pass records its rows and input width (width 1: a decode step).
+    passes, prefilling, queued = [], threading.Event(), threading.Event()
+
+    def hold_and_record(module, args, kwargs):
+        prefilling.set()
+        queued.wait(60)
+        passes.append(tuple(kwargs["input_ids"].shape))
 
     async def together():
-        long_task = asyncio.create_task(engine.generate(ask("the quick brown fox", max_completion_tokens=120)))
-        await asyncio.sleep(0.05)  # the long request is decoding by now
-        short = await engine.generate(ask("one two three", max_completion_tokens=6))
-        return short, long_task.done(), await long_task
+        long_task = asyncio.create_task(engine.generate(long_request))
+        assert await asyncio.to_thread(prefilling.wait, 60)
+        short_task = asyncio.create_task(engine.generate(short_request))
+        await asyncio.sleep(0)  # the short request's task runs up to its queue.put
+        queued.set()
+        return await short_task, await long_task
 
     before = engine.stats["joined_running_batch"]
-    short, long_was_done, long = asyncio.run(together())
-    assert not long_was_done, "the short request must not wait for the long one"
-    assert engine.stats["joined_running_batch"] > before
+    hook = engine.model.register_forward_pre_hook(hold_and_record, with_kwargs=True)
+    try:
+        short, long = asyncio.run(together())
+    finally:
+        queued.set()
+        hook.remove()
+    assert engine.stats["joined_running_batch"] == before + 1  # the short request joined a running batch
+    decode_rows = [rows for rows, width in passes if width == 1]
+    # one step of the long request alone, then both rows for the short one's last 5 tokens (its
+    # first comes from its prefill), then the long one alone again: it was not done
+    assert decode_rows == [1] + [2] * 5 + [1] * 113
     # merging caches (left padding, per-row positions) leaves greedy decoding unchanged
     assert short.text == alone_short.text and long.text == alone_long.text
-    assert long.usage.completion_tokens == alone_long.usage.completion_tokens
+    assert long.usage.completion_tokens == alone_long.usage.completion_tokens == 120
 
 
 def test_many_staggered_requests_equal_sequential(engine):

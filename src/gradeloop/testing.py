@@ -9,8 +9,10 @@ time (``trickle``: each byte within any per-read timeout, the whole far past it)
 careless servers and proxies do, a 401 that repeats the credential it was sent (``401_echo``) and
 a 500 that echoes the request path and headers (``500_echo``). ``capacity`` makes it behave like a
 rate-limited endpoint: a request that arrives while ``capacity`` others are being answered gets a
-429. ``api_key`` makes it answer 401 to requests that do not send ``Authorization: Bearer
-<api_key>``; ``created`` fixes the timestamps of its answers.
+429; with ``hold_until_refused=n`` the requests it accepts are answered only once n have been
+refused, so counts, not timing, decide how long it stays full. ``api_key`` makes it answer 401
+to requests that do not send ``Authorization: Bearer <api_key>``; ``created`` fixes the
+timestamps of its answers.
 
 A responder returns the reply's text, or a dict: the assistant message as sent (so a test can
 send hostile ones: ``{"content": 42}``, ``{"content": None}``), or, when it has ``choices``,
@@ -81,7 +83,8 @@ class FakeOpenAI:
     def __init__(self, *, port: int = 0, latency: float = 0.0, faults: Faults | None = None,
                  responder: Responder = echo_responder, record: bool = True, capacity: int | None = None,
                  fault_for: Callable[[dict[str, Any]], str | None] | None = None,
-                 api_key: str | None = None, created: int | None = None) -> None:
+                 api_key: str | None = None, created: int | None = None,
+                 hold_until_refused: int | None = None) -> None:
         self.port = port
         self.api_key = api_key
         self.created = created
@@ -90,6 +93,8 @@ class FakeOpenAI:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.over_capacity = 0  # 429s sent because of ``capacity``
+        self.hold_until_refused = hold_until_refused
+        self._full = asyncio.Event()  # set once hold_until_refused requests were refused
         self.faults = faults or Faults()
         self.responder = responder
         self.fault_for = fault_for
@@ -211,11 +216,15 @@ class FakeOpenAI:
             return await _send(writer, *_echo(fault, path, headers))
         if fault == "over_capacity":
             self.over_capacity += 1
+            if self.hold_until_refused is not None and self.over_capacity >= self.hold_until_refused:
+                self._full.set()
             return await _send(writer, 429, {"error": {"message": "too many requests in flight", "type": "rate_limit"}},
                                extra={"Retry-After": f"{self.faults.retry_after:g}"})
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
+            if self.hold_until_refused is not None:
+                await self._full.wait()
             return await self._answer(fault, body, writer, api)
         finally:
             self.in_flight -= 1

@@ -363,6 +363,7 @@ class JobCallback(TrainerCallback):
         self.tokens_before = 0  # tokens trained before a resumed checkpoint (TRL restarts its count)
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.ctx.process_started(args.process_index, args.world_size)  # accelerate's view of this process
         counts = [log["num_tokens"] for log in state.log_history if "num_tokens" in log and "loss" in log]
         self.tokens_before = self.num_tokens = int(counts[-1]) if counts else 0
 

@@ -98,6 +98,11 @@ class JobContext:
         Returns the run id (None where no store is attached)."""
         raise NotImplementedError
 
+    def process_started(self, rank: int, world_size: int) -> None:
+        """A ``message`` event from each training process as its trainer starts, with
+        ``data`` ``{"rank", "world_size"}`` (so a multi-process launch shows which ranks ran)."""
+        self.log(f"Training process {rank} of {world_size} started", data={"rank": rank, "world_size": world_size})
+
 
 class RecordingContext(JobContext):
     """An in-memory context: events, metrics and checkpoints land in lists (tests, dry runs)."""

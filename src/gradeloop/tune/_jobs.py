@@ -205,12 +205,29 @@ def create_job(store: Store, *, model: str, method: str, training_file: str | Pa
 def launch_command(job_id: str, options: dict[str, Any]) -> list[str]:
     """The worker's command line: ``python -m gradeloop.tune.worker JOB``, or the same under
     ``accelerate launch --config_file <accelerate_config>`` (DeepSpeed ZeRO, FSDP, several
-    processes) when the job has one."""
+    processes) when the job has one. A multi-CPU config for one machine without an mpirun
+    hostfile runs under torchrun with its ``num_processes`` instead: accelerate leaves such
+    launches to mpirun and would start a single process."""
     worker = ["-m", "gradeloop.tune.worker", job_id]
     config = options.get("accelerate_config")
     if not config:
         return [sys.executable, *worker]
+    processes = _local_cpu_processes(config)
+    if processes > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                *worker]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), *worker]
+
+
+def _local_cpu_processes(config: Any) -> int:
+    """``num_processes`` of a MULTI_CPU accelerate config on one machine with no mpirun hostfile; else 0."""
+    import yaml
+
+    data = yaml.safe_load(Path(str(config)).read_text()) or {}
+    if (data.get("distributed_type") != "MULTI_CPU" or int(data.get("num_machines") or 1) > 1
+            or (data.get("mpirun_config") or {}).get("mpirun_hostfile")):
+        return 0
+    return int(data.get("num_processes") or 1)
 
 
 def check_accelerate_config(path: Any) -> str:

@@ -26,10 +26,10 @@ def run(job_id: str) -> int:
     """Train ``job_id``; returns the process exit code."""
     store = Store()
     job = store.get_job(job_id)
-    if int(os.environ.get("RANK") or 0) > 0:  # another process of an accelerate / torchrun launch: trains, reports nothing
+    if int(os.environ.get("RANK") or 0) > 0:  # a non-main process of a launch: trains, reports only its start
         module = __import__(f"gradeloop.tune.{TRAINERS[job['method']]}", fromlist=["train"])
         try:
-            module.train(FollowerContext(training_spec(store, job)))
+            module.train(FollowerContext(store, training_spec(store, job)))
         except StopTraining:
             pass
         return 0
@@ -64,10 +64,15 @@ def run(job_id: str) -> int:
 
 
 class FollowerContext(JobContext):
-    """The context of a non-main process: the main process reports and decides when to stop."""
+    """The context of a non-main process: the main process reports and decides when to stop;
+    this one only says that it started."""
 
-    def __init__(self, spec: TrainingSpec) -> None:
-        self.spec = spec
+    def __init__(self, store: Store, spec: TrainingSpec) -> None:
+        self.store, self.spec = store, spec
+
+    def process_started(self, rank: int, world_size: int) -> None:
+        self.store.add_job_event(self.spec.job_id, f"Training process {rank} of {world_size} started",
+                                 data={"rank": rank, "world_size": world_size})
 
     def log(self, message: str, *, level: str = "info", data: dict | None = None) -> None:
         pass
