@@ -258,3 +258,24 @@ def test_eval_items_trajectory_prints_every_turn_call_and_result(agent_run):
     assert listing["data"][0]["gradeloop"]["trajectory"]["stop_reason"] == "answer"
     errored = cli("eval", "items", agent_run, "--status", "error", "--trajectory")
     assert "sample error: the model endpoint failed" in errored
+
+
+def test_viewer_item_page_lists_the_trajectory(agent_run):
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from gradeloop.store import default_home
+    from gradeloop.view import create_app
+
+    client = TestClient(create_app(default_home() / "gradeloop.db"))
+    data = client.get(f"/runs/{agent_run}/items/1.json", params={"epoch": 2}).json()
+    kinds = [s["kind"] for s in data["trajectory"]]
+    assert kinds == ["message", "call", "result", "message", "end"]
+    assert data["trajectory"][2] == {"kind": "result", "turn": 1, "name": "get_order", "text": "timeout happened",
+                                     "error": "timeout", "injected": True}
+    page = client.get(f"/runs/{agent_run}/items/1", params={"epoch": 2}).text
+    assert "<h2>Trajectory</h2>" in page and "injected fault timeout" in page
+    assert "get_order({&quot;order_id&quot;: &quot;A1&quot;})" in page
+    plain = client.get(f"/runs/{agent_run}/items/4.json", params={"epoch": 1}).json()  # errored: no trajectory
+    assert plain["trajectory"] == [] and "<h2>Trajectory</h2>" not in client.get(
+        f"/runs/{agent_run}/items/4", params={"epoch": 1}).text
