@@ -330,7 +330,11 @@ def agent_summary(store: Store, run_id: str, *, by: list[str] | tuple[str, ...] 
     ``by``, per value of each item field; None when no sample of the run is an agent episode."""
     from .agents._metrics import agent_metrics
 
-    records = episode_records(store, store.resolve_run_id(run_id))
+    rid = store.resolve_run_id(run_id)
+    if store.conn.execute("SELECT 1 FROM samples WHERE run_id = ? AND trajectory IS NOT NULL LIMIT 1",
+                          (rid,)).fetchone() is None:
+        return None  # not an agent run: no need to read every output item
+    records = episode_records(store, rid)
     overall = agent_metrics(records, ambiguous_field=ambiguous_field)
     if overall is None:
         return None
@@ -406,7 +410,8 @@ def _message_steps(message: dict[str, Any], turn: int, calls: dict[Any, dict[str
 def _end_text(trajectory: dict[str, Any]) -> str:
     faults, turns = trajectory.get("faults") or 0, trajectory.get("turns")
     parts = [f"stop: {trajectory.get('stop_reason')}", f"{turns} turn{'s' if turns != 1 else ''}",
-             f"{faults} injected fault{'s' if faults != 1 else ''}", f"asked: {'yes' if trajectory.get('asked') else 'no'}"]
+             f"{faults} injected fault{'s' if faults != 1 else ''}",
+             f"asked: {'yes' if trajectory.get('asked') else 'no'}"]
     if trajectory.get("final_state"):
         parts.append(f"final state: {_short(trajectory['final_state'])}")
     return "; ".join(parts)

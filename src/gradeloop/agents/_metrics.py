@@ -225,7 +225,8 @@ def episode_stats(episodes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "stop_reasons": dict(sorted(stops.items()))}
 
 
-def agent_metrics(episodes: Iterable[Mapping[str, Any]], *, ambiguous_field: str = "ambiguous") -> dict[str, Any] | None:
+def agent_metrics(episodes: Iterable[Mapping[str, Any]], *,
+                  ambiguous_field: str = "ambiguous") -> dict[str, Any] | None:
     """Every episode metric of a run: ``{"episodes": episode_stats, "faults": fault_success,
     "grit": grit over any failed call, "grit_injected": grit over injected faults only,
     "clarification": clarification or None}``; None when no episode has a trajectory."""
