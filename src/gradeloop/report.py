@@ -10,11 +10,12 @@ from .graders import criterion_id
 from .models import is_empty_message
 from .redact import scrub_json
 from .spec import parse_criteria
-from .stats import pass_at_k, rate
+from .stats import pass_at_k, pass_hat_k, rate
 from .store import Store
 
 __all__ = ["run_object", "output_item_objects", "output_item_list", "run_list", "list_object", "openai_model_name",
-           "run_summary", "percentile", "breakdown", "effective_length_summary", "criterion_rates", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS"]
+           "run_summary", "percentile", "breakdown", "effective_length_summary", "criterion_rates", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS",
+           "consistency_summary", "agent_summary", "episode_records", "trajectory_steps"]
 
 
 def openai_model_name(name: str | None) -> tuple[str | None, str | None]:
@@ -111,6 +112,7 @@ def run_object(store: Store, run_id: str) -> dict[str, Any]:
             "pass_rate": {"value": interval.value, "low": interval.low, "high": interval.high, "confidence": 0.95,
                           "items": interval.items},
             "pass_at_k": _pass_at_k(outcomes, epochs),
+            "pass_hat_k": _pass_at_k(outcomes, epochs, pass_hat_k),
             "criteria": [
                 {"name": c.name, "type": c.type, "id": criterion_id(c),
                  "grader_hash": by_index.get(i, {}).get("grader_hash"),
@@ -131,14 +133,14 @@ def _interrupted(run: dict[str, Any]) -> bool:
     return run["status"] == "failed" and (run["error"] or {}).get("code") == "interrupted"
 
 
-def _pass_at_k(outcomes: list[list[int]], epochs: int) -> dict[str, float]:
-    """Mean unbiased pass@k over items that have all ``epochs`` samples, for k = 1, 2, 5, 10, …
-    up to ``epochs`` (empty for one epoch)."""
+def _pass_at_k(outcomes: list[list[int]], epochs: int, estimator: Any = pass_at_k) -> dict[str, float]:
+    """Mean unbiased pass@k (or, with ``estimator=pass_hat_k``, pass^k: all k pass) over items
+    that have all ``epochs`` samples, for k = 1, 2, 5, 10, … up to ``epochs`` (empty for one epoch)."""
     full = [o for o in outcomes if len(o) == epochs]
     if epochs < 2 or not full:
         return {}
     ks = sorted({k for k in (1, 2, 5, 10, 20, 50, 100) if k <= epochs} | {epochs})
-    return {str(k): sum(pass_at_k(epochs, sum(o), k) for o in full) / len(full) for k in ks}
+    return {str(k): sum(estimator(epochs, sum(o), k) for o in full) / len(full) for k in ks}
 
 
 def run_list(store: Store, *, limit: int = 50, status: str | None = None) -> dict[str, Any]:
@@ -174,9 +176,15 @@ def output_item_objects(store: Store, run_id: str, *, status: str | None = None,
             "object": "eval.run.output_item", "id": o["id"], "run_id": run["id"], "eval_id": run["eval_id"],
             "created_at": o["created_at"], "status": o["status"], "datasource_item_id": o["index"],
             "datasource_item": o["item"], "results": results, "sample": _sample_object(o["sample"]),
-            "epoch": o["epoch"], "gradeloop": {"empty_output": _empty(o["sample"])},
+            "epoch": o["epoch"], "gradeloop": {"empty_output": _empty(o["sample"]), **_trajectory(o["sample"])},
         })
     return items
+
+
+def _trajectory(sample: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"trajectory": …}`` for an agent episode's sample, else nothing."""
+    trajectory = (sample or {}).get("trajectory")
+    return {"trajectory": trajectory} if trajectory is not None else {}
 
 
 def _empty(sample: dict[str, Any] | None) -> bool:
@@ -227,7 +235,7 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
         "errored": counts["errored"], "empty": gl["empty_outputs"],
         "pass_rate": counts["passed"] / graded if graded else None,
         "pass_rate_interval": [gl["pass_rate"]["low"], gl["pass_rate"]["high"]],
-        "pass_at_k": gl["pass_at_k"],
+        "pass_at_k": gl["pass_at_k"], "pass_hat_k": gl["pass_hat_k"],
         "criteria": [{"name": c["name"], "pass_rate": c["passed"] / (c["passed"] + c["failed"])
                       if c["passed"] + c["failed"] else None} for c in gl["criteria"]],
         "prompt_tokens": sum(u["prompt_tokens"] for u in sampled),
@@ -284,6 +292,129 @@ def criterion_rates(store: Store, run_id: str) -> list[dict[str, Any]]:
     return [{"criterion": c, "name": name,
              "rates": {k: {"rate": sum(v) / len(v), "n": len(v)} for k, v in values.items()}}
             for c, (name, values) in sorted(sums.items())]
+
+
+def consistency_summary(store: Store, run_id: str, by: list[str] | tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """pass@k beside pass^k (τ-bench's: all k of k tries pass) per item, overall and per value of
+    each ``by`` item field, for a run with several epochs (see
+    :func:`gradeloop.agents._metrics.consistency`); per-item rows carry the item ``index``.
+    None for a run with one epoch or no item graded in every epoch."""
+    from .agents._metrics import consistency
+
+    rid = store.resolve_run_id(run_id)
+    epochs = (store.get_run(rid)["config"] or {}).get("epochs") or 1
+    if epochs < 2:
+        return None
+    items = {r["index"]: r["item"] for r in store.run_items(rid)}
+    groups = {field: {i: field_value(item, field) for i, item in items.items()} for field in by}
+    table = consistency(store.item_outcomes(rid), epochs, groups)
+    if table is not None:
+        table["per_item"] = [{"index": row.pop("key"), **row} for row in table["per_item"]]
+    return table
+
+
+def episode_records(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's graded and errored output items as episode records for
+    :mod:`gradeloop.agents._metrics`: ``{"index", "epoch", "item", "passed", "trajectory"}``
+    (``passed`` None for an errored item)."""
+    return [{"index": o["index"], "epoch": o["epoch"], "item": o["item"],
+             "passed": None if o["status"] == "error" else o["status"] == "pass",
+             "trajectory": (o["sample"] or {}).get("trajectory")} for o in store.output_items(run_id)]
+
+
+def agent_summary(store: Store, run_id: str, *, by: list[str] | tuple[str, ...] = (),
+                  ambiguous_field: str = "ambiguous") -> dict[str, Any] | None:
+    """The episode metrics of a run (:func:`gradeloop.agents._metrics.agent_metrics`: episode
+    counts, success with and without injected faults, recovery and gave-up rates, clarification
+    precision and recall against the item field ``ambiguous_field``), overall and, under
+    ``by``, per value of each item field; None when no sample of the run is an agent episode."""
+    from .agents._metrics import agent_metrics
+
+    rid = store.resolve_run_id(run_id)
+    if store.conn.execute("SELECT 1 FROM samples WHERE run_id = ? AND trajectory IS NOT NULL LIMIT 1",
+                          (rid,)).fetchone() is None:
+        return None  # not an agent run: no need to read every output item
+    records = episode_records(store, rid)
+    overall = agent_metrics(records, ambiguous_field=ambiguous_field)
+    if overall is None:
+        return None
+    overall["by"] = {}
+    for field in by:
+        buckets: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            buckets.setdefault(json.dumps(field_value(r["item"], field), default=str, sort_keys=True), []).append(r)
+        overall["by"][field] = [{"value": json.loads(v), **(agent_metrics(rows, ambiguous_field=ambiguous_field) or {})}
+                                for v, rows in sorted(buckets.items())]
+    return overall
+
+
+TEXT_LIMIT = 400  # characters of a message, argument list or tool result shown per step
+
+
+def _short(value: Any, limit: int = TEXT_LIMIT) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def trajectory_steps(trajectory: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """An episode as a list of readable steps, in order: ``{"kind": "message", "role", "turn",
+    "text"}`` for system, user and assistant text; ``{"kind": "call", "turn", "name",
+    "arguments"}`` per tool call; ``{"kind": "result", "turn", "name", "text", "error",
+    "injected"}`` per tool result (``error`` the error type, or None); and a closing
+    ``{"kind": "end", "text"}``. Texts are shortened to TEXT_LIMIT characters."""
+    if not isinstance(trajectory, dict):
+        return []
+    calls = {c.get("id"): c for c in trajectory.get("tool_calls") or [] if isinstance(c, dict)}
+    steps: list[dict[str, Any]] = []
+    if trajectory.get("messages"):
+        turn = 0
+        for message in trajectory["messages"]:
+            turn += message.get("role") == "assistant"
+            steps += _message_steps(message, turn, calls)
+    else:  # no conversation stored: the calls alone
+        for call in calls.values():
+            steps += [_call_step(call.get("turn"), call.get("name"), call.get("arguments")),
+                      _result_step(call.get("turn"), call, call.get("result"))]
+    steps.append({"kind": "end", "text": _end_text(trajectory)})
+    return steps
+
+
+def _call_step(turn: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    return {"kind": "call", "turn": turn, "name": name, "arguments": _short(arguments if arguments is not None else {})}
+
+
+def _result_step(turn: Any, call: dict[str, Any] | None, content: Any) -> dict[str, Any]:
+    error = (call or {}).get("error") or None
+    text = _short(error.get("message", "")) if error else _short(content if content is not None else "")
+    return {"kind": "result", "turn": turn, "name": (call or {}).get("name"), "text": text,
+            "error": error.get("type") if error else None, "injected": bool(error and error.get("injected"))}
+
+
+def _message_steps(message: dict[str, Any], turn: int, calls: dict[Any, dict[str, Any]]) -> list[dict[str, Any]]:
+    role = message.get("role")
+    if role == "tool":
+        return [_result_step(turn, calls.get(message.get("tool_call_id")), message.get("content"))]
+    steps = []
+    content = message.get("content")
+    if content:
+        steps.append({"kind": "message", "role": role, "turn": turn if role == "assistant" else None,
+                      "text": _short(content)})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        stored = calls.get(call.get("id")) or {}
+        steps.append(_call_step(turn, function.get("name"), stored.get("arguments", function.get("arguments"))))
+    return steps
+
+
+def _end_text(trajectory: dict[str, Any]) -> str:
+    faults, turns = trajectory.get("faults") or 0, trajectory.get("turns")
+    parts = [f"stop: {trajectory.get('stop_reason')}", f"{turns} turn{'s' if turns != 1 else ''}",
+             f"{faults} injected fault{'s' if faults != 1 else ''}",
+             f"asked: {'yes' if trajectory.get('asked') else 'no'}"]
+    if trajectory.get("final_state"):
+        parts.append(f"final state: {_short(trajectory['final_state'])}")
+    return "; ".join(parts)
 
 
 def _outcomes(store: Store, run_id: str) -> tuple[dict[tuple[str, int], dict[str, Any]], int]:

@@ -43,9 +43,92 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
 
 
 def pass_at_k_line(summary: dict[str, Any]) -> str:
-    """``pass@1 40.0%, pass@2 55.0%, pass@5 …`` (unbiased, over items with every sample)."""
+    """``pass@1 40.0%, pass@2 55.0%, pass@5 …; pass^2 20.0%, …`` (unbiased, over items with
+    every sample; pass^k: all k tries pass, shown from k = 2 since pass^1 = pass@1)."""
     values = ", ".join(f"pass@{k} {_pct(v)}" for k, v in summary["pass_at_k"].items())
-    return f"{summary['model']}: {values}"
+    hat = ", ".join(f"pass^{k} {_pct(v)}" for k, v in (summary.get("pass_hat_k") or {}).items() if k != "1")
+    return f"{summary['model']}: {values}" + (f"; {hat}" if hat else "")
+
+
+def consistency_table(field: str, table: dict[str, Any]) -> Table:
+    """pass@1, pass@k and pass^k (k = the run's epochs) per value of an item field."""
+    k = str(table["epochs"])
+    out = Table(title=f"pass^k by {field} (k = {k}, {table['items']} items)", title_justify="left")
+    for col in (field, "items", "pass@1", f"pass@{k}", f"pass^{k}"):
+        out.add_column(col, justify="left" if col == field else "right")
+    for g in table["by"].get(field, []):
+        out.add_row("(none)" if g["value"] is None else str(g["value"]), str(g["items"]), _pct(g["pass_at_k"]["1"]),
+                    _pct(g["pass_at_k"][k]), _pct(g["pass_hat_k"][k]))
+    return out
+
+
+def _points(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f} points"
+
+
+def agent_lines(metrics: dict[str, Any]) -> list[str]:
+    """The episode metrics of a run for people: episodes and stops, success with and without
+    injected faults, what followed a failed tool call, clarification precision and recall."""
+    e, f, g = metrics["episodes"], metrics["faults"], metrics["grit"]
+    stops = ", ".join(f"{k} {v}" for k, v in e["stop_reasons"].items())
+    lines = [f"episodes: {e['episodes']} (mean {e['turns_mean']:.1f} turns, {e['tool_calls_mean']:.1f} tool calls); "
+             f"stop: {stops}; failed tool calls {e['failed_calls']}, of them injected faults {e['injected_faults']}"]
+    w, wo, p = f["with_faults"], f["without_faults"], f["paired"]
+    line = (f"success with injected faults {_pct(w['rate'])} ({w['episodes']} episodes), "
+            f"without {_pct(wo['rate'])} ({wo['episodes']})")
+    if p["items"]:
+        line += (f"; on the {p['items']} items with both: {_pct(p['with_faults'])} vs {_pct(p['without_faults'])} "
+                 f"({_points(p['difference'])})")
+    lines.append(line)
+    if g["episodes_with_failure"]:
+        judged = g["recovered"] + g["gave_up"] + g["answered"]
+        lines.append(f"after a failed tool call ({judged} episodes, {g['cut_off']} more cut off): recovered "
+                     f"{_pct(g['recovery_rate'])}, gave up {_pct(g['gave_up_rate'])}, answered without a retry "
+                     f"and passed {_pct(g['answered'] / judged if judged else None)}")
+    c = metrics.get("clarification")
+    if c:
+        lines.append(f"clarification (item field {c['field']}): precision {_pct(c['precision'])} "
+                     f"({c['true_positive'] + c['false_positive']} episodes asked), recall {_pct(c['recall'])} "
+                     f"({c['ambiguous_episodes']} on ambiguous items)")
+    return lines
+
+
+def agent_table(field: str, groups: list[dict[str, Any]]) -> Table:
+    """The episode metrics per value of an item field."""
+    table = Table(title=f"Episodes by {field}", title_justify="left")
+    for col in (field, "episodes", "success w/ faults", "w/o faults", "recovered", "gave up", "ask precision",
+                "ask recall"):
+        table.add_column(col, justify="left" if col == field else "right")
+    for g in groups:
+        if not g.get("episodes"):
+            continue
+        c = g.get("clarification") or {}
+        table.add_row("(none)" if g["value"] is None else str(g["value"]), str(g["episodes"]["episodes"]),
+                      _pct(g["faults"]["with_faults"]["rate"]), _pct(g["faults"]["without_faults"]["rate"]),
+                      _pct(g["grit"]["recovery_rate"]), _pct(g["grit"]["gave_up_rate"]),
+                      _pct(c.get("precision")), _pct(c.get("recall")))
+    return table
+
+
+def trajectory_lines(steps: list[dict[str, Any]]) -> list[str]:
+    """An episode's steps (from ``report.trajectory_steps``) as indented plain lines: messages,
+    each tool call with its arguments, each result or error (injected faults marked)."""
+    lines = []
+    for s in steps:
+        if s["kind"] == "message":
+            head = f"turn {s['turn']} assistant" if s["role"] == "assistant" else str(s["role"])
+            lines.append(f"  {head}: {s['text']}")
+        elif s["kind"] == "call":
+            lines.append(f"  turn {s['turn']} call {s['name']}({s['arguments']})")
+        elif s["kind"] == "result":
+            if s["error"]:
+                how = "injected fault" if s["injected"] else "error"
+                lines.append(f"    -> {s['name']}: {how} {s['error']}: {s['text']}")
+            else:
+                lines.append(f"    -> {s['name']}: {s['text']}")
+        else:
+            lines.append(f"  {s['text']}")
+    return lines
 
 
 def criteria_table(summaries: list[dict[str, Any]]) -> Table:

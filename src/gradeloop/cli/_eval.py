@@ -11,16 +11,18 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
-from ..report import (breakdown, compare_runs, criterion_rates, effective_length_summary, export_run, list_object,
-                      output_item_list, run_list, run_object, run_summary)
+from ..report import (agent_summary, breakdown, compare_runs, consistency_summary, criterion_rates,
+                      effective_length_summary, export_run, list_object, output_item_list, run_list, run_object,
+                      run_summary, trajectory_steps)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from .._checks import at_least, check_base_url, fraction
 from ._common import allow_outside_option, err, flag_errors, open_store, out, print_json
 from ._decide_display import cost_table
-from ._display import (breakdown_table, comparison_line, comparison_notes, comparison_table, criteria_table,
-                       effective_length_line, items_table, pass_at_k_line, rates_lines, runs_table, short_id,
-                       status_label, summary_table)
+from ._display import (agent_lines, agent_table, breakdown_table, comparison_line, comparison_notes,
+                       comparison_table, consistency_table, criteria_table, effective_length_line, items_table,
+                       pass_at_k_line, rates_lines, runs_table, short_id, status_label, summary_table,
+                       trajectory_lines)
 
 app = typer.Typer(help="Run evals and inspect their results.", no_args_is_help=True)
 
@@ -82,8 +84,14 @@ def _execute(make_coro, progress: bool):
         raise typer.Exit(143 if terminated else 130) from None
 
 
-def _run_json(store, run_id: str, by: list[str], ratio: float = 0.85) -> dict:
+def _run_json(store, run_id: str, by: list[str], ratio: float = 0.85, ambiguous_field: str = "ambiguous") -> dict:
     obj = run_object(store, run_id)
+    consistency = consistency_summary(store, run_id, by)
+    if consistency:
+        obj["gradeloop"]["consistency"] = consistency
+    agent = agent_summary(store, run_id, by=by, ambiguous_field=ambiguous_field)
+    if agent:
+        obj["gradeloop"]["agent"] = agent
     if by:
         obj["gradeloop"]["breakdown"] = {field: breakdown(store, run_id, field) for field in by}
     effective = effective_length_summary(store, run_id, ratio=ratio)
@@ -103,6 +111,19 @@ def _long_context_lines(obj: dict) -> None:
         out.print(line)
 
 
+def _agent_lines(obj: dict, by: list[str]) -> None:
+    """pass^k per group, and the episode metrics (overall and per group), when the run has them."""
+    consistency = obj["gradeloop"].get("consistency")
+    for field in by if consistency else []:
+        out.print(consistency_table(field, consistency))
+    agent = obj["gradeloop"].get("agent")
+    if agent:
+        for line in agent_lines(agent):
+            out.print(line, markup=False)
+        for field in by:
+            out.print(agent_table(field, agent["by"].get(field, [])))
+
+
 def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | None, by: list[str] = ()) -> None:
     summaries = [run_summary(store, r) for r in run_ids]
     if as_json:
@@ -117,7 +138,9 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
                 table = breakdown_table(field, breakdown(store, s["run_id"], field))
                 table.title = f"{s['model']} by {field}"
                 out.print(table)
-            _long_context_lines(_run_json(store, s["run_id"], []))
+            obj = _run_json(store, s["run_id"], by)
+            _long_context_lines(obj)
+            _agent_lines(obj, by)
         for other in run_ids[1:]:  # several models on the same items: each against the first, paired
             out.print(comparison_line(compare_runs(store, run_ids[0], other)))
         for s in summaries:
@@ -221,14 +244,18 @@ def show(
     effective_ratio: float = typer.Option(0.85, "--effective-ratio", help="Effective length: the longest length_bin "
                                           "whose pass rate (and every shorter one's) stays at or above this share "
                                           "of the pass rate at the shortest length (0 to 1)."),
+    ambiguous_field: str = typer.Option("ambiguous", "--ambiguous-field",
+                                        help="Agent runs: the item field (a.b for nested) that marks items on "
+                                             "which the agent should ask first, for clarification precision/recall."),
     as_json: bool = typer.Option(False, "--json", help="The run object in OpenAI's shape."),
 ) -> None:
-    """Show one run: status, counts, per-criterion results, usage, cost per 1,000 items; --by FIELD for breakdowns."""
+    """Show one run: status, counts, per-criterion results, usage, cost per 1,000 items; --by FIELD for breakdowns;
+    pass^k beside pass@k with several epochs; the episode metrics of an agent run."""
     from ..decide import load_prices, run_cost
 
     fraction(effective_ratio, "--effective-ratio")
     store = open_store()
-    obj = _run_json(store, store.resolve_run_id(run_id), by, effective_ratio)
+    obj = _run_json(store, store.resolve_run_id(run_id), by, effective_ratio, ambiguous_field)
     obj["gradeloop"]["cost"] = run_cost(store, obj["id"], load_prices(prices)).to_dict()
     if as_json:
         print_json(obj)
@@ -243,6 +270,7 @@ def show(
     for field in by:
         out.print(breakdown_table(field, breakdown(store, obj["id"], field)))
     _long_context_lines(obj)
+    _agent_lines(obj, by)
     if obj["error"]:
         out.print(f"error: {obj['error'].get('message')}")
     command = obj["gradeloop"]["resume_command"]
@@ -255,7 +283,11 @@ def items(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     status: Optional[ItemStatus] = typer.Option(None, help="Only output items with this status."),
     limit: Optional[int] = typer.Option(None, help="At most this many items (1 or more)."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: [item, …]}."),
+    trajectory: bool = typer.Option(False, "--trajectory",
+                                    help="Agent runs: print every turn, tool call (name, arguments) and tool result "
+                                         "or error of each episode (injected faults marked)."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: [item, …]}; "
+                                 "an agent episode's trajectory is under gradeloop.trajectory."),
 ) -> None:
     """List a run's output items: item, sample, and each criterion's score."""
     at_least(limit, 1, "--limit")
@@ -265,8 +297,24 @@ def items(
         print_json(listing)
     elif not objs:
         out.print("no output items match")
+    elif trajectory:
+        _print_trajectories(objs)
     else:
         out.print(items_table(objs))
+
+
+def _print_trajectories(objs: list[dict]) -> None:
+    for it in objs:
+        scores = ", ".join(f"{r['criterion']}={r['score']:g}" for r in it["results"] if r["score"] is not None)
+        out.print(f"item {it['datasource_item_id']}  epoch {it['epoch']}  {it['status']}  {scores}", markup=False)
+        error = (it["sample"] or {}).get("error")
+        if error:
+            out.print(f"  sample error: {error.get('message', error)}", markup=False)
+        steps = trajectory_steps(it["gradeloop"].get("trajectory"))
+        if not steps and not error:
+            out.print("  (not an agent episode: no trajectory)")
+        for line in trajectory_lines(steps):
+            out.print(line, markup=False)
 
 
 @app.command("compare")

@@ -85,7 +85,7 @@ def _rows(path: Path) -> list[tuple[dict, dict, int]]:
         elif isinstance(sample, dict) and isinstance(sample.get("output_text"), str):
             namespace = sample_namespace(sample["output_text"], tool_calls=sample.get("output_tools"),
                                          choices=sample.get("choices"))
-            namespace.update({k: sample[k] for k in ("output_json",) if k in sample})
+            namespace.update({k: sample[k] for k in ("output_json", "trajectory") if k in sample})
         else:
             raise InputError("'sample' must be a string or an object with output_text", file=str(path),
                              line=line, field="sample")

@@ -236,7 +236,8 @@ def _namespace_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
     if stored["status"] == "provided":
         return _given_namespace({"output_text": message_text(output), "choices": stored.get("choices")})
     return sample_namespace(message_text(output), tool_calls=output.get("tool_calls"),
-                            choices=stored.get("choices"), finish_reason=stored.get("finish_reason"))
+                            choices=stored.get("choices"), finish_reason=stored.get("finish_reason"),
+                            trajectory=stored.get("trajectory"))
 
 
 # -- entry points ---------------------------------------------------------------------

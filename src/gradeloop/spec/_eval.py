@@ -510,7 +510,7 @@ def _check_jsonl_samples(rows: list[Row], criteria: list[GraderModel]) -> None:
                 file=row.file, line=row.line, field="sample")
 
 
-SAMPLE_FIELDS = ("output_text", "output_json", "output_tools", "choices", "output_audio")
+SAMPLE_FIELDS = ("output_text", "output_json", "output_tools", "choices", "output_audio", "trajectory")
 
 
 def _strings(value: Any, loc: tuple) -> list[tuple[tuple, str]]:

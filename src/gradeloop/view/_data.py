@@ -216,7 +216,10 @@ def progress_data(store: Store, run_id: str, prices: Any = None) -> dict[str, An
 
 def item_data(store: Store, run_id: str, index: int, epoch: int = 0) -> dict[str, Any] | None:
     """The item page: the item, the input messages, the output, every grader's score with its
-    reasoning and error, and the raw model calls; None when the run has no such output item."""
+    reasoning and error, the raw model calls and, for an agent episode, its trajectory as
+    readable steps (``report.trajectory_steps``); None when the run has no such output item."""
+    from ..report import trajectory_steps
+
     rid = store.resolve_run_id(run_id)
     o = store.output_item_at(rid, index, epoch)
     if o is None:
@@ -227,7 +230,8 @@ def item_data(store: Store, run_id: str, index: int, epoch: int = 0) -> dict[str
     return {"object": "gradeloop.view.item", "run_id": rid, "model": run["model"] or None, "index": index,
             "epoch": epoch, "status": o["status"], "item": o["item"], "sample": o["sample"],
             "given_sample": o["given_sample"], "output": output_text(o["sample"]), "scores": scores,
-            "calls": store.model_calls(rid, index, epoch)}
+            "calls": store.model_calls(rid, index, epoch),
+            "trajectory": trajectory_steps((o["sample"] or {}).get("trajectory"))}
 
 
 _NOT_CURVES = ("step", "total_steps", "epoch")

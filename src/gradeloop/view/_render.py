@@ -147,6 +147,28 @@ def _errors(result: dict[str, Any] | None) -> str:
     return pre(raised) if raised else ""
 
 
+def _step_html(step: dict[str, Any]) -> str:
+    if step["kind"] == "message":
+        who = f"turn {step['turn']} assistant" if step["role"] == "assistant" else step["role"]
+        return f"<li><b>{esc(who)}</b>: {esc(step['text'])}</li>"
+    if step["kind"] == "call":
+        return f"<li><b>turn {esc(step['turn'])} call</b> <code>{esc(step['name'])}({esc(step['arguments'])})</code></li>"
+    if step["kind"] == "result":
+        if step["error"]:
+            how = "injected fault" if step["injected"] else "error"
+            return (f"<li>&rarr; {esc(step['name'])}: <span class=fail>{how} {esc(step['error'])}</span>: "
+                    f"{esc(step['text'])}</li>")
+        return f"<li>&rarr; {esc(step['name'])}: {esc(step['text'])}</li>"
+    return f"<li class=muted>{esc(step['text'])}</li>"
+
+
+def _trajectory(steps: list[dict[str, Any]]) -> str:
+    """An agent episode as a list: messages, tool calls with arguments, results and errors."""
+    if not steps:
+        return ""
+    return "<h2>Trajectory</h2><ol class=trajectory>" + "".join(_step_html(s) for s in steps) + "</ol>"
+
+
 def item_html(data: dict[str, Any]) -> str:
     """The item page: item, input messages, output, every grader's result, the raw calls."""
     sample = data["sample"] or {}
@@ -163,7 +185,8 @@ def item_html(data: dict[str, Any]) -> str:
             f"<h2>Item</h2>{pre(data['item'])}"
             f"<h2>Output</h2>{pre(data['output'] or (data['given_sample'] or {}).get('output_text') or '')}"
             + (f"<h2>Sample error</h2>{pre(sample['error'])}" if sample.get("error") else "")
-            + f"<h2>Graders</h2>{scores}<h2>Input messages</h2>{_messages(sample.get('input'))}"
+            + f"<h2>Graders</h2>{scores}{_trajectory(data.get('trajectory') or [])}"
+            f"<h2>Input messages</h2>{_messages(sample.get('input'))}"
             f"<h2>Model calls</h2>{calls}")
     return page(f"gradeloop: item {data['index']}", body)
 
