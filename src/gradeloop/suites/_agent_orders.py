@@ -135,72 +135,75 @@ def _call(name: str, /, **arguments: Any) -> dict[str, Any]:
     return {"name": name, "arguments": arguments}
 
 
+_PLAIN_REPLY = "My first message has everything you need."
+_Drawn = tuple[str, str | None, dict[str, Any], str]  # request, ask_user's reply, the write call, goal
+
+
 def task(rng: random.Random, kind: str, ambiguous: bool, today: datetime.date) -> dict[str, Any]:
-    """One order-desk task: ``state``, ``request`` (the customer's first message), ``user_reply``
-    (what ``ask_user`` returns), ``expected_state``, ``reference_calls``, ``forbidden_calls``,
-    ``no_change`` and ``goal`` (the request in a sentence, for a simulated user)."""
+    """One order-desk task: ``state`` (its ``user_reply`` is what ``ask_user`` returns),
+    ``request`` (the customer's first message), ``expected_state``, ``reference_calls``,
+    ``forbidden_calls``, ``no_change`` and ``goal`` (the request in a sentence, for a simulated user)."""
     state = _world(rng, today)
     customer_id, order_id = _target(rng, state, kind)
-    customer, order = state["customers"][customer_id], state["orders"][order_id]
-    hello = f"Hi, this is {customer['name']} ({customer['email']})."
+    customer = state["customers"][customer_id]
     expected = copy.deepcopy(state)
-    lookup = [_call("get_customer", email=customer["email"]), _call("get_order", order_id=order_id)]
-    out: dict[str, Any] = {"state": state, "expected_state": expected, "forbidden_calls": [], "no_change": False,
-                           "user_reply": "My first message has everything you need."}
-    if kind in ("cancel", "cancel_shipped"):
-        if ambiguous:
-            out["request"] = f"{hello} Order {order_id} is taking a while and I am wondering whether to cancel it."
-            out["user_reply"] = "Yes, I'm sure: please cancel it."
-        else:
-            out["request"] = f"{hello} Please cancel order {order_id}, I no longer need it. Yes, I'm sure."
-        write = _call("cancel_order", order_id=order_id)
-        out["goal"] = f"cancel order {order_id}"
-        if kind == "cancel":
-            expected["orders"][order_id]["status"] = "cancelled"
-    elif kind in ("refund", "refund_late"):
-        line = rng.choice(order["items"])
-        named = f"The {line['name']} from order {order_id} arrived broken. Please refund it."
-        if ambiguous:
-            out["request"] = f"{hello} One of the things in order {order_id} arrived broken; I'd like a refund for it."
-            out["user_reply"] = f"It's the {line['name']}."
-        else:
-            out["request"] = f"{hello} {named}"
-        write = _call("refund_item", order_id=order_id, sku=line["sku"])
-        out["goal"] = f"a refund for the {line['name']} of order {order_id}"
-        if kind == "refund":
-            target = next(x for x in expected["orders"][order_id]["items"] if x["sku"] == line["sku"])
-            target["refunded"] = True
-            expected["refunds"].append({"order_id": order_id, "sku": line["sku"],
-                                        "amount": round(line["price"] * line["qty"], 2)})
-    elif kind == "address":
-        address = _address(rng)
-        if ambiguous:
-            out["request"] = f"{hello} I'm moving soon, so order {order_id} has to go to my new address."
-            out["user_reply"] = f"The new address is {address}."
-        else:
-            out["request"] = f"{hello} I'm moving: please ship order {order_id} to {address} instead."
-        write = _call("update_address", order_id=order_id, address=address)
-        out["goal"] = f"ship order {order_id} to {address}"
-        expected["orders"][order_id]["address"] = address
-    else:  # escalate: no tool exchanges an item
-        line = rng.choice(order["items"])
-        colour = rng.choice(_COLOURS)
-        out["request"] = f"{hello} Could you exchange the {line['name']} in order {order_id} for a {colour} one?"
-        write = _call("transfer_to_human", summary=f"Customer {customer_id} wants to exchange the {line['name']} "
-                      f"in order {order_id} for a {colour} one.")
-        out["goal"] = f"exchange the {line['name']} of order {order_id} for a {colour} one"
-        expected["escalated"] = True
-    if kind in ("refund_late", "cancel_shipped"):
-        out.update(no_change=True, forbidden_calls=[write], reference_calls=lookup)
-    else:
-        out["reference_calls"] = lookup + [write]
+    make = {"cancel": _cancel, "cancel_shipped": _cancel, "refund": _refund, "refund_late": _refund,
+            "address": _move, "escalate": _escalate}[kind]
+    request, reply, write, goal = make(rng, order_id, state["orders"][order_id], expected, kind, ambiguous)
+    no_change = kind in ("refund_late", "cancel_shipped")
+    calls = [_call("get_customer", email=customer["email"]), _call("get_order", order_id=order_id)]
+    calls += [] if no_change else [write]
     if ambiguous:
-        out["reference_calls"].insert(0, _call("ask_user", question=_question(kind)))
-    state["user_reply"] = expected["user_reply"] = out.pop("user_reply")
-    return out
+        calls.insert(0, _call("ask_user", question=_QUESTIONS[kind]))
+    state["user_reply"] = expected["user_reply"] = reply or _PLAIN_REPLY
+    return {"state": state, "expected_state": expected, "no_change": no_change,
+            "request": f"Hi, this is {customer['name']} ({customer['email']}). {request}", "goal": goal,
+            "reference_calls": calls, "forbidden_calls": [write] if no_change else []}
 
 
-def _question(kind: str) -> str:
-    return {"cancel": "Do you want me to cancel the order? Please confirm.",
-            "refund": "Which item of the order arrived broken?",
-            "address": "What is the new shipping address?"}[kind]
+def _cancel(rng: random.Random, order_id: str, order: dict, expected: dict, kind: str, ambiguous: bool) -> _Drawn:
+    if kind == "cancel":
+        expected["orders"][order_id]["status"] = "cancelled"
+    write, goal = _call("cancel_order", order_id=order_id), f"cancel order {order_id}"
+    if ambiguous:
+        return (f"Order {order_id} is taking a while and I am wondering whether to cancel it.",
+                "Yes, I'm sure: please cancel it.", write, goal)
+    return f"Please cancel order {order_id}, I no longer need it. Yes, I'm sure.", None, write, goal
+
+
+def _refund(rng: random.Random, order_id: str, order: dict, expected: dict, kind: str, ambiguous: bool) -> _Drawn:
+    line = rng.choice(order["items"])
+    if kind == "refund":
+        next(x for x in expected["orders"][order_id]["items"] if x["sku"] == line["sku"])["refunded"] = True
+        expected["refunds"].append({"order_id": order_id, "sku": line["sku"],
+                                    "amount": round(line["price"] * line["qty"], 2)})
+    write = _call("refund_item", order_id=order_id, sku=line["sku"])
+    goal = f"a refund for the {line['name']} of order {order_id}"
+    if ambiguous:
+        return (f"One of the things in order {order_id} arrived broken; I'd like a refund for it.",
+                f"It's the {line['name']}.", write, goal)
+    return f"The {line['name']} from order {order_id} arrived broken. Please refund it.", None, write, goal
+
+
+def _move(rng: random.Random, order_id: str, order: dict, expected: dict, kind: str, ambiguous: bool) -> _Drawn:
+    address = _address(rng)
+    expected["orders"][order_id]["address"] = address
+    write, goal = _call("update_address", order_id=order_id, address=address), f"ship order {order_id} to {address}"
+    if ambiguous:
+        return (f"I'm moving soon, so order {order_id} has to go to my new address.",
+                f"The new address is {address}.", write, goal)
+    return f"I'm moving: please ship order {order_id} to {address} instead.", None, write, goal
+
+
+def _escalate(rng: random.Random, order_id: str, order: dict, expected: dict, kind: str, ambiguous: bool) -> _Drawn:
+    """No tool exchanges an item: the right move is a human."""
+    line, colour = rng.choice(order["items"]), rng.choice(_COLOURS)
+    expected["escalated"] = True
+    wish = f"the {line['name']} in order {order_id} for a {colour} one"
+    write = _call("transfer_to_human", summary=f"Customer {order['customer_id']} wants to exchange {wish}.")
+    return f"Could you exchange {wish}?", None, write, f"exchange {wish}"
+
+
+_QUESTIONS = {"cancel": "Do you want me to cancel the order? Please confirm.",
+              "refund": "Which item of the order arrived broken?",
+              "address": "What is the new shipping address?"}

@@ -31,6 +31,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+import yaml
+
 from ..errors import InputError
 from . import _agent_calendar, _agent_orders
 from ._long import write_eval
@@ -142,10 +144,7 @@ def _block(dumper: Any, value: _Block) -> Any:
     return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style="|")
 
 
-def _register_block() -> None:
-    import yaml
-
-    yaml.SafeDumper.add_representer(_Block, _block)
+yaml.SafeDumper.add_representer(_Block, _block)
 
 
 END_STATE = '''def grade(sample, item):
@@ -221,7 +220,6 @@ def build(n: int, seed: int, out_dir: str | Path, *, envs: list[str] | None = No
             "variants": variants or list(VARIANTS)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _register_block()
     (out / "tools.py").write_text(tools_source(), encoding="utf-8", newline="\n")
     written = write_eval(out, eval_definition(meta), items,
                          "# Built by `gradeloop suite agents build`; tasks are in data.jsonl, tools in tools.py.\n",
