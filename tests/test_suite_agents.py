@@ -8,6 +8,7 @@ import copy
 import importlib.util
 import inspect
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -243,3 +244,13 @@ def test_cli_builds_the_suite_and_refuses_bad_flags(tmp_path):
     for flag, value in (("--ambiguous-share", "1.5"), ("--env", "garage"), ("--variants", "shout"), ("--n", "0")):
         bad = run_cli("suite", "agents", "build", flag, value, "--out", str(tmp_path / "c"))
         assert bad.returncode == 2 and flag in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_many_seeds_build_every_scheduled_kind_and_every_reference_solution_works():
+    tools = _import_tools(Path(agents.__file__).with_name("_agent_tools.py"))
+    for seed in range(20):
+        for task in agents.generate(60, seed, variants=["none"]):
+            module = agents._MODULES[task["env"]]
+            k = int(task["stem"].rsplit("-", 1)[1])
+            assert (task["kind"], task["ambiguous"]) == agents._kind(module, k, 0.25), task["id"]
+            assert _apply(tools, task["state"], task["reference_calls"]) == task["expected_state"], (seed, task["id"])

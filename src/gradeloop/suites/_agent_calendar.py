@@ -88,6 +88,8 @@ def _world(rng: random.Random, today: datetime.date) -> tuple[dict[str, Any], li
         for _ in range(rng.randrange(2, 5)):
             length = rng.choice((30, 60, 60, 90))
             starts = _free(meetings, day, length)
+            if not starts:  # the day is too full for this length
+                continue
             start = rng.choice(starts)
             meetings[f"M-{first_id + len(meetings)}"] = {
                 "title": titles.pop(), "date": day, "start": _clock(start), "end": _clock(start + length),
@@ -124,21 +126,35 @@ def task(rng: random.Random, kind: str, ambiguous: bool, today: datetime.date) -
     return out
 
 
+def _busy(meetings: dict[str, Any], day: str, length: int) -> list[int]:
+    """Half-hour starts on ``day`` where ``length`` minutes overlap a meeting and a free start comes later."""
+    free = _free(meetings, day, length)
+    return [t for t in _GRID if t not in free and any(f > t for f in free)]
+
+
+def _slot(rng: random.Random, kind: str, state: dict, length: int) -> tuple[str, str, int]:
+    """``(kind, day, start)`` of a booking: a free start for ``book``; a busy one with a free start later
+    for ``book_next_free`` and half of ``book_forbidden`` (the other half: a weekend). Where no day
+    has such a busy time, ``book_next_free`` becomes ``book`` and ``book_forbidden`` a weekend."""
+    today = datetime.date.fromisoformat(state["today"])
+    days = [(today + datetime.timedelta(days=i)).isoformat() for i in range(1, 5)]
+    crowded = [d for d in days if _busy(state["meetings"], d, length)]
+    if kind == "book_forbidden" and (rng.random() < 0.5 or not crowded):
+        return kind, (today + datetime.timedelta(days=rng.choice((5, 6)))).isoformat(), rng.choice(_GRID[:12])
+    if kind != "book" and crowded:
+        day = rng.choice(crowded)
+        return kind, day, rng.choice(_busy(state["meetings"], day, length))
+    day = rng.choice([d for d in days if _free(state["meetings"], d, length)])
+    return "book", day, rng.choice(_free(state["meetings"], day, length))
+
+
 def _book(rng: random.Random, kind: str, ambiguous: bool, state: dict, expected: dict, title: str,
           out: dict[str, Any]) -> None:
     email = rng.choice(sorted(state["people"]))
     first = state["people"][email]["name"].split()[0]
     length = rng.choice((30, 60))
-    today = datetime.date.fromisoformat(state["today"])
-    day = (today + datetime.timedelta(days=rng.randrange(1, 5))).isoformat()
+    kind, day, start = _slot(rng, kind, state, length)
     free = _free(state["meetings"], day, length)
-    busy = [t for t in _GRID if t not in free and any(f > t for f in free)]
-    if kind == "book_forbidden" and rng.random() < 0.5:
-        day, start = (today + datetime.timedelta(days=rng.choice((5, 6)))).isoformat(), rng.choice(_GRID[:12])
-    elif kind in ("book_next_free", "book_forbidden") and busy:
-        start = rng.choice(busy)
-    else:  # a free slot (also the fallback when a day has no busy time with a free one after it)
-        kind, start = "book", rng.choice(free)
     ask = f'Please book a {length}-minute meeting titled "{title}" with {first} on {_when(day)}'
     out["request"] = f"{ask} at {_clock(start)}."
     out["goal"] = f'a {length}-minute meeting "{title}" with {first} on {_when(day)} at {_clock(start)}'
@@ -169,7 +185,7 @@ def _reschedule(rng: random.Random, ambiguous: bool, state: dict, expected: dict
     meeting = state["meetings"][meeting_id]
     length = _mins(meeting["end"]) - _mins(meeting["start"])
     days = sorted({m["date"] for m in state["meetings"].values()} - {meeting["date"]})
-    day = rng.choice(days)
+    day = rng.choice([d for d in days if _free(state["meetings"], d, length)])
     start = rng.choice(_free(state["meetings"], day, length))
     ask = f'Please move my meeting "{meeting["title"]}" on {_when(meeting["date"])} to {_when(day)}'
     out["request"] = f"{ask}." if ambiguous else f"{ask} at {_clock(start)}."
