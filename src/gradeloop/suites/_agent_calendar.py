@@ -76,7 +76,7 @@ def _mins(text: str) -> int:
 
 
 def _world(rng: random.Random, today: datetime.date) -> tuple[dict[str, Any], list[str]]:
-    """Tuesday to Friday of this week with two to four meetings a day; returns the state and the titles left."""
+    """Tuesday to Friday of this week with up to four meetings a day; returns the state and the titles left."""
     names = rng.sample(_PEOPLE, 6)
     owner = rng.choice(_OWNERS)
     people = {f"{n.split()[0].lower()}.{n.split()[1].lower()}@example.com": {"name": n} for n in sorted(names)}

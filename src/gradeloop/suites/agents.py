@@ -75,16 +75,17 @@ def _system(env: str, state: dict[str, Any], variant: str) -> str:
     return "\n\n".join([text] + [REMINDERS[name] for name in chosen])
 
 
-def _is_ambiguous(k: int, share: float) -> bool:
-    """Spread ``share`` of an environment's tasks evenly: task ``k`` is ambiguous when the rounded
-    count of ambiguous tasks among the first ``k + 1`` steps up there (``share`` of any prefix, rounded)."""
-    return int((k + 1) * share + 0.5) > int(k * share + 0.5)
+def _ambiguous_before(k: int, share: float) -> int:
+    """How many of an environment's first ``k`` tasks are ambiguous: ``share`` of them, rounded, so
+    they are spread evenly and any prefix holds its share."""
+    return int(k * share + 0.5)
 
 
 def _kind(module: ModuleType, k: int, share: float) -> tuple[str, bool]:
-    ambiguous = _is_ambiguous(k, share)
-    before = sum(_is_ambiguous(j, share) for j in range(k))
-    if ambiguous:
+    """Task ``k``'s kind and ambiguity: ambiguous tasks cycle through the kinds with an ambiguous
+    variant, clear ones through all kinds."""
+    before = _ambiguous_before(k, share)
+    if _ambiguous_before(k + 1, share) > before:
         return module.AMBIGUOUS[before % len(module.AMBIGUOUS)], True
     return module.KINDS[(k - before) % len(module.KINDS)], False
 
