@@ -8,6 +8,8 @@ import copy
 import importlib.util
 import inspect
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -182,6 +184,12 @@ def test_eval_file_has_the_contract_agent_block_and_loads_with_todays_spec(built
         assert params["type"] == "object" and params["additionalProperties"] is False
         signature = list(inspect.signature(getattr(tools, function["name"])).parameters)
         assert signature == ["state"] + params["required"] == ["state"] + list(params["properties"])
+    # tools.py needs nothing but the standard library: it runs in an isolated interpreter without site-packages
+    probe = ("import runpy, sys; ns = runpy.run_path(sys.argv[1]); s = {'env': 'calendar', 'people': {}, "
+             "'meetings': {}}; print(ns['find_free_slots'](s, '2026-03-18', 480))")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(out / "tools.py")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "['09:00']", done.stderr
     # until the agent: block is part of the spec (H-core), the rest must load as an ordinary eval
     spec = eval_from_dict(data, base_dir=out, name=str(out / "eval.yaml"))
     assert len(spec.rows) == len(items) and [c.name for c in spec.testing_criteria] == ["end state",
