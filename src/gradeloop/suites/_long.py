@@ -97,16 +97,16 @@ def _parquet_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def write_eval(out_dir: str | Path, definition: dict[str, Any], items: Iterator[dict[str, Any]] | list,
-               header: str) -> dict[str, Any]:
-    """Write ``eval.yaml`` and ``rows.jsonl`` (one ``{"item": ...}`` line per item, written as they
-    come so a long suite never sits in memory twice, under a temporary name until the last one);
-    returns ``{"eval", "rows", "items"}``."""
+               header: str, rows_name: str = "rows.jsonl") -> dict[str, Any]:
+    """Write ``eval.yaml`` and ``rows.jsonl`` (or ``rows_name``; one ``{"item": ...}`` line per item,
+    written as they come so a long suite never sits in memory twice, under a temporary name until
+    the last one); returns ``{"eval", "rows", "items"}``."""
     import yaml
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows_path, eval_path = out / "rows.jsonl", out / "eval.yaml"
-    count, partial = 0, out / "rows.jsonl.partial"
+    rows_path, eval_path = out / rows_name, out / "eval.yaml"
+    count, partial = 0, out / f"{rows_name}.partial"
     try:
         with open(partial, "w", encoding="utf-8", newline="\n") as handle:
             for item in items:
