@@ -459,10 +459,10 @@ def sft_line(results: dict[str, Any], store: Any) -> str:
         items = store.output_items(sampling)
         hit = {o["index"] for o in items if o["status"] == "pass"}
         line += f" ({len(items)} samples; {len(hit)} of {len(store.run_items(sampling))} prompts had one)"
-    losses = [e["data"] for e in store.job_events(r["job"]) if e["type"] == "metrics"
-              and (e["data"] or {}).get("train_loss") is not None]
+    metrics = [e["data"] or {} for e in store.job_events(r["job"]) if e["type"] == "metrics"]
+    losses = [d["train_loss"] for d in metrics if d.get("train_loss") is not None]
     if losses:
-        line += f"; job {r['job']}: {losses[-1]['step']} steps, final train loss {losses[-1]['train_loss']:.2f}"
+        line += f"; job {r['job']}: {metrics[-1].get('step')} steps, final train loss {losses[-1]:.2f}"
     return line
 
 

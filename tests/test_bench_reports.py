@@ -105,6 +105,13 @@ def test_rft_report_only(tmp_path):
     spec = bench.eval_spec("keyword rejection sampling", rows, bench.FAMILIES["keyword"][1], max_tokens=16,
                            temperature=0.9, seed=None)
     bench.run_evals([spec], sampler, store, epochs=2)
+    # the SFT job's metrics events: the loss logged at steps 10 and 20 of 25
+    sft = store.create_job(model="local/smollm2", method="supervised", training_file="sft.jsonl",
+                           validation_file=None, hyperparameters={}, grader=None, options={}, seed=7, suffix=None,
+                           metadata=None, output_dir_for=lambda job_id: tmp_path / job_id)
+    for step, loss in ((10, 2.71), (20, 2.39), (25, None)):
+        data = {"step": step, "total_steps": 25, **({"train_loss": loss} if loss else {})}
+        store.add_job_event(sft["id"], f"step {step}", type="metrics", data=data)
     # 24 steps: train reward 0.1 then 0.5; validation 0.25 at step 12 and 0.75 at step 24
     curve = [{"step": s, "train": 0.1 if s <= 12 else 0.5, "valid": {12: 0.25, 24: 0.75}.get(s),
               "tokens": 10.0, "identical": 0.5, "seconds": 40.0} for s in range(1, 25)]
@@ -113,7 +120,7 @@ def test_rft_report_only(tmp_path):
         "device": "cpu (test)", "family": "keyword", "args": {"seed": 7, "max_completion_tokens": 16},
         "probe": {"keyword": 0.2, "quotes": 0.0},
         "rft": {"job": "ftjob-none", "seconds": 3600, "curve": curve, "run": runs["rft"], **stale},
-        "sft": {"job": "ftjob-none", "seconds": 3150, "sampling_seconds": 1338, "rows": 758, "run": runs["sft"],
+        "sft": {"job": sft["id"], "seconds": 3150, "sampling_seconds": 1338, "rows": 758, "run": runs["sft"],
                 **stale},
         "rft_guarded": {"job": "ftjob-none", "seconds": 3660, "curve": curve[:18], "run": runs["rft-guarded"],
                         **stale},
@@ -136,7 +143,8 @@ def test_rft_report_only(tmp_path):
     }
     assert re.search(r"^  keyword\s+20%  in band$", out, flags=re.M)
     assert re.search(r"^  rft\s+0\.390$", out, flags=re.M)
-    assert "SFT: 758 distinct passing samples, sampled in 22.3 min (20 samples; 4 of 10 prompts had one)" in out
+    assert (f"SFT: 758 distinct passing samples, sampled in 22.3 min (20 samples; 4 of 10 prompts had one); "
+            f"job {sft['id']}: 25 steps, final train loss 2.39\n") in out
     # windows of 18 // 12 = 1 and 24 // 12 = 2 steps, five a line; the first validation value is labelled
     assert ("guarded reward curve (train_reward_mean over windows of 1 steps; valid at validation steps):\n"
             "steps 1-1 0.100 | 2-2 0.100") in out
