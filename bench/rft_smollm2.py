@@ -38,6 +38,12 @@ imports; defaults scale up), else the CPU. ``--home DIR`` keeps the store and th
     .venv/bin/python bench/rft_smollm2.py --probe-only                 # the family table only
     .venv/bin/python bench/rft_smollm2.py --budget-minutes 5 --train-prompts 40 --heldout-prompts 30  # smoke
     GRADELOOP_THREADS=2 .venv/bin/python bench/rft_smollm2.py --home /tmp/rft-bench --skip-probe --skip-sft --guard
+    .venv/bin/python bench/rft_smollm2.py --report-only /tmp/rft-bench   # every table again, nothing run
+
+The report at the end of a run covers every method run so far in the same ``--home`` (one
+held-out table for RFT, SFT and guarded RFT, on-topic similarity, reward curves), from
+``results.json`` there; ``--report-only HOME`` prints it again and recomputes each method's
+paired statistics from the held-out runs in the store.
 """
 
 from __future__ import annotations
@@ -397,6 +403,134 @@ def sft_job(store: Any, args: Any, rows_path: Path, n_rows: int, minutes_left: f
                       hyperparameters=hyper, options=options, seed=args.seed, suffix="sft-bench")
 
 
+# -- the report (printed at the end of a run, or from an existing --home) ---------------------
+
+METHODS = ("rft", "sft", "rft_guarded")
+
+
+def method_label(key: str, entry: dict[str, Any]) -> str:
+    steps = len(entry.get("curve") or [])
+    return {"rft": f"RFT ({steps} steps)", "sft": "SFT on passing samples",
+            "rft_guarded": f"RFT, guarded ({steps} st.)"}[key]
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """The held-out table: one row per method in ``results`` (RFT, SFT, guarded RFT), each paired
+    against the base model on the same prompts."""
+    keys = [k for k in METHODS if k in results]
+    if not keys:
+        return
+    n, tokens = results[keys[0]]["n"], results["args"]["max_completion_tokens"]
+    print(f"\n{results['family']}: held-out pass rate, {n} prompts, greedy, {tokens} tokens; "
+          f"device: {results['device']}")
+    print(f"{'method':<28}{'train wall':>11}{'before':>8}{'after':>8}{'diff [95% CI]':>24}{'b/c':>8}"
+          f"{'McNemar p':>11}")
+    for key in keys:
+        r = results[key]
+        ci = f"{100 * r['diff']:+.1f} [{100 * r['ci'][0]:+.1f}, {100 * r['ci'][1]:+.1f}]"
+        print(f"{method_label(key, r):<28}{r['seconds'] / 60:>9.1f} m{100 * r['before']:>7.1f}%"
+              f"{100 * r['after']:>7.1f}%{ci:>24}{r['b']:>4}/{r['c']:<3}{r['p']:>11.4f}")
+    print("(b/c: items that went pass->fail / fail->pass; CI: paired bootstrap, 10,000 resamples)")
+
+
+def print_compact_curve(curve: list[dict[str, Any]], every: int, title: str) -> None:
+    """The train reward over windows of ``every`` steps, five windows a line, with the
+    validation reward where one falls in a window."""
+    print(f"{title} (train_reward_mean over windows of {every} steps; valid at validation steps):")
+    parts, labelled = [], False
+    for i in range(0, len(curve), every):
+        w = curve[i:i + every]
+        part = f"{w[0]['step']}-{w[-1]['step']} {sum(r['train'] or 0 for r in w) / len(w):.3f}"
+        valid = [r["valid"] for r in w if r["valid"] is not None]
+        if valid:
+            part += f" ({'' if labelled else 'valid '}{valid[-1]:.3f})"
+            labelled = True
+        parts.append(part)
+    for i in range(0, len(parts), 5):
+        print(("steps " if i == 0 else "") + " | ".join(parts[i:i + 5]))
+
+
+def sft_line(results: dict[str, Any], store: Any) -> str:
+    """Rejection sampling and the SFT job: samples, passing rows, steps, final training loss."""
+    r = results["sft"]
+    line = f"SFT: {r['rows']} distinct passing samples, sampled in {r['sampling_seconds'] / 60:.1f} min"
+    sampling = newest_run(store, f"{results['family']} rejection sampling")
+    if sampling:
+        items = store.output_items(sampling)
+        hit = {o["index"] for o in items if o["status"] == "pass"}
+        line += f" ({len(items)} samples; {len(hit)} of {len(store.run_items(sampling))} prompts had one)"
+    metrics = [e["data"] or {} for e in store.job_events(r["job"]) if e["type"] == "metrics"]
+    losses = [d["train_loss"] for d in metrics if d.get("train_loss") is not None]
+    if losses:
+        line += f"; job {r['job']}: {metrics[-1].get('step')} steps, final train loss {losses[-1]:.2f}"
+    return line
+
+
+def print_report(results: dict[str, Any], store: Any) -> None:
+    """Every table of the benchmark from its results: the family probe, the held-out table of all
+    methods run in this --home, on-topic similarity, the SFT data and the reward curves."""
+    if results.get("probe"):
+        print("\nprobe: base pass rate per family (greedy)")
+        for f, r in results["probe"].items():
+            print(f"  {f:<14}{100 * r:5.0f}%  {'in band' if 0.10 <= r <= 0.50 else ''}")
+    print_table(results)
+    if results.get("on_topic"):
+        print("\non-topic: mean cosine similarity of held-out answers to the base model's plain answers "
+              "(the same questions without the instruction)")
+        for name, value in results["on_topic"].items():
+            print(f"  {name:<12}{value:.3f}")
+    if "sft" in results:
+        print("\n" + sft_line(results, store))
+    for key, title in (("rft", "RFT reward curve"), ("rft_guarded", "guarded reward curve")):
+        curve = (results.get(key) or {}).get("curve")
+        if curve:
+            every = max(1, len(curve) // 12)
+            print(f"\n{title} (train_reward_mean over windows; valid_reward_mean at validation steps):")
+            print_curve(curve, every)
+            print_compact_curve(curve, every, title)
+
+
+def newest_run(store: Any, name: str) -> str | None:
+    runs = [r for r in store.list_runs(limit=10_000) if r["name"] == name]
+    return runs[0]["id"] if runs else None
+
+
+def recompute(results: dict[str, Any], store: Any) -> dict[str, Any]:
+    """``results`` with each method's paired statistics recomputed from its held-out run in the
+    store, against the base run (``before_run``, else the newest "held-out base")."""
+    base = results.get("before_run") or newest_run(store, "held-out base")
+    if base is None:
+        fail("--report-only: the store holds no 'held-out base' run")
+    n = len(store.run_items(base))
+    before = [outcomes(store, base).get(i, 0) for i in range(n)]
+    out = dict(results)
+    for key in METHODS:
+        if key in results:
+            after = [outcomes(store, results[key]["run"]).get(i, 0) for i in range(n)]
+            out[key] = {**results[key], **paired(before, after, results["args"]["seed"])}
+    return out
+
+
+def report_only(home: Path) -> None:
+    """Print the report of an earlier run from ``home`` (its results.json and store); runs nothing."""
+    from gradeloop import Store
+
+    path, db = home / "results.json", home / "gradeloop.db"
+    for needed in (path, db):
+        if not needed.is_file():
+            fail(f"--report-only: {needed} does not exist (give a --home that this benchmark wrote)")
+    results, store = json.loads(path.read_text()), Store(db)
+    print(f"report of {home}: paired statistics recomputed from the store's held-out runs, the rest as "
+          "results.json records it")
+    print_report(recompute(results, store), store)
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit code 2."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
 def defaults(on_gpu: bool) -> dict[str, Any]:
     """Per-device defaults: the CPU ones fit about an hour on 2 cores; a GPU affords more prompts,
     longer completions and bigger groups in less time."""
@@ -412,6 +546,11 @@ def defaults(on_gpu: bool) -> dict[str, Any]:
 def main() -> None:
     from gradeloop import Store
 
+    early = argparse.ArgumentParser(add_help=False)  # before device_line: a report needs no torch
+    early.add_argument("--report-only", type=Path, default=None)
+    if (known := early.parse_known_args()[0]).report_only is not None:
+        report_only(known.report_only)
+        return
     dev, on_gpu = device_line()
     d = defaults(on_gpu)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -446,6 +585,8 @@ def main() -> None:
     parser.add_argument("--sft-batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, default=None, help="keep the store and jobs here")
+    parser.add_argument("--report-only", type=Path, default=None, metavar="HOME",
+                        help="run nothing: print every table from an earlier --home (results.json and the store)")
     args = parser.parse_args()
     if args.max_steps is None:
         args.max_steps = max(1, int(args.budget_minutes * 60 / args.est_step_seconds))
@@ -507,8 +648,10 @@ def main() -> None:
         print(f"before: local/smollm2 passes {sum(before)}/{len(before)} held-out prompts ({secs:.0f}s, run "
               f"{before_run})", flush=True)
 
-        results: dict[str, Any] = {"device": dev, "family": family, "probe": rates, "args": {
+        results: dict[str, Any] = {"device": dev, "family": family, "before_run": before_run, "args": {
             k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+        if rates:  # a --skip-probe rerun in the same --home keeps the earlier probe
+            results["probe"] = rates
         # -- RFT
         curve: list[dict[str, Any]] = []
         if not args.skip_rft:
@@ -551,36 +694,17 @@ def main() -> None:
             results["sft"] = {"job": sjob["id"], "model": smodel, "seconds": sft_secs, "sampling_seconds": sample_secs,
                               "rows": len(rows), **paired(before, s_after, args.seed)}
 
-        # -- the table
-        print(f"\n{family}: held-out pass rate, {len(held_rows)} prompts, greedy, "
-              f"{args.max_completion_tokens} tokens; device: {dev}")
-        print(f"{'method':<28}{'train wall':>11}{'before':>8}{'after':>8}{'diff [95% CI]':>24}{'b/c':>8}"
-              f"{'McNemar p':>11}")
-        for key, label in (("rft", f"RFT ({len(curve)} steps)"), ("sft", "SFT on passing samples"),
-                           ("rft_guarded", f"RFT, guarded ({len(curve)} st.)")):
-            if key not in results:
-                continue
-            r = results[key]
-            ci = f"{100 * r['diff']:+.1f} [{100 * r['ci'][0]:+.1f}, {100 * r['ci'][1]:+.1f}]"
-            print(f"{label:<28}{r['seconds'] / 60:>9.1f} m{100 * r['before']:>7.1f}%{100 * r['after']:>7.1f}%"
-                  f"{ci:>24}{r['b']:>4}/{r['c']:<3}{r['p']:>11.4f}")
-        print("(b/c: items that went pass->fail / fail->pass; CI: paired bootstrap, 10,000 resamples)")
         if held_refs:
-            print("\non-topic: mean cosine similarity of held-out answers to the base model's plain answers "
-                  "(the same questions without the instruction)")
             for name in ("base", "rft", "sft", "rft-guarded"):
                 runs = [r for r in store.list_runs(limit=500) if r["name"] == f"held-out {name}"]
                 if runs:
                     sims = on_topic(answers_of(store, runs[0]["id"], len(held_refs)), held_refs)
                     results.setdefault("on_topic", {})[name] = sum(sims) / len(sims)
-                    print(f"  {name:<12}{sum(sims) / len(sims):.3f}   (run {runs[0]['id']})")
-        if curve:
-            print("\nRFT reward curve (train_reward_mean over windows; valid_reward_mean at validation steps):")
-            print_curve(curve, max(1, len(curve) // 12))
-        total = time.perf_counter() - wall
-        results["total_seconds"] = total
         out = home / "results.json"  # an SFT-only (or RFT-only) rerun in the same --home adds to it
         merged = {**json.loads(out.read_text()), **results} if out.exists() else results
+        print_report(merged, store)
+        total = time.perf_counter() - wall
+        merged["total_seconds"] = total
         out.write_text(json.dumps(merged, indent=2))
         print(f"\ntotal wall time: {total / 60:.1f} min; results in {home / 'results.json'}")
 

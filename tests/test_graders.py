@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -259,8 +260,14 @@ def test_embedded_model_as_judge():
            "passing_labels": ["yes"], "sampling_params": {"temperature": 0, "max_completions_tokens": 40},
            "input": [{"role": "user", "content": "Is Paris the capital of France? Answer yes or no."}]})
     result = judged(g, "")
-    # a 135M model may not follow the format; either way the result is well-formed
-    assert result.score in (0.0, 1.0)
+    # The engine constrains the judge to the label schema; 40 tokens cut the JSON short, so the
+    # label comes from the parser's fallback. Greedy decoding (computed once, fp32 CPU) begins
+    # '{"result": "yes", "steps": [...' and the grader must report that label as parsed.
+    written = re.search(r'"result"\s*:\s*"(\w+)"', result.details["judge_output"])
+    assert written and written.group(1) == "yes"
+    assert result.details["label"] == "yes" and result.details["label"] in g.labels
+    assert not result.errors.get("model_grader_parse_error")
+    assert result.passed is True and result.score == 1.0
     assert result.details["sampled_model_name"] == "local/smollm2" and result.token_usage["completion_tokens"] > 0
 
 

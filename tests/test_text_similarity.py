@@ -123,6 +123,84 @@ def test_meteor_with_wordnet_equals_nltk_and_matches_synonyms(wordnet):
                                     NoSynsets()) + 0.1
 
 
+# ---------------------------------------------------------------- fixed values from the definitions
+
+# expected() above calls the libraries as the code does, so a wrong setting would pass there.
+# Each value below was worked out by hand from the metric's definition under the settings
+# docs/text-similarity.md states (the comment shows the arithmetic), never by calling a library.
+# P, R: precision, recall; F: 2PR/(P+R).
+FIXED = [
+    # fuzzy_match: rapidfuzz WRatio after default_process (lowercase, non-alphanumerics to spaces)
+    # 6 vs 7 characters (length ratio < 1.5): the Indel ratio, as the 0.95-scaled token ratios of
+    # one-word strings are smaller; the LCS "ittn" leaves 6 + 7 - 2*4 = 5 edits: 1 - 5/13
+    ("fuzzy_match", "kitten", "sitting", 8 / 13),
+    # processed to "the cat", a substring of the 22-character reference: length ratio 22/7 (1.5 to 8)
+    # gives partial_ratio 100 * 0.9, above the plain ratio 14/29 and the token ratios * 0.95 * 0.9
+    ("fuzzy_match", "The Cat!", "the cat sat on the mat", 0.9),
+    # bleu: BLEU-4, uniform weights, method1 (a zero match count becomes 0.1), brevity penalty
+    # p1..p4 = 5/6, 3/5, 1/4, 0/3 -> 0.1/3; equal lengths, so no brevity penalty
+    ("bleu", "the cat sat on the mat", "the cat lay on the mat", (5 / 6 * 3 / 5 * 1 / 4 * 0.1 / 3) ** (1 / 4)),
+    # 3 tokens: auto_reweigh scores orders 1..3, every precision 1; brevity exp(1 - 6/3)
+    ("bleu", "the cat sat", "the cat sat on a mat", math.exp(-1)),
+    # case kept: p1..p3 = 2/3, 1/2, 0/1 -> 0.1
+    ("bleu", "The cat sat", "the cat sat", (2 / 3 * 1 / 2 * 0.1) ** (1 / 3)),
+    # punctuation marks are tokens, [Hi , Bob !]: p1..p4 = 2/4, 0.1/3, 0.1/2, 0.1/1
+    ("bleu", "Hi, Bob!", "Hi Bob", (2 / 4 * 0.1 / 3 * 0.1 / 2 * 0.1 / 1) ** (1 / 4)),
+    # gleu: matched 1- to 4-grams / max(the output's, the reference's number of 1- to 4-grams)
+    # 6 + 5 + 4 + 3 = 18 each; matched: the, cat, on, mat and "the cat"
+    ("gleu", "the cat sat on the mat", "the cat lay on a mat", 5 / 18),
+    # [Hi , Bob !] has 4 + 3 + 2 + 1 = 10 n-grams, [Hi Bob] 3; matched: Hi, Bob
+    ("gleu", "Hi, Bob!", "Hi Bob", 2 / 10),
+    # all 3 of the output's n-grams match; the reference has 10
+    ("gleu", "the cat", "the cat sat on", 3 / 10),
+    # rouge: F of n-gram overlap on lowercase [a-z0-9] tokens, Porter stems ("cats" -> "cat").
+    # 7 vs 6 tokens: 8-n vs 7-n n-grams, all 7-n of the reference's matched:
+    # P = (7-n)/(8-n), R = 1, F = 2(7-n)/(15-2n)
+    ("rouge_1", "The cats sat on the mat today", "the cat sat on the mat", 12 / 13),
+    ("rouge_2", "The cats sat on the mat today", "the cat sat on the mat", 10 / 11),
+    ("rouge_3", "The cats sat on the mat today", "the cat sat on the mat", 8 / 9),
+    ("rouge_4", "The cats sat on the mat today", "the cat sat on the mat", 6 / 7),
+    ("rouge_5", "The cats sat on the mat today", "the cat sat on the mat", 4 / 5),
+    # rouge_l: F of the longest common subsequence; here all 6 reference tokens: P = 6/7, R = 1
+    ("rouge_l", "The cats sat on the mat today", "the cat sat on the mat", 12 / 13),
+    # LCS "the sat on the", 4 of 6 on each side (ROUGE-1 of this pair is 1)
+    ("rouge_l", "the mat sat on the cats", "the cat sat on the mat", 2 / 3),
+]
+
+# meteor: NLTK's defaults: lowercase, matches by exact word, then Porter stem, then WordNet synonym;
+# Fmean = PR / (0.9 P + 0.1 R), penalty 0.5 * (chunks / matches)^3, score (1 - penalty) * Fmean
+METEOR_FIXED = [
+    # "the", "sat" exact (lowercased), "cats" ~ "cat" by stem: 3 matches in 1 chunk, P = R = 1
+    ("the cats sat", "The cat sat", 1 - 0.5 * (1 / 3) ** 3),
+    # P = 1, R = 1/3: Fmean = (1/3) / (0.9 + 0.1/3) = 5/14; 2 matches in 1 chunk: penalty 0.5/8
+    ("the cat", "the cat sat on a mat", 5 / 14 * (1 - 0.5 / 8)),
+]
+HOUND = ("The hound barked", "The dog barked")
+
+
+def test_fixed_values_cover_every_metric():
+    assert {metric for metric, *_ in FIXED} | {"meteor", "cosine"} == set(SIMILARITY_METRICS)
+
+
+@pytest.mark.parametrize("metric,value,reference,by_hand", FIXED)
+def test_fixed_value_from_the_definition(metric, value, reference, by_hand):
+    assert score(metric, value, reference) == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_meteor_fixed_values_without_wordnet(no_wordnet):
+    for value, reference, by_hand in METEOR_FIXED:
+        assert score("meteor", value, reference) == pytest.approx(by_hand, rel=1e-12), value
+    # "hound" and "dog" do not match: "The" and "barked", 2 matches in 2 chunks, P = R = 2/3
+    assert score("meteor", *HOUND) == pytest.approx((1 - 0.5) * 2 / 3, rel=1e-12)
+
+
+def test_meteor_fixed_values_with_wordnet(wordnet):
+    for value, reference, by_hand in METEOR_FIXED:
+        assert score("meteor", value, reference) == pytest.approx(by_hand, rel=1e-12), value
+    # WordNet 3.0 puts "hound" and "dog" in one synset (cad.n.01): 3 matches in 1 chunk
+    assert score("meteor", *HOUND) == pytest.approx(1 - 0.5 * (1 / 3) ** 3, rel=1e-12)
+
+
 def test_nltk_docstring_example():
     hypothesis = ("It is a guide to action which ensures that the military always obeys the commands of "
                   "the party")
@@ -244,6 +322,10 @@ def test_cosine_with_shipped_minilm(monkeypatch):
     paraphrase = score("cosine", "They moved the meeting to next week.", reference)
     unrelated = score("cosine", "Bananas are rich in potassium.", reference)
     assert paraphrase > unrelated + 0.3
+    # computed once with sentence-transformers 6.2.0 (SentenceTransformer(<the wheel's model
+    # folder>).encode, then u.v / (|u| |v|)), an implementation independent of gradeloop's
+    assert paraphrase == pytest.approx(0.7233047, abs=1e-6)
+    assert unrelated == pytest.approx(0.0012150, abs=1e-6)
     assert score("cosine", reference, reference) == pytest.approx(1.0, abs=1e-5)
     assert score("cosine", "", "") == 1.0 and score("cosine", "  ", reference) == 0.0
     named = score("cosine", "They moved the meeting to next week.", reference,
@@ -353,6 +435,17 @@ def test_cosine_through_openai_compatible_server(monkeypatch):
         assert score("cosine", "same text", "same text", embedding_model=REMOTE) == pytest.approx(1.0)
         assert server.requests[-1]["authorization"] == "Bearer sk-test"
         assert server.requests[-1]["body"]["input"] == ["same text"]  # each distinct text once
+
+
+def test_cosine_fixed_values_through_server(monkeypatch):
+    # vector() counts words in buckets: "red" falls in bucket 1, "green" in bucket 10
+    assert vector("red green") == [0.0] + [1.0] + [0.0] * 8 + [1.0] + [0.0] * 5
+    with EmbeddingServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        # (1, 1) . (1, 0) / (sqrt 2 * 1) and (2, 1) . (1, 1) / (sqrt 5 * sqrt 2)
+        assert score("cosine", "red green", "red", embedding_model=REMOTE) == pytest.approx(1 / math.sqrt(2))
+        assert score("cosine", "red red green", "red green", embedding_model=REMOTE) == pytest.approx(
+            3 / math.sqrt(10))
 
 
 def test_remote_grade_many_is_one_request_and_equals_one_by_one(monkeypatch):
