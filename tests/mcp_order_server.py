@@ -4,8 +4,10 @@ Written with the maintained ``mcp`` SDK (MCPServer in mcp 2, FastMCP in mcp 1)."
 
 try:
     from mcp.server.mcpserver import MCPServer as Server
+    from mcp.server.mcpserver.exceptions import ToolError
 except ImportError:  # mcp 1.x
     from mcp.server.fastmcp import FastMCP as Server
+    from mcp.server.fastmcp.exceptions import ToolError
 
 server = Server("orders")
 ORDERS = {"A1": "shipped", "B2": "open"}
@@ -15,7 +17,7 @@ ORDERS = {"A1": "shipped", "B2": "open"}
 def order_status(order_id: str) -> str:
     """The status of an order."""
     if order_id not in ORDERS:
-        raise ValueError(f"no order {order_id}")
+        raise ToolError(f"no order {order_id}")  # a deliberate error: its message reaches the client
     return ORDERS[order_id]
 
 

@@ -7,6 +7,8 @@ episodes: the per-episode state of python tools does not reach it.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -40,18 +42,22 @@ class McpServers:
         """Start every server, initialize its session and list its tools; InputError when one
         cannot start."""
         mcp, stdio_client = _sdk()
+        # a server's stderr (its log, tracebacks of failing tools) goes to a file, not the terminal
+        errlog = self._stack.enter_context(tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace"))
         for i, spec in enumerate(self.specs):
             params = mcp.StdioServerParameters(command=spec.command[0], args=spec.command[1:], env=spec.env or None,
                                                cwd=spec.cwd)
             try:
-                read, write = await self._stack.enter_async_context(stdio_client(params))
+                read, write = await self._stack.enter_async_context(stdio_client(params, errlog=errlog))
                 session = await self._stack.enter_async_context(mcp.ClientSession(read, write))
                 await session.initialize()
                 listed = await session.list_tools()
             except Exception as exc:  # noqa: BLE001 - any failure to start is the eval's problem
+                errlog.seek(0)
+                tail = errlog.read()[-500:].strip()
                 await self.aclose()
-                raise InputError(f"MCP server {' '.join(spec.command)} did not start: {type(exc).__name__}: {exc}",
-                                 field=f"agent.tools.mcp[{i}]") from None
+                raise InputError(f"MCP server {' '.join(spec.command)} did not start: {type(exc).__name__}: {exc}"
+                                 + (f"; it wrote: {tail}" if tail else ""), field=f"agent.tools.mcp[{i}]") from None
             for tool in listed.tools:
                 if tool.name not in self._owner:
                     self._owner[tool.name] = session
@@ -70,13 +76,20 @@ class McpServers:
         text = "\n".join(t for t in texts if isinstance(t, str))
         if getattr(result, "isError", None) or getattr(result, "is_error", None):
             return None, text or "the MCP tool reported an error"
-        if structured is not None:
+        if structured is not None and _json(text) == structured:
             return structured, None
-        return text, None
+        return text, None  # what the server wrote (mcp 2 also wraps a plain return as {"result": …})
 
     async def aclose(self) -> None:
         """Stop every server."""
         await self._stack.aclose()
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _function_tool(tool: Any) -> dict[str, Any]:
