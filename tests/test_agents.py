@@ -291,3 +291,23 @@ def test_item_state_must_be_an_object(tmp_path):
     with pytest.raises(InputError) as info:
         load_eval(path)
     assert "agent.state" in info.value.message and info.value.line is not None
+
+
+def test_the_worked_example_of_docs_agents_md(tmp_path):
+    example = HERE.parent / "examples" / "order-desk"
+    a1 = [{"content": None, "tool_calls": [tool_call("get_order", {"order_id": "A1"}, "call_1")]},
+          {"content": None, "tool_calls": [tool_call("cancel_order", {"order_id": "A1"}, "call_2")]},
+          "Order A1 is canceled."]
+    b2 = [{"content": None, "tool_calls": [tool_call("cancel_order", {"order_id": "B2"}, "call_1")]},
+          "B2 has shipped, so it cannot be canceled."]
+    scripts = {"Please cancel order A1.": a1, "Cancel B2, I changed my mind.": b2}
+    with FakeOpenAI(responder=scripted_turns(scripts)) as server:
+        store, run_id = run(example / "eval.yaml", server)
+        [second] = [b["messages"] for b in server.chat_bodies() if b["messages"][1]["content"].startswith("Please")
+                    and len(b["messages"]) == 4]
+    items = sorted(output_item_objects(store, run_id), key=lambda o: o["datasource_item_id"])
+    assert [o["status"] for o in items] == ["pass", "pass"]
+    assert trajectory(store, run_id, 0)["final_state"]["orders"]["A1"]["status"] == "canceled"
+    error = trajectory(store, run_id, 1)["tool_calls"][0]["error"]
+    assert error["message"] == "ValueError: order B2 is shipped; only open orders can be canceled"
+    assert second[3] == {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "open", "items": ["mug"]}'}
