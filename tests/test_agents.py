@@ -311,3 +311,33 @@ def test_the_worked_example_of_docs_agents_md(tmp_path):
     error = trajectory(store, run_id, 1)["tool_calls"][0]["error"]
     assert error["message"] == "ValueError: order B2 is shipped; only open orders can be canceled"
     assert second[3] == {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "open", "items": ["mug"]}'}
+
+
+def test_python_tools_run_in_the_sandbox(monkeypatch):
+    from gradeloop.graders._python import ToolSource, get_pool
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-agent-tool-test")  # the worker, started now, must not see it
+
+    source = ToolSource(
+        "import os, socket\n"
+        "def dial(state):\n    state['dialed'] = True\n    socket.create_connection(('127.0.0.1', 80))\n"
+        "def escape(state):\n    open('/tmp/gradeloop-agent-escape', 'w').write('x')\n"
+        "def whoami(state):\n    return {'pid': os.getpid(), 'secret': os.environ.get('OPENAI_API_KEY')}\n"
+        "def keep(state, n):\n    state['n'] = n\n    return n\n")
+    pool = get_pool()
+    dialed = pool.call_tool_sync(source, "dial", {}, {})
+    assert dialed["status"] == "error" and "not allowed" in dialed["details"]
+    escaped = pool.call_tool_sync(source, "escape", {}, {})
+    assert escaped["status"] == "error" and not Path("/tmp/gradeloop-agent-escape").exists()
+    who = pool.call_tool_sync(source, "whoami", {}, {})
+    assert who["status"] == "returned" and who["result"]["secret"] is None
+    assert pool.call_tool_sync(source, "keep", {"n": 3}, {"n": 1}) == {"status": "returned", "result": 3,
+                                                                         "state": {"n": 3}}
+
+
+def test_user_instructions_must_resolve_for_every_item(tmp_path):
+    path = write_eval(tmp_path, [{"q": "x", "state": STATE}],
+                      agent={"user": {"model": "openai/u", "instructions": "{{ item.persona }}"}})
+    with pytest.raises(InputError) as info:
+        load_eval(path)
+    assert "persona" in info.value.message and info.value.line is not None

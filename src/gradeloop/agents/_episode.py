@@ -96,25 +96,29 @@ class _Loop:
             calls = message.get("tool_calls") or []
             if self.asked is None:
                 self.asked = _asks(message, calls)
-            if not calls:
-                if self.user is None:
-                    self.stop = "answer"
-                    self._emit({"message": message})
-                    return self._finish()
-                if self.user.exhausted:
-                    self.stop = "max_turns"
-                    self._emit({"message": message})
-                    return self._finish()
-                if await self._user_turn(self.turns, message):
-                    return self._finish()
-                continue
-            records = [await self._tool_call(call) for call in calls]
-            self._emit({"message": message, "tool_calls": records, "tool_messages": self.messages[-len(records):]})
-            if any(r["name"] in self.agent.final_tools and r["error"] is None for r in records):
-                self.stop = "final_tool"
+            ended = await self._after_tools(message, calls) if calls else await self._after_text(message)
+            if ended:
                 return self._finish()
         self.stop = "max_turns"
         return self._finish()
+
+    async def _after_text(self, message: dict[str, Any]) -> bool:
+        """The agent answered without a tool call: the episode ends, unless the simulated user
+        replies (True when it ended)."""
+        if self.user is None or self.user.exhausted:
+            self.stop = "answer" if self.user is None else "max_turns"
+            self._emit({"message": message})
+            return True
+        return await self._user_turn(self.turns, message)
+
+    async def _after_tools(self, message: dict[str, Any], calls: list[dict[str, Any]]) -> bool:
+        """Answer the turn's tool calls in order; True when a final tool was called successfully."""
+        records = [await self._tool_call(call) for call in calls]
+        self._emit({"message": message, "tool_calls": records, "tool_messages": self.messages[-len(records):]})
+        if any(r["name"] in self.agent.final_tools and r["error"] is None for r in records):
+            self.stop = "final_tool"
+            return True
+        return False
 
     async def _model_turn(self) -> dict[str, Any]:
         try:

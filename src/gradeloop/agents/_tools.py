@@ -60,7 +60,10 @@ class ToolBox:
         if name in canned:
             return _canned(canned[name], arguments, state)
         if self._mcp is not None and self._mcp.serves(name):
-            result, error = await self._mcp.call(name, arguments)
+            try:
+                result, error = await self._mcp.call(name, arguments)
+            except Exception as exc:  # noqa: BLE001 - a server that broke is this call's error, not the run's
+                result, error = None, f"the MCP server failed: {type(exc).__name__}: {exc}"
             return ToolOutcome(result, state, _error("tool_error", error) if error else None)
         return ToolOutcome(None, state, _error("unknown_tool", f"no tool named {name!r}"))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..agents import Episode, EpisodeFailed, FaultPlan, ToolBox, run_episode
+from ..errors import TemplateError
 from ..models import GenerateRequest, GenerateResult, Provider, message_text
 from ..spec import AgentSpec
 from ..store import CallRecord, SampleRecord, Store
@@ -86,6 +87,10 @@ class EpisodeRunner:
         except EpisodeFailed as exc:
             self._store(row, epoch, messages, pending, None, exc.trajectory, exc.error)
             return {}, False
+        except TemplateError as exc:  # the item's state, canned results or user instructions
+            self._store(row, epoch, messages, pending, None, None, {"code": "invalid_variable_error",
+                                                                    "message": exc.message})
+            return {}, False
         trajectory = result.trajectory
         self._store(row, epoch, messages, pending, result, trajectory, None)
         message = result.message
@@ -107,7 +112,7 @@ class EpisodeRunner:
         return result
 
     def _store(self, row: Any, epoch: int, messages: list[dict[str, Any]], pending: _Pending,
-               result: Any, trajectory: dict[str, Any], error: dict[str, Any] | None) -> None:
+               result: Any, trajectory: dict[str, Any] | None, error: dict[str, Any] | None) -> None:
         usage = result.usage if result is not None else None
         record = SampleRecord(
             status="ok" if error is None else "error", model=self.provider.name, input=messages,

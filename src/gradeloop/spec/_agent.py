@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError, TemplateError
-from ..templating import render_value
+from ..templating import render, render_value
 from ._load import Document, validate_model
 
 __all__ = ["AgentSpec", "ToolsSpec", "McpServerSpec", "ToolFaultsSpec", "UserSpec", "FAULT_KINDS",
@@ -150,6 +150,8 @@ def _check_rows(agent: AgentSpec, rows: list[Any]) -> None:
         try:
             agent.initial_state(row.item)
             agent.canned_for(row.item)
+            if agent.user is not None:
+                render(agent.user.instructions, {"item": row.item})
         except TemplateError as exc:
             raise InputError(exc.message, file=row.file, line=row.line, field="item") from None
 
