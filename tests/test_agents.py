@@ -218,7 +218,15 @@ def test_tool_fault_rate_flag(tmp_path):
     path = write_eval(tmp_path, [{"q": "x", "state": STATE}])
     result = run_cli("eval", "run", str(path), "-m", "openai/fake", "--base-url", "http://127.0.0.1:9/v1",
                      "--tool-fault-rate", "1.5", "--no-progress")
-    assert result.returncode == 2 and "--tool-fault-rate" in result.stderr
+    assert result.returncode == 2 and "--tool-fault-rate: 1.5 is not allowed" in result.stderr
+    script = [{"content": None, "tool_calls": [tool_call("get_order", {"order_id": "A1"}, "f1")]}, "ok"]
+    with FakeOpenAI(responder=scripted_turns({"x": script})) as server:
+        result = run_cli("eval", "run", str(path), "-m", "openai/fake", "--base-url", server.url,
+                         "--tool-fault-rate", "1", "--json", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["data"][0]["id"]
+    traj = trajectory(Store(), run_id)
+    assert traj["faults"] == 1 and traj["tool_calls"][0]["error"]["injected"] is True
 
 
 def test_mcp_server_over_stdio(tmp_path):
@@ -341,3 +349,46 @@ def test_user_instructions_must_resolve_for_every_item(tmp_path):
     with pytest.raises(InputError) as info:
         load_eval(path)
     assert "persona" in info.value.message and info.value.line is not None
+
+
+def test_the_agent_block_is_checked_with_file_line_and_field(tmp_path):
+    path = write_eval(tmp_path, [{"q": "x", "state": STATE}], agent={"max_turns": 0})
+    with pytest.raises(InputError) as info:
+        load_eval(path)
+    assert info.value.field == "agent.max_turns" and info.value.line is not None
+    path = write_eval(tmp_path, [{"q": "x", "state": STATE}], agent={"tool_faults": {"rate": 0.2, "kinds": ["flood"]}})
+    with pytest.raises(InputError) as info:
+        load_eval(path)
+    assert info.value.field.startswith("agent.tool_faults.kinds")
+    path = write_eval(tmp_path, [{"q": "x", "state": STATE}], agent={"turns": 3})
+    with pytest.raises(InputError) as info:
+        load_eval(path)
+    assert info.value.field == "agent.turns"
+
+
+def test_tool_choice_and_parallel_tool_calls_reach_the_model(tmp_path):
+    path = write_eval(tmp_path, [{"q": "x", "state": STATE}])
+    definition = yaml.safe_load(path.read_text())
+    definition["data_source"]["sampling_params"].update(
+        {"tool_choice": {"type": "function", "function": {"name": "get_order"}}, "parallel_tool_calls": False})
+    path.write_text(yaml.safe_dump(definition))
+    with FakeOpenAI(responder=scripted_turns({"x": ["fine"]})) as server:
+        run(path, server)
+        [body] = server.chat_bodies()
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_order"}}
+    assert body["parallel_tool_calls"] is False
+
+
+def test_an_episode_on_the_scripted_provider(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump([{"match": "status", "tool_calls": [tool_call("get_order", {"order_id": "B2"})]},
+                                     {"response": "hello"}]))
+    path = write_eval(tmp_path, [{"q": "status of B2?", "state": STATE}, {"q": "hi", "state": STATE}],
+                      agent={"max_turns": 2})
+    store = Store()
+    [run_id] = run_eval(path, [f"scripted/{rules}"], store=store, options=RunOptions())
+    looping, answered = trajectory(store, run_id, 0), trajectory(store, run_id, 1)
+    # the rules answer the last user message, which an episode does not change: it calls until max_turns
+    assert looping["stop_reason"] == "max_turns" and looping["turns"] == 2
+    assert [c["result"] for c in looping["tool_calls"]] == [{"status": "shipped"}] * 2
+    assert answered["stop_reason"] == "answer" and answered["turns"] == 1

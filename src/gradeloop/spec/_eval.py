@@ -147,9 +147,17 @@ class ResponsesSamplingParams(_BaseSamplingParams):
         return SamplingParams(
             temperature=self.temperature, top_p=self.top_p, seed=self.seed,
             max_completion_tokens=self.max_completion_tokens, response_format=response_format,
-            tools=tools, reasoning_effort=self.reasoning_effort, tool_choice=self.tool_choice,
-            parallel_tool_calls=self.parallel_tool_calls,
+            tools=tools, reasoning_effort=self.reasoning_effort,
+            tool_choice=_responses_choice_to_chat(self.tool_choice), parallel_tool_calls=self.parallel_tool_calls,
         )
+
+
+def _responses_choice_to_chat(choice: Any) -> Any:
+    """Responses names a function as ``{type: function, name}``, Chat Completions as
+    ``{type: function, function: {name}}``; ``auto``, ``none`` and ``required`` are the same."""
+    if isinstance(choice, dict) and choice.get("type") == "function" and "function" not in choice:
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    return choice
 
 
 def _responses_tool_to_chat(tool: dict[str, Any]) -> dict[str, Any]:
