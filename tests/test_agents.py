@@ -392,3 +392,17 @@ def test_an_episode_on_the_scripted_provider(tmp_path):
     assert looping["stop_reason"] == "max_turns" and looping["turns"] == 2
     assert [c["result"] for c in looping["tool_calls"]] == [{"status": "shipped"}] * 2
     assert answered["stop_reason"] == "answer" and answered["turns"] == 1
+
+
+def test_fault_draws_are_the_same_in_another_process():
+    import subprocess
+
+    from gradeloop.agents import FaultPlan
+
+    code = ("from gradeloop.agents import FaultPlan; p = FaultPlan(rate=0.3, seed=5); "
+            "print([p.draw(i, e, c) for i in range(20) for e in range(2) for c in range(4)])")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    plan = FaultPlan(rate=0.3, seed=5)
+    here = [plan.draw(i, e, c) for i in range(20) for e in range(2) for c in range(4)]
+    assert other == str(here) and any(here) and not all(here)
+    assert here != [FaultPlan(rate=0.3, seed=6).draw(i, e, c) for i in range(20) for e in range(2) for c in range(4)]

@@ -19,6 +19,9 @@ the whole response body.
     with FakeOpenAI(faults=Faults(rate=0.2)) as server:
         run_eval(spec, ["openai/fake"], options=RunOptions(base_url=server.url))
 
+For agent episodes, :func:`scripted_turns` plays a script of replies per conversation (tool
+calls made with :func:`tool_call`, several in one reply included), one entry per turn.
+
 ``python -m gradeloop.testing --port 8123 --latency-ms 50`` runs one in the foreground.
 """
 

@@ -156,11 +156,9 @@ class _Loop:
         function = call.get("function") or {}
         name, raw = function.get("name", ""), function.get("arguments") or "{}"
         arguments, error, result = _parse_arguments(raw), None, None
-        number = len(self.calls)
-        kind = self.episode.faults.draw(self.episode.index, self.episode.epoch, number) \
-            if self.episode.faults is not None and not (name == ASK_USER and self.user is not None) else None
+        kind = self._fault(name, len(self.calls))
         if kind is not None:
-            content, error = fault_content(kind, name)
+            content, error = fault_content(kind)
             self.faults += 1
         elif not isinstance(arguments, dict):
             error = {"type": "bad_arguments", "message": f"arguments are not a JSON object: {str(raw)[:200]}",
@@ -174,6 +172,13 @@ class _Loop:
                   "arguments": arguments if isinstance(arguments, dict) else raw, "result": result, "error": error}
         self.calls.append(record)
         return record
+
+    def _fault(self, name: str, number: int) -> str | None:
+        """The fault injected into call ``number`` of this episode, if any (never into a question
+        the simulated user answers: a person is not a flaky server)."""
+        if self.episode.faults is None or (name == ASK_USER and self.user is not None):
+            return None
+        return self.episode.faults.draw(self.episode.index, self.episode.epoch, number)
 
     async def _answer(self, name: str, arguments: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
         if name == ASK_USER and self.user is not None:

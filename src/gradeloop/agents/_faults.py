@@ -40,9 +40,9 @@ class FaultPlan:
         return kind if hit else None
 
 
-def fault_content(kind: str, name: str) -> tuple[str, dict[str, Any]]:
-    """What the model receives for an injected fault of ``kind`` on tool ``name``, and the
-    trajectory's error record."""
+def fault_content(kind: str) -> tuple[str, dict[str, Any]]:
+    """What the model receives for an injected fault of ``kind`` (the tool message's content), and
+    the trajectory's error record."""
     if kind == "malformed":
         body = '{"result": {"status": "ok", "data": [{"id": 1, "val'  # cut off mid-object, as a broken proxy does
         return body, {"type": "malformed", "message": "the tool's output was cut off (not valid JSON)",
