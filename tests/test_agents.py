@@ -406,3 +406,22 @@ def test_fault_draws_are_the_same_in_another_process():
     here = [plan.draw(i, e, c) for i in range(20) for e in range(2) for c in range(4)]
     assert other == str(here) and any(here) and not all(here)
     assert here != [FaultPlan(rate=0.3, seed=6).draw(i, e, c) for i in range(20) for e in range(2) for c in range(4)]
+
+
+def test_simulated_user_gives_up_and_a_question_in_text_counts_as_asking(tmp_path):
+    def responder(body):
+        if body["model"] == "user-sim":
+            return "###GIVE_UP###" if len(body["messages"]) > 2 else "Cancel my order."
+        return "Which order do you mean?"
+
+    path = write_eval(tmp_path, [{"q": "unused", "state": STATE}],
+                      agent={"user": {"model": "openai/user-sim", "instructions": "You are vague."}})
+    definition = yaml.safe_load(path.read_text())
+    definition["data_source"]["input_messages"]["template"] = [{"role": "system", "content": "Order desk."}]
+    path.write_text(yaml.safe_dump(definition))
+    with FakeOpenAI(responder=responder) as server:
+        store, run_id = run(path, server)
+    traj = trajectory(store, run_id)
+    assert traj["stop_reason"] == "user_gave_up" and traj["asked"] is True and traj["turns"] == 1
+    assert [m["role"] for m in traj["messages"]] == ["system", "user", "assistant", "user"]
+    assert [t["turn"] for t in store.turns(run_id, 0, 0)] == [0, 1]  # the user's opening, then turn 1
