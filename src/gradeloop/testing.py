@@ -21,6 +21,9 @@ the whole response body.
     with FakeOpenAI(faults=Faults(rate=0.2)) as server:
         run_eval(spec, ["openai/fake"], options=RunOptions(base_url=server.url))
 
+For agent episodes, :func:`scripted_turns` plays a script of replies per conversation (tool
+calls made with :func:`tool_call`, several in one reply included), one entry per turn.
+
 ``python -m gradeloop.testing --port 8123 --latency-ms 50`` runs one in the foreground.
 """
 
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["FakeOpenAI", "Faults", "echo_responder"]
+__all__ = ["FakeOpenAI", "Faults", "echo_responder", "scripted_turns", "tool_call"]
 
 Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]  # text, or a whole assistant message
 
@@ -65,6 +68,40 @@ def echo_responder(body: dict[str, Any]) -> str:
                 return "".join(p.get("text", "") for p in content if isinstance(p, dict))
             return content or ""
     return ""
+
+
+def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str | None = None) -> dict[str, Any]:
+    """A tool call in Chat Completions form (``arguments`` as JSON text, as OpenAI sends them;
+    a string is sent as it is, so a test can send arguments that do not parse)."""
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {"id": call_id or f"call_{name}", "type": "function", "function": {"name": name, "arguments": text}}
+
+
+def scripted_turns(scripts: dict[str, list["str | dict[str, Any]"]], default: "str | dict[str, Any]" = "") -> Responder:
+    """A responder that plays a script per conversation: the conversation is named by the text of
+    its first user message, and its turn is the number of assistant messages it holds so far.
+    An entry is the reply's text or an assistant message (``{"content": None, "tool_calls":
+    [tool_call(...), ...]}`` for tool calls, parallel ones included); past the end of its script
+    a conversation gets the script's last entry, and an unknown conversation gets ``default``."""
+
+    def respond(body: dict[str, Any]) -> "str | dict[str, Any]":
+        messages = body.get("messages", [])
+        first = next((m for m in messages if m.get("role") == "user"), None)
+        script = scripts.get(_text(first) if first else "")
+        if not script:
+            return default
+        turn = sum(1 for m in messages if m.get("role") == "assistant")
+        reply = script[min(turn, len(script) - 1)]
+        return {"role": "assistant", **reply} if isinstance(reply, dict) else reply
+
+    return respond
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""
 
 
 @dataclass

@@ -173,6 +173,10 @@ def run(
     truncate: Optional[str] = typer.Option(None, "--truncate", help="local/ and hf/ models: cut items longer than "
                                            "the context window from the middle, left or right of their longest "
                                            "non-system message (default: refuse them before the run)."),
+    tool_fault_rate: Optional[float] = typer.Option(None, "--tool-fault-rate",
+                                                    help="Agent evals: share of tool calls answered with an error "
+                                                         "(500, timeout, rate limit, malformed), seeded; 0 to 1 "
+                                                         "(default: the file's agent.tool_faults.rate)."),
     min_pass_rate: Optional[float] = typer.Option(None, help="Exit 1 when a model's pass rate is lower (0 to 1)."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
@@ -181,9 +185,11 @@ def run(
 ) -> None:
     """Run an eval on one or more models; prints a summary per model."""
     fraction(min_pass_rate, "--min-pass-rate")
+    fraction(tool_fault_rate, "--tool-fault-rate")
     with flag_errors("epochs", "concurrency", "base_url", "timeout", "limit", "max_attempts", "truncate"):
         options = RunOptions(epochs=epochs, concurrency=concurrency, adaptive_concurrency=not fixed_concurrency,
                              base_url=base_url, use_cache=not no_cache, truncate=truncate,
+                             tool_fault_rate=tool_fault_rate,
                              timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
     spec = load_eval(eval_file, allow_outside_paths=allow_outside_paths)
     store = open_store()

@@ -38,23 +38,41 @@ import os
 import signal
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from ..spec import PythonGrader
 from ._base import GradeResult, GradingContext, _finish, register_grader
-from ._sandbox import MAX_ANSWER, MAX_MEMORY_MB, WorkerDied, WorkerProcess, WorkerTimeout, grade_request, read_answer
+from ._sandbox import (MAX_ANSWER, MAX_MEMORY_MB, WorkerDied, WorkerProcess, WorkerTimeout, grade_request, read_answer,
+                       tool_request)
 
 DEFAULT_TIMEOUT_S = 120.0
 KILL_GRACE_S = 2.0  # the worker's own alarm fires at the limit; the parent kills this much later
 
 
-def _limits(grader: PythonGrader) -> tuple[float, int]:
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ToolSource:
+    """An agent's python tools: a source defining one function per tool, ``f(state, **arguments)``,
+    and the limits of each call. Calls run in the same sandbox as python graders."""
+
+    source: str
+    timeout_seconds: float = 60.0
+    memory_mb: int = 1024
+    kind: str = "tools"
+
+
+def _limits(grader: PythonGrader | ToolSource) -> tuple[float, int]:
     return (grader.timeout_seconds or DEFAULT_TIMEOUT_S, grader.memory_mb or MAX_MEMORY_MB)
 
 
-def _sha(grader: PythonGrader) -> str:
-    return hashlib.sha256(grader.source.encode("utf-8")).hexdigest()
+def _sha(grader: PythonGrader | ToolSource) -> str:
+    prefix = "tools\0" if isinstance(grader, ToolSource) else ""  # a source loads differently as tools
+    return hashlib.sha256((prefix + grader.source).encode("utf-8")).hexdigest()
 
 
 def _request(grader: PythonGrader, sample: dict[str, Any], item: dict[str, Any]) -> bytes | GradeResult:
@@ -90,12 +108,16 @@ def _death_details(code: int | None, timeout: float, memory_mb: int) -> str:
     return f"the grader process {how} while running grade()"
 
 
-def _limit_error(raw: dict[str, Any], timeout: float, memory_mb: int) -> GradeResult:
-    """A failure the grade's process reported: an exception, or the limit it hit, with its traceback."""
+def _limit_text(raw: dict[str, Any], timeout: float, memory_mb: int) -> str:
+    """A failure the process reported: an exception, or the limit it hit, with its traceback."""
     details = str(raw.get("details", "the grader failed"))
     heading = {"cpu": f"time limit of {timeout:g} s exceeded (CPU time)", "time": f"time limit of {timeout:g} s exceeded",
                "memory": f"memory limit of {memory_mb} MB exceeded"}.get(raw.get("limit"))
-    return _runtime_error(f"{heading}\n{details}" if heading else details)
+    return f"{heading}\n{details}" if heading else details
+
+
+def _limit_error(raw: dict[str, Any], timeout: float, memory_mb: int) -> GradeResult:
+    return _runtime_error(_limit_text(raw, timeout, memory_mb))
 
 
 def check_score(raw: Any) -> GradeResult:
@@ -126,19 +148,25 @@ def _from_child(answer: dict[str, Any], timeout: float, memory_mb: int) -> Grade
         if isinstance(raw, dict) and raw.get("status") == "error":
             return _limit_error(raw, timeout, memory_mb)
         return check_score(raw)
+    return _runtime_error(_no_answer(answer, timeout, memory_mb))
+
+
+def _no_answer(answer: dict[str, Any], timeout: float, memory_mb: int) -> str:
+    """Why the process that ran the call sent no answer."""
     if answer.get("overtime"):
-        return _runtime_error(f"time limit of {timeout:g} s exceeded (the grader process was killed)")
+        return f"time limit of {timeout:g} s exceeded (the grader process was killed)"
     if answer.get("too_large"):
-        return _runtime_error(f"the grader process wrote more than {MAX_ANSWER // (1 << 20)} MB; it was killed")
+        return f"the grader process wrote more than {MAX_ANSWER // (1 << 20)} MB; it was killed"
     signum, code = answer.get("signal"), answer.get("exitcode")
-    return _runtime_error(_death_details(-signum if isinstance(signum, int) else code, timeout, memory_mb))
+    return _death_details(-signum if isinstance(signum, int) else code, timeout, memory_mb)
 
 
-def _load(worker: WorkerProcess, grader: PythonGrader) -> dict[str, Any]:
-    """Load the grader's source in the worker's zygote once; returns the zygote's answer."""
+def _load(worker: WorkerProcess, grader: PythonGrader | ToolSource) -> dict[str, Any]:
+    """Load the grader's (or tools') source in the worker's zygote once; returns the zygote's answer."""
     if worker.loaded is None:
         timeout, memory_mb = _limits(grader)
-        request = {"op": "load", "source": grader.source, "timeout": timeout, "memory_mb": memory_mb}
+        request = {"op": "load", "source": grader.source, "timeout": timeout, "memory_mb": memory_mb,
+                   "kind": "tools" if isinstance(grader, ToolSource) else "grader"}
         worker.loaded = worker.call(request, timeout + KILL_GRACE_S)
     return worker.loaded
 
@@ -165,6 +193,37 @@ def _run_on(worker: WorkerProcess, grader: PythonGrader, request: bytes) -> tupl
     if answer.get("status") == "child":
         return _from_child(answer, timeout, memory_mb), recycle
     return _limit_error(answer, timeout, memory_mb), recycle
+
+
+def _tool_on(worker: WorkerProcess, tools: ToolSource, request: bytes) -> tuple[dict[str, Any], bool]:
+    """One tool call on one worker: (``{"status": "returned", "result", "state"}`` or ``{"status":
+    "error", "details"}``, whether the worker must be replaced). Raises WorkerDied as :func:`_run_on`."""
+    timeout, memory_mb = _limits(tools)
+    try:
+        loaded = _load(worker, tools)
+        if loaded.get("status") != "loaded":
+            return {"status": "error", "details": _limit_text(loaded, timeout, memory_mb)}, bool(loaded.get("recycle"))
+        answer = worker.call(request, timeout + KILL_GRACE_S)
+        if answer.get("status") == "stale":
+            worker.close()
+            raise WorkerDied("the worker's last call left state behind", during_call=False, kind="worker_stale")
+    except WorkerTimeout:
+        return {"status": "error", "details": f"time limit of {timeout:g} s exceeded (the tool was killed)"}, True
+    except WorkerDied as exc:
+        if not exc.during_call:
+            raise
+        return {"status": "error", "details": _death_details(exc.returncode, timeout, memory_mb)}, True
+    recycle = bool(answer.get("recycle"))
+    if answer.get("status") != "child":
+        return {"status": "error", "details": _limit_text(answer, timeout, memory_mb)}, recycle
+    if not answer.get("answer"):
+        return {"status": "error", "details": _no_answer(answer, timeout, memory_mb)}, recycle
+    raw = read_answer(answer["answer"])
+    if not isinstance(raw, dict) or raw.get("status") not in ("returned", "error"):
+        return {"status": "error", "details": f"the tool process sent an unreadable answer: {raw!r:.200}"}, recycle
+    if raw["status"] == "error":
+        return {"status": "error", "details": _limit_text(raw, timeout, memory_mb)}, recycle
+    return raw, recycle
 
 
 class WorkerPool:
@@ -238,25 +297,50 @@ class WorkerPool:
         if worker is not None:
             worker.close()
 
+    def _with_worker(self, sha: str, run: Callable[[WorkerProcess], tuple[T, bool]],
+                     died: Callable[[WorkerDied], T]) -> T:
+        """``run`` on a worker for ``sha``; a worker that died before it had the request (not the
+        code's fault) is retried once on a fresh one, then ``died`` says what to return."""
+        if self._closed:
+            raise RuntimeError("the python grader pool is shut down")
+        for attempt in range(2):
+            worker, keep = self._acquire(sha), False
+            try:
+                result, replace = run(worker)
+                keep = not replace
+                return result
+            except WorkerDied as exc:
+                if attempt == 1:
+                    return died(exc)
+            finally:
+                self._release(worker, keep)
+        raise AssertionError("unreachable")
+
     def grade_sync(self, grader: PythonGrader, sample: dict[str, Any], item: dict[str, Any]) -> GradeResult:
         """Grade one pair, blocking; returns a GradeResult (``passed`` not yet set)."""
         if self._closed:
             raise RuntimeError("the python grader pool is shut down")
-        request, sha = _request(grader, sample, item), _sha(grader)
+        request = _request(grader, sample, item)
         if isinstance(request, GradeResult):
             return request
-        for attempt in range(2):
-            worker, keep = self._acquire(sha), False
-            try:
-                result, replace = _run_on(worker, grader, request)
-                keep = not replace
-                return result
-            except WorkerDied as exc:  # not the grader's fault: retry once on a fresh worker
-                if attempt == 1:
-                    return _server_error(exc.kind, str(exc))
-            finally:
-                self._release(worker, keep)
-        raise AssertionError("unreachable")
+        return self._with_worker(_sha(grader), lambda worker: _run_on(worker, grader, request),
+                                 lambda exc: _server_error(exc.kind, str(exc)))
+
+    def call_tool_sync(self, tools: ToolSource, name: str, arguments: dict[str, Any], state: Any) -> dict[str, Any]:
+        """Call ``name(state, **arguments)`` from ``tools`` in a fresh sandboxed process, blocking.
+        Returns ``{"status": "returned", "result", "state"}`` (the state as the tool left it) or
+        ``{"status": "error", "details"}``; ``"infrastructure": True`` marks a sandbox failure."""
+        try:
+            request = tool_request(*_limits(tools), name, arguments, state)
+        except (TypeError, ValueError) as exc:
+            return {"status": "error", "details": f"the arguments or state are not JSON: {exc}"}
+        return self._with_worker(_sha(tools), lambda worker: _tool_on(worker, tools, request),
+                                 lambda exc: {"status": "error", "details": str(exc), "infrastructure": True})
+
+    async def call_tool(self, tools: ToolSource, name: str, arguments: dict[str, Any], state: Any) -> dict[str, Any]:
+        """:meth:`call_tool_sync` without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.call_tool_sync, tools, name, arguments, state)
 
     async def grade(self, grader: PythonGrader, sample: dict[str, Any], item: dict[str, Any]) -> GradeResult:
         """Grade one pair without blocking the event loop."""

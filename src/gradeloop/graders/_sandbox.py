@@ -17,6 +17,9 @@ process, never in a process grader code has run in. The protocol, length-prefixe
 (:func:`grade_request`) -> ``b"a"`` + the grade's own message, relayed unchecked and unparsed
 (``b"n"`` + a float64 when ``grade`` returned a number, else JSON), or a JSON object saying
 why there is none. The zygote never parses a grade's JSON: the grade's process does.
+A source loaded with ``"kind": "tools"`` (an agent's python tools) defines functions instead of
+``grade``; each call is ``b"t"`` + limits + the JSON of ``[name, arguments, state]``, run the same
+way in a fresh fork, whose answer is the JSON of ``{"status": "returned", "result", "state"}``.
 
 The sandbox, in layers; each is tried in order and the ones that took effect are reported in
 the handshake (``WorkerProcess.info["mechanisms"]``):
@@ -93,6 +96,7 @@ _HEADER = struct.Struct(">I")
 _LIMITS = struct.Struct("<dI")  # a grade request's time limit (s) and memory limit (MB)
 _NUMBER = struct.Struct("<d")
 GRADE, ANSWER, NUMBER = b"g", b"a", b"n"  # the first byte of a grade request, a relayed answer, a number
+TOOL = b"t"  # the first byte of a tool call (a source loaded with kind "tools")
 # bound once: grader code rebinding json.dumps or os.write in its zygote does not change the protocol
 _dumps, _loads, _write, _read = json.dumps, json.loads, os.write, os.read
 _select, _monotonic = select.select, time.monotonic
@@ -149,6 +153,13 @@ def grade_request(timeout: float, memory_mb: int, sample: Any, item: Any) -> byt
     """The frame that asks a worker for one grade. Raises TypeError or ValueError when
     ``sample`` or ``item`` is not JSON-serializable."""
     return GRADE + _LIMITS.pack(timeout, memory_mb) + _dumps([sample, item], separators=(",", ":")).encode("utf-8")
+
+
+def tool_request(timeout: float, memory_mb: int, name: str, arguments: dict[str, Any], state: Any) -> bytes:
+    """The frame that asks a worker whose source was loaded with ``kind: "tools"`` to call the
+    function ``name(state, **arguments)``. Raises TypeError or ValueError for values that are not JSON."""
+    payload = _dumps([name, arguments, state], separators=(",", ":")).encode("utf-8")
+    return TOOL + _LIMITS.pack(timeout, memory_mb) + payload
 
 
 def read_answer(data: bytes) -> Any:
@@ -900,7 +911,8 @@ class _Zygote:
         self.hard_as = resource.getrlimit(resource.RLIMIT_AS)[1]
         self.cores, self.libc = cores, libc
         self.own_uid = False  # True once the zygote runs as a uid of its own: kill(-1) then reaches only strays
-        self.grade: Any = None
+        self.grade: Any = None  # grade(sample, item), or for kind "tools" {name: function}
+        self.kind = "grader"
         self.stale = False
         self.workdir, self.baseline = config["workdir"], {}
         self.in_user_code = [False]
@@ -932,12 +944,14 @@ class _Zygote:
                 return
 
     def handle(self, request: bytes) -> dict[str, Any] | bytes:
-        if request[:1] == GRADE and self.grade is not None:
+        op = request[:1]
+        if op in (GRADE, TOOL) and self.grade is not None and (op == TOOL) == (self.kind == "tools"):
             return self.run_grade(request)
-        if request[:1] == GRADE:
-            return {"status": "error", "details": "no grader is loaded in this worker", "recycle": True}
+        if op in (GRADE, TOOL):
+            return {"status": "error", "details": "no source of that kind is loaded in this worker", "recycle": True}
         load = _loads(request)
-        return self.load(load["source"], _float(load["timeout"]), _int(load["memory_mb"]))
+        return self.load(load["source"], _float(load["timeout"]), _int(load["memory_mb"]),
+                         "tools" if load.get("kind") == "tools" else "grader")
 
     # -- in the grade's own process --
 
@@ -953,12 +967,16 @@ class _Zygote:
             _exit(71)
 
     def child(self, request: bytes, fd: int) -> None:
-        """Run ``grade`` once and send what it returned (or why it did not) to ``fd``; never returns."""
+        """Run ``grade`` (or one tool) once and send what it returned (or why it did not) to ``fd``;
+        never returns."""
         timeout, memory_mb = _LIMITS.unpack_from(request, 1)
         try:
             _signal(_SIGALRM, _raise_time_limit)
             _signal(_SIGXCPU, _raise_time_limit)
             self.set_limits(memory_mb, timeout, fresh=True)
+            if request[:1] == TOOL:
+                send_frame(fd, self.call_tool(request, timeout))
+                _exit(0)
             sample, item = _scan_json(request[1 + _LIMITS.size:].decode("utf-8"), 0)[0]
             self.in_user_code[0] = True
             _setitimer(signal.ITIMER_REAL, timeout)
@@ -980,6 +998,24 @@ class _Zygote:
             send_message(fd, {"status": "error", "details": f"the result of grade() could not be sent: {exc!r:.200}"})
         finally:
             _exit(0)
+
+    def call_tool(self, request: bytes, timeout: float) -> bytes:
+        """Call one tool function on the state it is given; the JSON of what it returned and the
+        state as it left it (a tool's exception propagates to :meth:`child`)."""
+        name, arguments, state = _scan_json(request[1 + _LIMITS.size:].decode("utf-8"), 0)[0]
+        function = self.grade.get(name)
+        if function is None:
+            return _dumps({"status": "error", "details": f"the tools source defines no function {name!r}"}).encode()
+        self.in_user_code[0] = True
+        _setitimer(signal.ITIMER_REAL, timeout)
+        value = function(state, **arguments)
+        _setitimer(signal.ITIMER_REAL, 0)
+        self.in_user_code[0] = False
+        self.builtins.update(self.pristine_builtins)  # json looks builtins up; tool code may have rebound them
+        try:
+            return _dumps({"status": "returned", "result": value, "state": state}).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            return _dumps({"status": "error", "details": f"the tool's result or state is not JSON: {exc}"}).encode()
 
     def failure(self, exc: BaseException) -> dict[str, Any]:
         limit = "cpu" if _isinstance(exc, _CpuLimit) else "time" if _isinstance(exc, _TimeLimit) else \
@@ -1115,10 +1151,12 @@ class _Zygote:
                 pass
         return pids
 
-    def load(self, source: str, timeout: float, memory_mb: int) -> dict[str, Any]:
-        """Compile and run ``source`` once, in the zygote; every grade's process inherits the result."""
+    def load(self, source: str, timeout: float, memory_mb: int, kind: str = "grader") -> dict[str, Any]:
+        """Compile and run ``source`` once, in the zygote; every grade's process inherits the result.
+        ``kind`` "tools": the source defines tool functions instead of ``grade``."""
         self.set_limits(memory_mb, timeout)
         self.in_user_code[0] = True
+        self.kind = kind
         _setitimer(signal.ITIMER_REAL, timeout)
         try:
             grade = self.compile_source(source)
@@ -1163,6 +1201,9 @@ class _Zygote:
             raise
         except BaseException as exc:
             return "the grader source raised an exception while loading\n" + self.format(exc)
+        if self.kind == "tools":
+            return {name: value for name, value in namespace.items() if not name.startswith("_")
+                    and callable(value) and getattr(value, "__module__", None) == "__grader__"}
         return self.check_grade(namespace.get("grade"))
 
     def check_grade(self, grade: Any) -> Any:

@@ -21,10 +21,11 @@ from ..errors import InputError, ProviderError, TemplateError
 from ..graders import GradeResult, grade
 from ..models import GenerateRequest, Provider, check_message, message_text, public_url, split_model_name
 from ..redact import MASK, url_was_redacted
-from ..spec import (CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_criteria,
-                    parse_data_source)
+from ..spec import (AgentSpec, CompletionsDataSource, EvalSpec, GraderModel, Row, grader_hash, load_eval, parse_agent,
+                    parse_criteria, parse_data_source)
 from ..store import SampleRecord, ScoreRecord, Store, runner_alive
 from ..templating import sample_namespace
+from ._agent import EpisodeRunner
 from ._messages import build_messages
 from ._progress import Reporter, progress_reporter
 from ._pool import ModelPool, PoolGradingContext, resolve_model_name
@@ -48,11 +49,15 @@ class RunOptions:
     name: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     truncate: str | None = None  # local/hf models: how items longer than the context window are cut
+    tool_fault_rate: float | None = None  # agent episodes: share of tool calls that fail (overrides agent.tool_faults)
 
     def __post_init__(self) -> None:
         """Refuse out-of-range values (InputError naming the option) before anything runs."""
         for name in ("epochs", "concurrency", "limit"):
             at_least(getattr(self, name), 1, name)
+        if self.tool_fault_rate is not None and not 0 <= self.tool_fault_rate <= 1:
+            raise InputError(f"tool fault rate {self.tool_fault_rate:g} is not between 0 and 1",
+                             field="tool_fault_rate")
         if self.truncate not in (None, "middle", "left", "right"):
             raise InputError(f"unknown truncation '{self.truncate}' (use middle, left or right)", field="truncate")
         positive(self.timeout, "timeout", "seconds")
@@ -65,7 +70,7 @@ class RunOptions:
                 "adaptive_concurrency": self.adaptive_concurrency, "base_url": public_url(self.base_url),
                 "base_url_redacted": url_was_redacted(self.base_url),
                 "use_cache": self.use_cache, "timeout": self.timeout, "limit": self.limit,
-                "retry": asdict(self.retry), "truncate": self.truncate}
+                "retry": asdict(self.retry), "truncate": self.truncate, "tool_fault_rate": self.tool_fault_rate}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RunOptions":
@@ -74,7 +79,8 @@ class RunOptions:
                    adaptive_concurrency=config.get("adaptive_concurrency", True),
                    base_url=config.get("base_url"), use_cache=config.get("use_cache", True),
                    timeout=config.get("timeout", 120.0), limit=config.get("limit"),
-                   retry=RetryPolicy(**config.get("retry", {})), truncate=config.get("truncate"))
+                   retry=RetryPolicy(**config.get("retry", {})), truncate=config.get("truncate"),
+                   tool_fault_rate=config.get("tool_fault_rate"))
 
 
 class _Execution:
@@ -82,7 +88,8 @@ class _Execution:
 
     def __init__(self, store: Store, run_id: str, criteria: list[GraderModel],
                  source: CompletionsDataSource | None, rows: list[Row], epochs: int, provider: Provider | None,
-                 pool: ModelPool, options: RunOptions, reporter: Reporter, label: str) -> None:
+                 pool: ModelPool, options: RunOptions, reporter: Reporter, label: str,
+                 agent: AgentSpec | None = None) -> None:
         self.store, self.run_id, self.criteria = store, run_id, criteria
         self.source, self.rows, self.epochs = source, rows, epochs
         self.provider, self.pool, self.options = provider, pool, options
@@ -91,6 +98,8 @@ class _Execution:
         self.params = source.sampling_params.to_request() if source is not None else {}
         self._built: dict[int, list[dict[str, Any]]] = {}  # row -> its messages, while epochs still need them
         self._uses: Counter[int] = Counter()
+        self.episodes = EpisodeRunner(agent, self.params, store, pool, run_id, provider, options.use_cache,
+                                      options.tool_fault_rate) if agent is not None and provider is not None else None
 
     async def execute(self) -> None:
         finished = self.store.finished_units(self.run_id)
@@ -100,6 +109,8 @@ class _Execution:
         self.reporter.start(self.run_id, self.label, len(self.rows) * self.epochs, len(finished))
         self.store.set_run_status(self.run_id, "in_progress")
         try:
+            if self.episodes is not None:
+                await self.episodes.start()
             pending = iter(units)
 
             async def worker() -> None:
@@ -119,6 +130,8 @@ class _Execution:
             self.store.set_run_status(self.run_id, "failed", {"code": type(exc).__name__, "message": str(exc)})
             raise
         finally:
+            if self.episodes is not None:
+                await self.episodes.aclose()
             self.reporter.finish(self.run_id)
         self.store.set_run_status(self.run_id, "completed")
 
@@ -159,6 +172,8 @@ class _Execution:
         except TemplateError as exc:
             self._store_error(row, epoch, None, {"code": "invalid_variable_error", "message": exc.message}, [])
             return {}, False
+        if self.episodes is not None:
+            return await self.episodes.sample(row, epoch, messages)
         request = GenerateRequest(messages=messages, params=self.params)
         result, error, calls, key, cached = await self.pool.call(self.provider.name, request, purpose="sample",
                                                                  epoch=epoch)
@@ -346,6 +361,8 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
         if p is not None:
             await p.check()
             _check_params(spec, p)
+    if spec.agent is not None and spec.agent.user is not None:
+        await pool.provider(spec.agent.user.model).check()
     rows = spec.rows[: options.limit] if options.limit else spec.rows
     epochs = options.epochs or spec.epochs
     source = spec.data_source if isinstance(spec.data_source, CompletionsDataSource) else None
@@ -363,7 +380,7 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
         label = f"{spec.name} · {provider.name if provider else 'given samples'}"
         source = spec.data_source if isinstance(spec.data_source, CompletionsDataSource) else None
         executions.append(_Execution(store, run_id, spec.testing_criteria, source, rows, epochs,
-                                     provider, pool, run_options, reporter, label))
+                                     provider, pool, run_options, reporter, label, spec.agent))
     try:
         await asyncio.gather(*(ex.execute() for ex in executions))
     finally:
@@ -398,7 +415,7 @@ async def resume_run_async(run_id: str, *, store: Store | None = None, reporter:
     epochs = options.epochs or 1
     label = f"{definition.get('name') or run['name']} · {run['model'] or 'given samples'}"
     execution = _Execution(store, run["id"], criteria, source if isinstance(source, CompletionsDataSource) else None,
-                           rows, epochs, provider, pool, options, reporter, label)
+                           rows, epochs, provider, pool, options, reporter, label, parse_agent(definition.get("agent")))
     try:
         await execution.execute()
     finally:

@@ -1,5 +1,6 @@
 """Pydantic models of the OpenAI objects gradeloop reads, and loading with located errors."""
 
+from ._agent import FAULT_KINDS, AgentSpec, McpServerSpec, ToolFaultsSpec, ToolsSpec, UserSpec, parse_agent
 from ._eval import (
     CompletionsDataSource,
     CustomDataSourceConfig,
@@ -37,6 +38,13 @@ from ._graders import (
 from ._load import Document, read_document, read_jsonl
 
 __all__ = [
+    "FAULT_KINDS",
+    "AgentSpec",
+    "McpServerSpec",
+    "ToolFaultsSpec",
+    "ToolsSpec",
+    "UserSpec",
+    "parse_agent",
     "TRAINING_METHODS",
     "load_training_file",
     "SIMILARITY_METRICS",

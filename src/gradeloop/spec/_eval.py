@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InputError, TemplateError
 from ..templating import resolve, variables
+from ._agent import AgentSpec, load_agent
 from ._graders import GraderModel, load_grader, one_token_cap
 from ._load import Document, format_loc, read_document, read_jsonl, validate_model
 
@@ -102,6 +103,8 @@ class _BaseSamplingParams(_Strict):
     seed: int | None = None
     max_completion_tokens: int | None = Field(default=None, ge=1)
     tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None
 
     @model_validator(mode="before")
@@ -145,7 +148,16 @@ class ResponsesSamplingParams(_BaseSamplingParams):
             temperature=self.temperature, top_p=self.top_p, seed=self.seed,
             max_completion_tokens=self.max_completion_tokens, response_format=response_format,
             tools=tools, reasoning_effort=self.reasoning_effort,
+            tool_choice=_responses_choice_to_chat(self.tool_choice), parallel_tool_calls=self.parallel_tool_calls,
         )
+
+
+def _responses_choice_to_chat(choice: Any) -> Any:
+    """Responses names a function as ``{type: function, name}``, Chat Completions as
+    ``{type: function, function: {name}}``; ``auto``, ``none`` and ``required`` are the same."""
+    if isinstance(choice, dict) and choice.get("type") == "function" and "function" not in choice:
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    return choice
 
 
 def _responses_tool_to_chat(tool: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +225,7 @@ class _EvalBody(_Strict):
     data_source: DataSource | None = Field(default=None, discriminator="type")
     metadata: dict[str, Any] | None = None
     epochs: int = Field(default=1, ge=1)
+    agent: Any = None  # gradeloop's agent block, validated by spec._agent
     # present when the file is an eval object fetched from OpenAI; ignored
     id: str | None = None
     object: str | None = None
@@ -254,12 +267,16 @@ class EvalSpec:
     source_file: str | None
     raw: dict[str, Any]
     lines: dict[Any, int] = dataclass_field(default_factory=dict, repr=False)
+    agent: AgentSpec | None = None
 
     def definition(self) -> dict[str, Any]:
-        """The create-eval body (name, data_source_config, testing_criteria, metadata)."""
+        """The create-eval body (name, data_source_config, testing_criteria, metadata), and the
+        agent block with its python source read in, when there is one."""
         keys = ("data_source_config", "testing_criteria", "metadata")
         out = {"name": self.name}
         out.update({k: self.raw[k] for k in keys if k in self.raw})
+        if self.agent is not None:
+            out["agent"] = self.agent.model_dump(exclude_none=True)
         return out
 
     def data_source_dict(self) -> dict[str, Any] | None:
@@ -360,13 +377,22 @@ def _build(doc: Document, base_dir: Path, allow_outside_paths: bool = False) -> 
     if isinstance(source, JsonlDataSource):
         _check_jsonl_samples(rows, criteria)
     _check_templates(criteria, source, rows, doc)
+    agent = _agent(doc, source, rows, base_dir, allow_outside_paths)
     raw = json.loads(json.dumps(doc.data, default=str))
     name = body.name or Path(doc.file).stem
     return EvalSpec(
         name=name, data_source_config=body.data_source_config, testing_criteria=criteria,
         data_source=source, rows=rows, metadata=body.metadata or {}, epochs=body.epochs,
-        source_file=doc.file, raw=raw, lines=doc.lines,
+        source_file=doc.file, raw=raw, lines=doc.lines, agent=agent,
     )
+
+
+def _agent(doc: Document, source: Any, rows: list[Row], base_dir: Path, allow_outside: bool) -> AgentSpec | None:
+    if doc.data.get("agent") is not None and not isinstance(source, CompletionsDataSource):
+        raise doc.error("an agent block needs a completions (or responses) data source with input_messages",
+                        ("agent",))
+    tools = (source.sampling_params.tools or []) if isinstance(source, CompletionsDataSource) else []
+    return load_agent(doc, base_dir, tools, rows, allow_outside)
 
 
 def _check_tools(tools: list[dict[str, Any]], doc: Document) -> None:

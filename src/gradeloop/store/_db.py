@@ -448,6 +448,30 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
                     "INSERT OR IGNORE INTO response_cache VALUES (?, ?, ?)",
                     (sample.cache_key, _dumps(cache_response), now))
 
+    def record_turn(self, run_id: str, index: int, epoch: int, turn: int, body: dict[str, Any],
+                    calls: list[CallRecord], cache: list[tuple[str, dict]] = ()) -> None:
+        """Store one turn of an agent episode as it happens (the assistant message, its tool calls
+        and their results, or the simulated user's message), with the model calls behind it and
+        their cache entries ``(key, response)``, in one transaction."""
+        now = time.time()
+        with self.transaction():
+            self.conn.execute("INSERT OR REPLACE INTO turns VALUES (?, ?, ?, ?, ?, ?)",
+                              (run_id, index, epoch, turn, _dumps(body), now))
+            self._insert_calls(run_id, index, epoch, calls)
+            self.conn.executemany("INSERT OR IGNORE INTO response_cache VALUES (?, ?, ?)",
+                                  [(key, _dumps(response), now) for key, response in cache])
+
+    def clear_turns(self, run_id: str, index: int, epoch: int) -> None:
+        """Forget the stored turns of an episode that starts over (it was cut off by a kill)."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM turns WHERE run_id = ? AND idx = ? AND epoch = ?", (run_id, index, epoch))
+
+    def turns(self, run_id: str, index: int, epoch: int) -> list[dict[str, Any]]:
+        """The stored turns of one episode, in order: ``{"turn": n, **body}``."""
+        rows = self.conn.execute("SELECT turn, body FROM turns WHERE run_id = ? AND idx = ? AND epoch = ?"
+                                 " ORDER BY turn", (run_id, index, epoch))
+        return [{"turn": r[0], **_loads(r[1])} for r in rows]
+
     def record_calls(self, run_id: str | None, index: int | None, epoch: int | None,
                      calls: list[CallRecord]) -> None:
         """Store model calls made outside sampling (a model grader's judge calls)."""

@@ -238,4 +238,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE samples ADD COLUMN trajectory TEXT;
         """,
     ),
+    (
+        "0007_turns",
+        """
+        CREATE TABLE turns (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            idx INTEGER NOT NULL,
+            epoch INTEGER NOT NULL,
+            turn INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, idx, epoch, turn)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
