@@ -131,3 +131,64 @@ def test_the_viewers_call_log_shows_a_shared_input_whole(tmp_path):
     assert '"$input"' in raw  # stored once, referenced from the call
     [call] = Store.open_readonly(tmp_path / "db.sqlite").model_calls(run_id, 0, 0)
     assert call["request"]["messages"] == store.output_items(run_id)[0]["item"]["messages"]
+
+
+# ------------------------------------------------------- effective length from mean scores
+
+def _scored_run(metric: str | None) -> str:
+    """A hand-filled run of two criteria over items at three lengths; the scores per output item
+    are below (an errored item's scores must not count)."""
+    from gradeloop.store import ScoreRecord, Store
+
+    store = Store()
+    criteria = [{"type": "mrcr", "name": "a"}, {"type": "mrcr", "name": "b"}]
+    eval_id = store.add_eval({"name": f"scored {metric}", "testing_criteria": criteria,
+                              "metadata": {"gradeloop_metric": metric} if metric else {}})
+    units = [(4096, "pass", (1.0, 1.0)), (4096, "fail", (1.0, 0.5)), (4096, "error", (0.0, None)),
+             (8192, "fail", (0.8, 0.6)), (8192, "fail", (0.9, 0.7)), (16384, "fail", (0.5, 0.5))]
+    rows = [(i, {"length_bin": length, "q": i}, None, None, None) for i, (length, _, _) in enumerate(units)]
+    run_id = store.create_run(eval_id=eval_id, model="scripted/x", name=None, data_source=None,
+                              config={"epochs": 1}, rows=rows)
+    for i, (_, status, scores) in enumerate(units):
+        store.record_grades(run_id, i, 0, [
+            ScoreRecord(c, name, "mrcr", "h", score, None if score is None else score == 1.0, {})
+            for c, (name, score) in enumerate(zip("ab", scores))], status)
+    store.close()
+    return run_id
+
+
+def test_effective_length_uses_the_mean_score_when_the_eval_reports_one():
+    from gradeloop.report import breakdown, effective_length_summary
+    from gradeloop.store import Store
+
+    run_id = _scored_run("mean_score")
+    store = Store()
+    rows = {r["value"]: r for r in breakdown(store, run_id, "length_bin")}
+    # per output item the mean over criteria, then over output items; the errored one left out
+    assert rows[4096]["mean_score"] == pytest.approx(0.875) and rows[4096]["pass_rate"] == 0.5
+    assert rows[8192]["mean_score"] == pytest.approx(0.75) and rows[16384]["mean_score"] == pytest.approx(0.5)
+    summary = effective_length_summary(store, run_id)
+    assert summary["metric"] == "mean_score" and summary["effective_length"] == 8192
+    assert summary["threshold"] == pytest.approx(0.85 * 0.875)
+    assert [(b["length"], b["mean_score"], b["holds"]) for b in summary["bins"]] == [
+        (4096, pytest.approx(0.875), True), (8192, pytest.approx(0.75), True), (16384, pytest.approx(0.5), False)]
+    by_pass = effective_length_summary(store, run_id, metric="pass_rate")  # a perfect answer only: harsh
+    assert by_pass["effective_length"] == 4096 and "mean_score" not in by_pass["bins"][0]
+    shown = run_cli("eval", "show", run_id, "--by", "length_bin")
+    assert shown.returncode == 0, shown.stderr
+    assert "effective length: 8192 tokens" in shown.stdout and "mean score by length_bin" in shown.stdout
+    assert "mean score" in shown.stdout.split("By length_bin")[1] and "0.875" in shown.stdout
+    as_json = json.loads(run_cli("eval", "show", run_id, "--json").stdout)["gradeloop"]["effective_length"]
+    assert as_json["metric"] == "mean_score" and as_json["bins"][1]["mean_score"] == pytest.approx(0.75)
+
+
+def test_a_pass_rate_eval_keeps_its_pass_rate_summary():
+    from gradeloop.report import effective_length_summary
+    from gradeloop.store import Store
+
+    run_id = _scored_run(None)
+    summary = effective_length_summary(Store(), run_id)
+    assert summary["metric"] == "pass_rate" and summary["effective_length"] == 4096
+    assert [b["pass_rate"] for b in summary["bins"]] == [0.5, 0.0, 0.0]
+    shown = run_cli("eval", "show", run_id, "--by", "length_bin")
+    assert "pass rate by length_bin" in shown.stdout and "mean score" not in shown.stdout

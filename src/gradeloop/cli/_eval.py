@@ -11,8 +11,8 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
-from ..report import (breakdown, compare_runs, criterion_rates, effective_length_summary, export_run, list_object,
-                      output_item_list, run_list, run_object, run_summary)
+from ..report import (breakdown, compare_runs, criterion_rates, effective_length_summary, eval_metric, export_run,
+                      list_object, output_item_list, run_list, run_object, run_summary)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from .._checks import at_least, check_base_url, fraction
@@ -114,7 +114,8 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
             if s["pass_at_k"]:
                 out.print(pass_at_k_line(s))
             for field in by:
-                table = breakdown_table(field, breakdown(store, s["run_id"], field))
+                table = breakdown_table(field, breakdown(store, s["run_id"], field),
+                                        eval_metric(store, s["run_id"]) == "mean_score")
                 table.title = f"{s['model']} by {field}"
                 out.print(table)
             _long_context_lines(_run_json(store, s["run_id"], []))
@@ -241,7 +242,8 @@ def show(
     if summary["pass_at_k"]:
         out.print(pass_at_k_line(summary))
     for field in by:
-        out.print(breakdown_table(field, breakdown(store, obj["id"], field)))
+        table = breakdown_table(field, breakdown(store, obj["id"], field), eval_metric(store, obj["id"]) == "mean_score")
+        out.print(table)
     _long_context_lines(obj)
     if obj["error"]:
         out.print(f"error: {obj['error'].get('message')}")

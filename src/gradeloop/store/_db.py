@@ -615,6 +615,17 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
             " ON i.run_id = s.run_id AND i.idx = s.idx WHERE s.run_id = ? AND s.status = 'ok' GROUP BY 1",
             (path, run_id))}
 
+    def mean_scores_by_field(self, run_id: str, field: str) -> dict[Any, float | None]:
+        """Mean score per value of an item field, grouped as :meth:`counts_by_field` groups: per
+        output item the mean of its criteria's scores, then the mean over output items; errored
+        output items are left out (a value with only errored items is absent)."""
+        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        return {value: mean for value, mean in self.conn.execute(
+            "SELECT json_extract(i.item, ?), AVG(s.mean) FROM output_items o JOIN run_items i"
+            " ON i.run_id = o.run_id AND i.idx = o.idx JOIN (SELECT idx, epoch, AVG(score) AS mean FROM scores"
+            " WHERE run_id = ? GROUP BY idx, epoch) s ON s.idx = o.idx AND s.epoch = o.epoch"
+            " WHERE o.run_id = ? AND o.status != 'error' GROUP BY 1", (path, run_id, run_id))}
+
     def score_rates(self, run_id: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
         """``(criterion, name, rates)`` of every score of the run whose grader reported
         ``details.rates`` (a dict of 0/1 outcomes, such as the grounding grader's)."""
