@@ -238,4 +238,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE samples ADD COLUMN trajectory TEXT;
         """,
     ),
+    (
+        # named 0008 so that it orders after another branch's 0007; 1 marks an item whose long
+        # values are {"$input": hash} references into ``inputs`` (Store._share_item)
+        "0008_run_items_shared",
+        """
+        ALTER TABLE run_items ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]
