@@ -43,6 +43,7 @@ TOLERANCE = 0.02
 OUT_DEGREE = 4
 MAX_COMPLETION_TOKENS = 2048
 EDGES_PER_DOC = 200
+PROBE_TOKENS = 16384
 
 INSTRUCTIONS = (
     "You will be given a graph as a list of directed edges. All nodes are at least degree 1. You will also "
@@ -184,6 +185,10 @@ def _documents_item(target: int, problem: str, seed: int | str, tok: Tokenizer, 
     if fixed + 40 > target:
         raise InputError(f"{target} tokens is too short for a graph (the instructions take {fixed})", field="tokens")
     budget, floor = target - fixed, math.ceil((1 - TOLERANCE) * target)
+    if budget > 2 * PROBE_TOKENS:  # the first budget from the layout's cost per edge on a small graph
+        edges = _edges(random.Random(f"graphwalks:{seed}:{target}:{problem}"), tok, PROBE_TOKENS)
+        written = tok.count(documents_prompt(edges, problem, "0" * 10, 3, layout, placement)) - fixed
+        budget = int(budget * PROBE_TOKENS / written) - target // 100
     for _ in range(8):
         rng = random.Random(f"graphwalks:{seed}:{target}:{problem}")
         edges = _edges(rng, tok, budget)

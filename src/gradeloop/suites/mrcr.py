@@ -117,11 +117,20 @@ def flatten(messages: list[dict[str, Any]], layout: str, placement: str) -> str:
     return compose(f"{FLAT_INTRO}\n{messages[-1]['content']}", docs, layout, placement)
 
 
+PROBE_TOKENS = 16384
+
+
 def _flat_item(target: int, n_needles: int, seed: int | str, tok: Tokenizer, layout: str,
                placement: str) -> dict[str, Any]:
     """A flattened item within 2% below ``target``: the conversation is built to a budget, its
-    written form counted, and the budget corrected by the difference (aiming 0.5% under)."""
+    written form counted, and the budget corrected by the difference (aiming 0.5% under). The
+    first budget comes from the layout's cost on a short conversation, so a long item is
+    usually built once."""
     budget, floor = target, math.ceil((1 - TOLERANCE) * target)
+    if target > 2 * PROBE_TOKENS:
+        probe = _conversation(target, n_needles, seed, tok, PROBE_TOKENS)
+        written = tok.count(flatten(probe["messages"], layout, placement)) + tok.count(probe["answer"])
+        budget = int(target * probe["n_tokens"] / written) - target // 100  # ids grow longer: 1% under
     for _ in range(8):
         item = _conversation(target, n_needles, seed, tok, budget)
         text = flatten(item["messages"], layout, placement)
