@@ -154,6 +154,16 @@ def test_every_layout_and_placement_renders_parses_back_and_meets_its_length(lay
     assert ("Operation:" in text.split("</documents>")[1]) == (placement != "start")
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_long_prompt_in_a_document_layout_meets_its_length(layout):
+    tok, target = get_tokenizer(), 131072  # long enough for the first budget to come from a probe
+    item = gw.generate_item(target, "parents", "2:0", tok, layout, "start")
+    assert 0.98 * target <= tok.count(item["prompt"]) <= target
+    docs = parse_documents(item["prompt"], layout)
+    assert len(docs) > 30 and item["answer_nodes"] == gw.parents_of(
+        [p for d in docs for p in PAIR.findall(d.content)], item["node"])
+
+
 def test_variants_are_deterministic_and_tagged_and_the_default_is_the_published_form(tmp_path):
     args = ([6000], ["bfs"], 2, 3, None, ["json", "native"], None)
     rows = list(gw.generate(*args))

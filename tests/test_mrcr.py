@@ -145,6 +145,14 @@ def test_every_layout_and_placement_renders_parses_back_and_meets_its_length(lay
     assert (request in text.split("</documents>")[1]) == (placement != "start")
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_long_item_in_a_document_layout_meets_its_length(layout):
+    tok, target = get_tokenizer(), 131072  # long enough for the first budget to come from a probe
+    item = mrcr.generate_item(target, 8, "2:0", tok, layout, "both")
+    assert 0.98 * target <= tok.count(item["messages"][0]["content"]) + tok.count(item["answer"]) <= target
+    assert len(parse_documents(item["messages"][0]["content"], layout)) == item["total_messages"] - 1
+
+
 def test_variants_are_deterministic_and_tagged_and_the_default_is_the_published_form(tmp_path):
     rows = list(mrcr.generate([6000], [2], 2, seed=5, layouts=["native", "pipe"], placements=["start", "both"]))
     assert [(r["layout"], r["placement"]) for r in rows] == [("native", "native"), ("pipe", "start"),
