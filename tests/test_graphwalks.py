@@ -2,6 +2,7 @@
 modes (the card's code as published, and corrected), the importer, and runs of a built suite."""
 
 import asyncio
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -16,6 +17,8 @@ from gradeloop.report import output_item_objects
 from gradeloop.spec import grader_hash
 from gradeloop.store import Store
 from gradeloop.suites import graphwalks as gw
+from gradeloop.errors import InputError
+from gradeloop.suites._layout import LAYOUTS, PLACEMENTS, parse_documents
 from gradeloop.suites._long import length_bin
 from gradeloop.suites._tokens import get_tokenizer
 
@@ -119,6 +122,79 @@ def test_deterministic_and_a_million_tokens():
     tok = get_tokenizer()
     item = gw.generate_item(1048576, "bfs", "1:0", tok)
     assert 0.98 * 1048576 <= tok.count(item["prompt"]) <= 1048576
+
+
+# ------------------------------------------------------------------------------ layouts
+
+PAIR = re.compile(r"([0-9a-f]{10}) -> ([0-9a-f]{10})")
+OPERATION = re.compile(r"Operation:\n(Perform a BFS from node ([0-9a-f]{10}) with depth (\d)\.|"
+                       r"Find the parents of node ([0-9a-f]{10})\.)")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_every_layout_and_placement_renders_parses_back_and_meets_its_length(layout, placement):
+    tok, target, problem = get_tokenizer(), 12000, "bfs" if placement != "end" else "parents"
+    item = gw.generate_item(target, problem, "4:0", tok, layout, placement)
+    text = item["prompt"]
+    count = tok.count(text)
+    assert count == item["n_tokens"] and 0.98 * target <= count <= target and item["prompt_chars"] == len(text)
+    assert (item["layout"], item["placement"]) == (layout, placement)
+    docs = parse_documents(text, layout)
+    edges = [pair for d in docs for pair in PAIR.findall(d.content)]
+    assert all(len(PAIR.findall(d.content)) == gw.EDGES_PER_DOC for d in docs[:-1]) and edges
+    assert [d.id for d in docs] == [str(k) for k in range(1, len(docs) + 1)]
+    assert docs[1].title == f"edges {gw.EDGES_PER_DOC + 1}-{2 * gw.EDGES_PER_DOC}"
+    operations = OPERATION.findall(text)
+    assert len(operations) == (2 if placement == "both" else 1)
+    _, node, depth, parent_of = operations[0]
+    want = gw.bfs_at_depth(edges, node, int(depth)) if problem == "bfs" else gw.parents_of(edges, parent_of)
+    assert item["answer_nodes"] == want and want
+    assert ("Operation:" in text.split("<documents>")[0]) == (placement != "end")
+    assert ("Operation:" in text.split("</documents>")[1]) == (placement != "start")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_long_prompt_in_a_document_layout_meets_its_length(layout):
+    tok, target = get_tokenizer(), 131072  # long enough for the first budget to come from a probe
+    item = gw.generate_item(target, "parents", "2:0", tok, layout, "start")
+    assert 0.98 * target <= tok.count(item["prompt"]) <= target
+    docs = parse_documents(item["prompt"], layout)
+    assert len(docs) > 30 and item["answer_nodes"] == gw.parents_of(
+        [p for d in docs for p in PAIR.findall(d.content)], item["node"])
+
+
+def test_variants_are_deterministic_and_tagged_and_the_default_is_the_published_form(tmp_path):
+    args = ([6000], ["bfs"], 2, 3, None, ["json", "native"], None)
+    rows = list(gw.generate(*args))
+    assert rows == list(gw.generate(*args))
+    assert [(r["layout"], r["placement"]) for r in rows] == [("json", "both"), ("native", "native")] * 2
+    plain = list(gw.generate([6000], ["bfs"], 2, seed=3))
+    assert [{k: v for k, v in r.items() if k not in ("layout", "placement")} for r in rows[1::2]] == plain
+    assert all("layout" not in r for r in plain)
+    with pytest.raises(InputError, match="placement applies"):
+        list(gw.generate([6000], ["bfs"], 1, layouts=["native"], placements=["end"]))
+    # rows.jsonl of this build as written before layouts existed (o200k_base, bpe-openai 0.1.4)
+    gw.build([5000], ["bfs", "parents"], 1, 1, tmp_path / "g")
+    digest = hashlib.sha256((tmp_path / "g" / "rows.jsonl").read_bytes()).hexdigest()
+    assert digest == "8427d34d1652453902eb99524bdc17c1234c23cdb312ffa680165d6217e7187b"
+
+
+def test_cli_layouts_build_and_run(tmp_path):
+    built = run_cli("suite", "graphwalks", "build", "--tokens", "5k", "--problem", "parents", "--n", "1",
+                    "--layout", "xml,pipe", "--placement", "end", "--out", str(tmp_path / "g"), "--json")
+    assert built.returncode == 0, built.stderr
+    summary = json.loads(built.stdout)
+    assert summary["counts"]["layout"] == {"xml": 1, "pipe": 1} and summary["counts"]["placement"] == {"end": 2}
+    rows = [json.loads(line)["item"] for line in (tmp_path / "g" / "rows.jsonl").read_text().splitlines()]
+    rules = tmp_path / "rules.jsonl"
+    rules.write_text(json.dumps({"contains": "ID: 1 | TITLE:", "response": "Final Answer: []"}) + "\n" + json.dumps(
+        {"contains": "Find the parents", "response": "Final Answer: [" + ", ".join(rows[0]["answer_nodes"]) + "]"}))
+    ran = run_cli("eval", "run", summary["eval"], "-m", f"scripted/{rules}", "--json", "--no-progress",
+                  "--by", "layout")
+    assert ran.returncode == 0, ran.stderr
+    by = json.loads(ran.stdout)["data"][0]["gradeloop"]["breakdown"]["layout"]
+    assert {r["value"]: r["mean_score"] for r in by} == {"xml": 1.0, "pipe": 0.0}
 
 
 # ----------------------------------------------------------------------------- importer

@@ -131,3 +131,122 @@ def test_the_viewers_call_log_shows_a_shared_input_whole(tmp_path):
     assert '"$input"' in raw  # stored once, referenced from the call
     [call] = Store.open_readonly(tmp_path / "db.sqlite").model_calls(run_id, 0, 0)
     assert call["request"]["messages"] == store.output_items(run_id)[0]["item"]["messages"]
+
+
+# ------------------------------------------------------- effective length from mean scores
+
+def _scored_run(metric: str | None) -> str:
+    """A hand-filled run of two criteria over items at three lengths; the scores per output item
+    are below (an errored item's scores must not count)."""
+    from gradeloop.store import ScoreRecord, Store
+
+    store = Store()
+    criteria = [{"type": "mrcr", "name": "a"}, {"type": "mrcr", "name": "b"}]
+    eval_id = store.add_eval({"name": f"scored {metric}", "testing_criteria": criteria,
+                              "metadata": {"gradeloop_metric": metric} if metric else {}})
+    units = [(4096, "pass", (1.0, 1.0)), (4096, "fail", (1.0, 0.5)), (4096, "error", (0.0, None)),
+             (8192, "fail", (0.8, 0.6)), (8192, "fail", (0.9, 0.7)), (16384, "fail", (0.5, 0.5))]
+    rows = [(i, {"length_bin": length, "q": i}, None, None, None) for i, (length, _, _) in enumerate(units)]
+    run_id = store.create_run(eval_id=eval_id, model="scripted/x", name=None, data_source=None,
+                              config={"epochs": 1}, rows=rows)
+    for i, (_, status, scores) in enumerate(units):
+        store.record_grades(run_id, i, 0, [
+            ScoreRecord(c, name, "mrcr", "h", score, None if score is None else score == 1.0, {})
+            for c, (name, score) in enumerate(zip("ab", scores))], status)
+    store.close()
+    return run_id
+
+
+def test_effective_length_uses_the_mean_score_when_the_eval_reports_one():
+    from gradeloop.report import breakdown, effective_length_summary
+    from gradeloop.store import Store
+
+    run_id = _scored_run("mean_score")
+    store = Store()
+    rows = {r["value"]: r for r in breakdown(store, run_id, "length_bin")}
+    # per output item the mean over criteria, then over output items; the errored one left out
+    assert rows[4096]["mean_score"] == pytest.approx(0.875) and rows[4096]["pass_rate"] == 0.5
+    assert rows[8192]["mean_score"] == pytest.approx(0.75) and rows[16384]["mean_score"] == pytest.approx(0.5)
+    summary = effective_length_summary(store, run_id)
+    assert summary["metric"] == "mean_score" and summary["effective_length"] == 8192
+    assert summary["threshold"] == pytest.approx(0.85 * 0.875)
+    assert [(b["length"], b["mean_score"], b["holds"]) for b in summary["bins"]] == [
+        (4096, pytest.approx(0.875), True), (8192, pytest.approx(0.75), True), (16384, pytest.approx(0.5), False)]
+    by_pass = effective_length_summary(store, run_id, metric="pass_rate")  # a perfect answer only: harsh
+    assert by_pass["effective_length"] == 4096 and "mean_score" not in by_pass["bins"][0]
+    shown = run_cli("eval", "show", run_id, "--by", "length_bin")
+    assert shown.returncode == 0, shown.stderr
+    assert "effective length: 8192 tokens" in shown.stdout and "mean score by length_bin" in shown.stdout
+    assert "mean score" in shown.stdout.split("By length_bin")[1] and "0.875" in shown.stdout
+    as_json = json.loads(run_cli("eval", "show", run_id, "--json").stdout)["gradeloop"]["effective_length"]
+    assert as_json["metric"] == "mean_score" and as_json["bins"][1]["mean_score"] == pytest.approx(0.75)
+
+
+def test_a_pass_rate_eval_keeps_its_pass_rate_summary():
+    from gradeloop.report import effective_length_summary
+    from gradeloop.store import Store
+
+    run_id = _scored_run(None)
+    summary = effective_length_summary(Store(), run_id)
+    assert summary["metric"] == "pass_rate" and summary["effective_length"] == 4096
+    assert [b["pass_rate"] for b in summary["bins"]] == [0.5, 0.0, 0.0]
+    shown = run_cli("eval", "show", run_id, "--by", "length_bin")
+    assert "pass rate by length_bin" in shown.stdout and "mean score" not in shown.stdout
+
+
+# --------------------------------------------------------------- long items stored once
+
+def test_a_long_item_is_stored_once_not_once_per_model_and_reads_back_whole(tmp_path):
+    from gradeloop.report import breakdown, export_run
+    from gradeloop.runner import RunOptions, run_eval
+    from gradeloop.store import Store
+    from gradeloop.suites import mrcr
+
+    out = tmp_path / "mrcr"
+    mrcr.build([32768], [2], 1, 0, out)
+    item = json.loads((out / "rows.jsonl").read_text())["item"]
+    def size(value):
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    long_values = [item["messages"]] + [item["answer"]] * (len(item["answer"]) >= 2048)
+    (tmp_path / "rules.json").write_text(json.dumps([{"response": "no"}]))
+    store = Store(tmp_path / "db.sqlite")
+    run_ids = run_eval(str(out / "eval.yaml"), [f"scripted/{tmp_path / 'rules.json'}", "scripted/echo"],
+                       store=store, options=RunOptions(epochs=3))
+    with sqlite3.connect(tmp_path / "db.sqlite") as raw:
+        rows = raw.execute("SELECT SUM(length(item)), COUNT(*) FROM run_items").fetchone()
+        shared = raw.execute("SELECT SUM(length(body)), COUNT(*) FROM inputs").fetchone()
+        inputs = raw.execute("SELECT COUNT(*) FROM samples WHERE input LIKE '{\"$input\"%'").fetchone()[0]
+    # two models' rows keep the small fields only; one copy of the conversation (the samples' six
+    # inputs are the same messages) and of the long answer
+    assert rows[1] == 2 and rows[0] < 2048 and inputs == 6
+    assert shared == (sum(size(v) for v in long_values), len(long_values))
+    for run_id in run_ids:
+        assert store.run_items(run_id)[0]["item"] == item
+        assert [o["item"] for o in store.output_items(run_id)] == [item] * 3
+        assert [(r["value"], r["total"]) for r in breakdown(store, run_id, "n_needles")] == [(2, 3)]
+        needle = item["messages"][item["desired_msg_index"]]["content"][:60]
+        assert [o["item"] for o in store.output_items_page(run_id, search=needle.upper())] == [item] * 3
+        assert len(store.output_items_page(run_id, field="length_bin", value=item["length_bin"])) == 3
+    export_run(store, run_ids[0], str(tmp_path / "out.jsonl"))
+    exported = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["datasource_item"] for r in exported] == [item] * 3
+
+
+def test_shared_item_values_keep_sql_queries_working(tmp_path):
+    from gradeloop.store import ScoreRecord, Store
+
+    store = Store(tmp_path / "db.sqlite")
+    eval_id = store.add_eval({"name": "x", "testing_criteria": []})
+    ids = [f"hr_{i:032x}" for i in range(80)]  # a long list of ids stays inline (json_each reads it)
+    long_item = {"text": "tapir " * 1000, "provenance": {"record_ids": ids}, "q": 1}
+    literal = {"text": "tapir " * 1000, "ref": {"$input": "not a reference"}}
+    run_id = store.create_run(eval_id=eval_id, model="scripted/x", name=None, data_source=None, config={},
+                              rows=[(0, long_item, None, None, None), (1, literal, None, None, None)])
+    store.record_grades(run_id, 0, 0, [ScoreRecord(0, "a", "t", "h", 0.0, False, {})], "fail")
+    raw = store.conn.execute("SELECT item, shared FROM run_items WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
+    assert raw[0][1] == 1 and "tapir" not in raw[0][0] and ids[-1] in raw[0][0]
+    assert raw[1][1] == 0 and raw[1][0].count("tapir") == 1000  # a literal "$input" is never read as one
+    assert store.harvest_failed_in_runs() == set(ids)
+    assert [r["item"] for r in store.run_items(run_id)] == [long_item, literal]
+    assert store.field_values(run_id, "q") == [None, 1]

@@ -3,6 +3,7 @@ rule), the importer of the published records, and runs of a built suite."""
 
 import asyncio
 import difflib
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,8 @@ from gradeloop.report import output_item_objects
 from gradeloop.spec import grader_hash
 from gradeloop.store import Store
 from gradeloop.suites import mrcr
+from gradeloop.errors import InputError
+from gradeloop.suites._layout import LAYOUTS, PLACEMENTS, parse_documents
 from gradeloop.suites._long import length_bin, parse_tokens
 from gradeloop.suites._tokens import get_tokenizer
 
@@ -113,6 +116,84 @@ def test_bad_lengths_and_counts_are_clear_errors(tmp_path):
         result = run_cli("suite", "mrcr", "build", flag, value, "--n", "1", "--out", str(tmp_path))
         assert result.returncode == 2 and flag in result.stderr and words in result.stderr
         assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ layouts
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_every_layout_and_placement_renders_parses_back_and_meets_its_length(layout, placement):
+    tok, target = get_tokenizer(), 9000
+    item = mrcr.generate_item(target, 4, "3:0", tok, layout, placement)
+    [message] = item["messages"]
+    text = message["content"]
+    assert message["role"] == "user" and (item["layout"], item["placement"]) == (layout, placement)
+    count = tok.count(text) + tok.count(item["answer"])
+    assert count == item["n_tokens"] and 0.98 * target <= count <= target and item["n_chars"] == len(text)
+    docs = parse_documents(text, layout)
+    assert [d.id for d in docs] == [str(i) for i in range(1, len(docs) + 1)]
+    assert [d.title for d in docs] == ["user", "assistant"] * (len(docs) // 2)
+    assert item["total_messages"] == len(docs) + 1
+    # the k-th needle's answer is document desired_msg_index + 1, the answer without its prefix
+    needle = item["answer"][10:] if layout != "pipe" else " ".join(item["answer"][10:].split())
+    assert docs[item["desired_msg_index"]].content == needle
+    ask = f"write {'an' if item['form'][0] in 'aeiou' else 'a'} {item['form']} about {item['topic']}"
+    assert [d.content for d in docs].count(ask) == 4
+    request = f"Prepend {item['random_string_to_prepend']} to the "
+    assert text.count(request) == (2 if placement == "both" else 1)
+    assert (request in text.split("<documents>")[0]) == (placement != "end")
+    assert (request in text.split("</documents>")[1]) == (placement != "start")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_long_item_in_a_document_layout_meets_its_length(layout):
+    tok, target = get_tokenizer(), 131072  # long enough for the first budget to come from a probe
+    item = mrcr.generate_item(target, 8, "2:0", tok, layout, "both")
+    assert 0.98 * target <= tok.count(item["messages"][0]["content"]) + tok.count(item["answer"]) <= target
+    assert len(parse_documents(item["messages"][0]["content"], layout)) == item["total_messages"] - 1
+
+
+def test_variants_are_deterministic_and_tagged_and_the_default_is_the_published_form(tmp_path):
+    rows = list(mrcr.generate([6000], [2], 2, seed=5, layouts=["native", "pipe"], placements=["start", "both"]))
+    assert [(r["layout"], r["placement"]) for r in rows] == [("native", "native"), ("pipe", "start"),
+                                                           ("pipe", "both")] * 2
+    assert rows == list(mrcr.generate([6000], [2], 2, seed=5, layouts=["native", "pipe"],
+                                      placements=["start", "both"]))
+    plain = list(mrcr.generate([6000], [2], 2, seed=5))
+    assert [{k: v for k, v in r.items() if k not in ("layout", "placement")} for r in rows[::3]] == plain
+    assert all("layout" not in r for r in plain)
+    # the same request, hash and needle answers in every variant of an item
+    assert len({(r["random_string_to_prepend"], r["answer"]) for r in rows[:3]}) == 1
+    with pytest.raises(InputError, match="placement applies"):
+        list(mrcr.generate([6000], [2], 1, layouts=["native"], placements=["start"]))
+
+
+def test_default_build_is_byte_identical_to_the_published_form_before_layouts(tmp_path):
+    # rows.jsonl of this build as written before layouts existed (o200k_base, bpe-openai 0.1.4)
+    mrcr.build([5000], [2, 4], 1, 1, tmp_path / "m")
+    digest = hashlib.sha256((tmp_path / "m" / "rows.jsonl").read_bytes()).hexdigest()
+    assert digest == "aee4a40ce1be226ccf5debe25b1fb18f395602a54b451b860e70ddec5d8da6a5"
+
+
+def test_cli_layouts_run_and_report_per_variant(tmp_path):
+    built = run_cli("suite", "mrcr", "build", "--tokens", "5k", "--needles", "2", "--n", "1", "--layout",
+                    "native,xml", "--placement", "start,end", "--out", str(tmp_path / "suite"), "--json")
+    assert built.returncode == 0, built.stderr
+    summary = json.loads(built.stdout)
+    assert summary["counts"]["layout"] == {"native": 1, "xml": 2}
+    assert summary["counts"]["placement"] == {"native": 1, "start": 1, "end": 1}
+    rows = [json.loads(line)["item"] for line in (tmp_path / "suite" / "rows.jsonl").read_text().splitlines()]
+    rules = tmp_path / "rules.jsonl"  # the right answer to the native and start items, a wrong one at the end
+    rules.write_text(json.dumps({"contains": "</documents>\n\nThe documents", "response": "no"}) + "\n"
+                     + json.dumps({"contains": rows[0]["random_string_to_prepend"], "response": rows[0]["answer"]}))
+    ran = run_cli("eval", "run", summary["eval"], "-m", f"scripted/{rules}", "--json", "--no-progress",
+                  "--by", "layout", "--by", "placement")
+    assert ran.returncode == 0, ran.stderr
+    by = json.loads(ran.stdout)["data"][0]["gradeloop"]["breakdown"]
+    assert {r["value"]: r["mean_score"] for r in by["placement"]} == {"native": 1.0, "start": 1.0, "end": 0.0}
+    assert {r["value"]: r["mean_score"] for r in by["layout"]} == {"native": 1.0, "xml": 0.5}
+    bad = run_cli("suite", "mrcr", "build", "--layout", "html", "--out", str(tmp_path / "b"))
+    assert bad.returncode == 2 and "--layout" in bad.stderr and "Traceback" not in bad.stderr
 
 
 # ----------------------------------------------------------------------------- importer

@@ -14,7 +14,7 @@ from .stats import pass_at_k, pass_hat_k, rate
 from .store import Store
 
 __all__ = ["run_object", "output_item_objects", "output_item_list", "run_list", "list_object", "openai_model_name",
-           "run_summary", "percentile", "breakdown", "effective_length_summary", "criterion_rates", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS",
+           "run_summary", "percentile", "breakdown", "eval_metric", "effective_length_summary", "criterion_rates", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS",
            "consistency_summary", "agent_summary", "episode_records", "trajectory_steps"]
 
 
@@ -247,17 +247,20 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
 
 def breakdown(store: Store, run_id: str, field: str) -> list[dict[str, Any]]:
     """Pass rates grouped by an item field (``category``, ``difficulty``, ``a.b``…), sorted by value:
-    ``[{field, value, passed, failed, errored, total, pass_rate, prompt_tokens, completion_tokens}]``
-    (tokens of the sampled model, not counting cached samples). The pass rate leaves errored items out."""
+    ``[{field, value, passed, failed, errored, total, pass_rate, mean_score, prompt_tokens,
+    completion_tokens}]`` (tokens of the sampled model, not counting cached samples). The pass rate
+    and the mean score (per output item the mean over criteria, then over output items) leave
+    errored items out."""
     run_id = store.resolve_run_id(run_id)
     rows = []
     tokens = store.tokens_by_field(run_id, field)
+    means = store.mean_scores_by_field(run_id, field)
     for value, c in store.counts_by_field(run_id, field).items():
         graded = c["pass"] + c["fail"]
         prompt, completion = tokens.get(value, (0, 0))
         rows.append({"field": field, "value": value, "passed": c["pass"], "failed": c["fail"],
                      "errored": c["error"], "total": graded + c["error"],
-                     "pass_rate": c["pass"] / graded if graded else None,
+                     "pass_rate": c["pass"] / graded if graded else None, "mean_score": means.get(value),
                      "prompt_tokens": prompt, "completion_tokens": completion})
     return sorted(rows, key=_value_order)
 
@@ -269,16 +272,28 @@ def _value_order(row: dict[str, Any]) -> tuple:
     return (value is None, not number, value if number else 0, "" if number else str(value))
 
 
-def effective_length_summary(store: Store, run_id: str, *, field: str = "length_bin",
-                             ratio: float = 0.85, absolute: float | None = None) -> dict[str, Any] | None:
-    """The run's effective length (see ``suites._effective``) from its pass rate per ``field``
-    value (numeric lengths in tokens); None when no item carries a numeric ``field``."""
+def eval_metric(store: Store, run_id: str) -> str:
+    """The score an eval reports, from its ``metadata.gradeloop_metric``: ``mean_score`` (MRCR,
+    Graphwalks: a graded score, where passing means a perfect answer) or ``pass_rate`` (the default)."""
+    run = store.get_run(store.resolve_run_id(run_id))
+    metadata = store.get_eval(run["eval_id"])["definition"].get("metadata") or {}
+    return "mean_score" if metadata.get("gradeloop_metric") == "mean_score" else "pass_rate"
+
+
+def effective_length_summary(store: Store, run_id: str, *, field: str = "length_bin", ratio: float = 0.85,
+                             absolute: float | None = None, metric: str | None = None) -> dict[str, Any] | None:
+    """The run's effective length (see ``suites._effective``) from its score per ``field`` value
+    (numeric lengths in tokens): the pass rate, or the mean score when the eval says it reports
+    one (:func:`eval_metric`; ``metric`` overrides). ``metric`` in the result names the score used
+    and each bin holds it under that name. None when no item carries a numeric ``field``."""
     from .suites._effective import effective_length
 
+    metric = metric or eval_metric(store, run_id)
     rows = [r for r in breakdown(store, run_id, field) if isinstance(r["value"], (int, float))]
     if not rows:
         return None
-    return {"field": field, **effective_length({int(r["value"]): r["pass_rate"] for r in rows}, ratio, absolute)}
+    scores = {int(r["value"]): r[metric] for r in rows}
+    return {"field": field, **effective_length(scores, ratio, absolute, metric)}
 
 
 def criterion_rates(store: Store, run_id: str) -> list[dict[str, Any]]:

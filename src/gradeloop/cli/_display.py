@@ -177,25 +177,38 @@ def items_table(items: list[dict[str, Any]], width: int = 60) -> Table:
     return table
 
 
-def breakdown_table(field: str, rows: list[dict[str, Any]]) -> Table:
-    """Pass rate per value of an item field."""
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def breakdown_table(field: str, rows: list[dict[str, Any]], mean_score: bool = False) -> Table:
+    """Pass rate per value of an item field, and the mean score when ``mean_score`` (an eval whose
+    metric is the mean score, such as MRCR's)."""
     table = Table(title=f"By {field}", title_justify="left")
-    for col in (field, "pass", "fail", "error", "pass rate", "tokens in/out"):
+    cols = (field, "pass", "fail", "error", "pass rate", *(("mean score",) if mean_score else ()), "tokens in/out")
+    for col in cols:
         table.add_column(col, justify="left" if col == field else "right")
     for r in rows:
         value = "(none)" if r["value"] is None else str(r["value"])
         tokens = f"{r.get('prompt_tokens', 0)}/{r.get('completion_tokens', 0)}"
-        table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]), tokens)
+        score = (_score(r.get("mean_score")),) if mean_score else ()
+        table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]), *score,
+                      tokens)
     return table
 
 
 def effective_length_line(summary: dict[str, Any]) -> str:
-    """``effective length: 16384 tokens (…)``: the rule and each length's pass rate."""
+    """``effective length: 16384 tokens (…)``: the rule and each length's score (pass rate, or
+    mean score when the summary's ``metric`` says so)."""
+    metric = summary.get("metric", "pass_rate")
+    show = _score if metric == "mean_score" else _pct
     length = summary["effective_length"]
-    bins = ", ".join(f"{b['length']}: {_pct(b['pass_rate'])}{'' if b['holds'] else ' ✗'}" for b in summary["bins"])
-    threshold = "–" if summary["threshold"] is None else _pct(summary["threshold"])
+    bins = ", ".join(f"{b['length']}: {show(b[metric])}{'' if b['holds'] else ' ✗'}" for b in summary["bins"])
+    threshold = "–" if summary["threshold"] is None else show(summary["threshold"])
     said = f"{length} tokens" if length is not None else "none (no length holds)"
-    return f"effective length: {said}; threshold {threshold} ({summary['rule']}); by {summary['field']}: {bins}"
+    name = metric.replace("_", " ")
+    return (f"effective length: {said}; threshold {threshold} ({summary['rule']}); {name} by {summary['field']}: "
+            f"{bins}")
 
 
 def rates_lines(rates: list[dict[str, Any]]) -> list[str]:

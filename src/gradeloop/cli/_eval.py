@@ -12,8 +12,8 @@ import typer
 
 from ..errors import InputError
 from ..report import (agent_summary, breakdown, compare_runs, consistency_summary, criterion_rates,
-                      effective_length_summary, export_run, list_object, output_item_list, run_list, run_object,
-                      run_summary, trajectory_steps)
+                      effective_length_summary, eval_metric, export_run, list_object, output_item_list, run_list,
+                      run_object, run_summary, trajectory_steps)
 from ..runner import Reporter, RetryPolicy, RunOptions, progress_reporter, resume_run_async, run_eval_async
 from ..spec import load_eval
 from .._checks import at_least, check_base_url, fraction
@@ -135,7 +135,8 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
             if s["pass_at_k"]:
                 out.print(pass_at_k_line(s))
             for field in by:
-                table = breakdown_table(field, breakdown(store, s["run_id"], field))
+                table = breakdown_table(field, breakdown(store, s["run_id"], field),
+                                        eval_metric(store, s["run_id"]) == "mean_score")
                 table.title = f"{s['model']} by {field}"
                 out.print(table)
             obj = _run_json(store, s["run_id"], by)
@@ -274,7 +275,8 @@ def show(
     if summary["pass_at_k"]:
         out.print(pass_at_k_line(summary))
     for field in by:
-        out.print(breakdown_table(field, breakdown(store, obj["id"], field)))
+        table = breakdown_table(field, breakdown(store, obj["id"], field), eval_metric(store, obj["id"]) == "mean_score")
+        out.print(table)
     _long_context_lines(obj)
     _agent_lines(obj, by)
     if obj["error"]:

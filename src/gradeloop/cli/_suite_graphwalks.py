@@ -9,11 +9,15 @@ import typer
 
 from .._checks import at_least
 from ._common import flag_errors, output_errors
-from ._suite_mrcr import TOKENIZER_HELP, report
+from ._suite_mrcr import TOKENIZER_HELP, report, variant_flags
 
 app = typer.Typer(help="Graphwalks: BFS to an exact depth, or parents of a node, over an edge list in the prompt.",
                   no_args_is_help=True)
 
+LAYOUT_HELP = ("Prompt layout(s): native (default: the published prompt), or the edges as documents of 200 edges: "
+               "xml, pipe (ID: … | TITLE: … | CONTENT: …), json; comma-separated. Items then carry layout and placement.")
+PLACEMENT_HELP = ("Where the instructions and operation go in a document layout: start, end, both (default); "
+                  "comma-separated.")
 MODE_HELP = "Grading: corrected (default) or card (the dataset card's code as published, edge cases and all)."
 
 
@@ -36,6 +40,8 @@ def build(
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     mode: str = typer.Option("corrected", "--mode", help=MODE_HELP),
     max_tokens: int = typer.Option(2048, "--max-completion-tokens", help="The answer's token cap in eval.yaml."),
+    layout: list[str] = typer.Option([], "--layout", help=LAYOUT_HELP),
+    placement: list[str] = typer.Option([], "--placement", help=PLACEMENT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the paths and counts as JSON."),
 ) -> None:
     """Write a Graphwalks eval (eval.yaml + rows.jsonl) any model can run, graded by set F1."""
@@ -44,10 +50,11 @@ def build(
 
     at_least(n, 1, "--n")
     at_least(max_tokens, 1, "--max-completion-tokens")
-    with flag_errors("tokens", "problem", "tokenizer"), output_errors("--out"):
+    with flag_errors("tokens", "problem", "tokenizer", "layout", "placement"), output_errors("--out"):
         sizes, problems = parse_tokens(tokens), parse_list(problem, PROBLEMS, "problem")
+        layouts, placements = variant_flags(layout, placement, "both")
         summary = build_suite(sizes, problems, n, seed, out_dir, tokenizer=tokenizer, mode=_mode(mode),
-                              max_completion_tokens=max_tokens)
+                              max_completion_tokens=max_tokens, layouts=layouts, placements=placements)
     report(summary, as_json)
 
 

@@ -300,8 +300,9 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
                  int(time.time()), _dumps(runner_identity())),
             )
             self.conn.executemany(
-                "INSERT INTO run_items VALUES (?, ?, ?, ?, ?, ?)",
-                ((run_id, i, _dumps(item), _dumps(sample), f, line) for i, item, sample, f, line in rows),
+                "INSERT INTO run_items (run_id, idx, item, shared, sample, source_file, source_line)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((run_id, i, *self._share_item(item), _dumps(sample), f, line) for i, item, sample, f, line in rows),
             )
         return run_id
 
@@ -404,10 +405,12 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
     def run_items(self, run_id: str) -> list[dict[str, Any]]:
         """The run's items in order: ``{index, item, sample, file, line}``."""
         rows = self.conn.execute(
-            "SELECT idx, item, sample, source_file, source_line FROM run_items WHERE run_id = ? ORDER BY idx",
+            "SELECT idx, item, sample, source_file, source_line, shared FROM run_items WHERE run_id = ? ORDER BY idx",
             (run_id,))
+        bodies: dict[str, str] = {}
         return [
-            {"index": r[0], "item": _loads(r[1]), "sample": _loads(r[2]), "file": r[3], "line": r[4]}
+            {"index": r[0], "item": self.item_value(r[1], r[5], bodies), "sample": _loads(r[2]), "file": r[3],
+             "line": r[4]}
             for r in rows
         ]
 
@@ -501,6 +504,57 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
         self.conn.execute("INSERT OR IGNORE INTO inputs VALUES (?, ?)", (digest, text))
         return _dumps({"$input": digest})
 
+    def _share_item(self, item: Any) -> tuple[str, int]:
+        """A run item's JSON and its ``shared`` flag. A long item keeps its structure and its short
+        values (so SQL's ``json_extract`` over ``--by`` fields and ``json_each`` over lists of ids
+        still work); each long string, and each long list of objects (messages), goes to
+        ``inputs`` once by content hash and is replaced by ``{"$input": hash}``: the models and
+        epochs of an item, and the sample inputs equal to its messages, share one copy.
+        Call inside a transaction."""
+        text = _dumps(item)
+        if text is None or len(text) < INPUT_SHARE_CHARS or '"$input"' in text:
+            return text, 0  # short, or holding what would read as a reference: stored as it is
+        slim = self._share_values(item)
+        return _dumps(slim), 1
+
+    def _share_values(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._share_text(_dumps(value)) if len(value) >= INPUT_SHARE_CHARS else value
+        if not isinstance(value, (dict, list)):
+            return value
+        text = _dumps(value)
+        if len(text) < INPUT_SHARE_CHARS:
+            return value
+        if isinstance(value, dict):
+            return {key: self._share_values(v) for key, v in value.items()}
+        if any(isinstance(v, (dict, list)) for v in value):
+            return self._share_text(text)
+        return [self._share_values(v) for v in value]  # scalars (ids, references): only long strings go
+
+    def _share_text(self, text: str) -> dict[str, str]:
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        self.conn.execute("INSERT OR IGNORE INTO inputs VALUES (?, ?)", (digest, text))
+        return {"$input": digest}
+
+    def item_value(self, text: str | None, shared: int, bodies: dict[str, str] | None = None) -> Any:
+        """A stored run item read back whole: ``{"$input": hash}`` references of a ``shared`` row
+        replaced by their values (``bodies`` caches the texts across the rows of one read)."""
+        value = _loads(text)
+        return self._unshare(value, {} if bodies is None else bodies) if shared else value
+
+    def _unshare(self, value: Any, bodies: dict[str, str]) -> Any:
+        if isinstance(value, list):
+            return [self._unshare(v, bodies) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) != {"$input"}:
+            return {key: self._unshare(v, bodies) for key, v in value.items()}
+        digest = value["$input"]
+        if digest not in bodies:
+            row = self.conn.execute("SELECT body FROM inputs WHERE hash = ?", (digest,)).fetchone()
+            bodies[digest] = row[0] if row else "null"
+        return _loads(bodies[digest])
+
     def _share_request(self, request: dict | None) -> str | None:
         """A call's request body, its ``messages`` shared as :meth:`_share_input` does."""
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
@@ -561,7 +615,7 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
                      offset: int = 0) -> list[dict[str, Any]]:
         """Output items joined with their item, sample and scores, in item order."""
         sql = ("SELECT o.id AS oid, o.idx, o.epoch, o.status AS ostatus, o.created_at AS ocreated,"
-               " i.item, i.sample AS given_sample FROM output_items o JOIN run_items i"
+               " i.item, i.shared, i.sample AS given_sample FROM output_items o JOIN run_items i"
                " ON i.run_id = o.run_id AND i.idx = o.idx WHERE o.run_id = ?")
         args: list[Any] = [run_id]
         if status:
@@ -580,12 +634,12 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
             d["result"] = _loads(d["result"])
             d["passed"] = None if d["passed"] is None else bool(d["passed"])
             scores.setdefault((s["idx"], s["epoch"]), []).append(d)
-        out = []
+        out, bodies = [], {}
         for r in rows:
             key = (r["idx"], r["epoch"])
             out.append({
                 "id": r["oid"], "index": r["idx"], "epoch": r["epoch"], "status": r["ostatus"],
-                "created_at": r["ocreated"], "item": _loads(r["item"]),
+                "created_at": r["ocreated"], "item": self.item_value(r["item"], r["shared"], bodies),
                 "given_sample": _loads(r["given_sample"]), "sample": samples.get(key),
                 "scores": scores.get(key, []),
             })
@@ -638,6 +692,17 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
             " SUM(CASE WHEN s.cached = 0 THEN s.completion_tokens ELSE 0 END) FROM samples s JOIN run_items i"
             " ON i.run_id = s.run_id AND i.idx = s.idx WHERE s.run_id = ? AND s.status = 'ok' GROUP BY 1",
             (path, run_id))}
+
+    def mean_scores_by_field(self, run_id: str, field: str) -> dict[Any, float | None]:
+        """Mean score per value of an item field, grouped as :meth:`counts_by_field` groups: per
+        output item the mean of its criteria's scores, then the mean over output items; errored
+        output items are left out (a value with only errored items is absent)."""
+        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        return {value: mean for value, mean in self.conn.execute(
+            "SELECT json_extract(i.item, ?), AVG(s.mean) FROM output_items o JOIN run_items i"
+            " ON i.run_id = o.run_id AND i.idx = o.idx JOIN (SELECT idx, epoch, AVG(score) AS mean FROM scores"
+            " WHERE run_id = ? GROUP BY idx, epoch) s ON s.idx = o.idx AND s.epoch = o.epoch"
+            " WHERE o.run_id = ? AND o.status != 'error' GROUP BY 1", (path, run_id, run_id))}
 
     def score_rates(self, run_id: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
         """``(criterion, name, rates)`` of every score of the run whose grader reported

@@ -252,4 +252,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        # 1 marks an item whose long
+        # values are {"$input": hash} references into ``inputs`` (Store._share_item)
+        "0008_run_items_shared",
+        """
+        ALTER TABLE run_items ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]

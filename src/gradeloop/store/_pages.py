@@ -27,6 +27,10 @@ class PagesMixin:
     def _sample_dict(self, row: Any) -> dict[str, Any]:  # provided by Store
         raise NotImplementedError
 
+    def item_value(self, text: str | None, shared: int, bodies: dict[str, str] | None = None) -> Any:
+        """A stored run item read back whole (provided by Store)."""
+        raise NotImplementedError
+
     def output_items_page(self, run_id: str, *, after: tuple[int, int] = (-1, -1), limit: int = 50,
                           status: str | None = None, field: str | None = None, value: Any = None,
                           search: str | None = None) -> list[dict[str, Any]]:
@@ -35,7 +39,7 @@ class PagesMixin:
         scores}``. ``status`` keeps pass/fail/error; ``field``/``value`` keep items whose field
         (``a.b`` for nested ones) equals ``value`` (compared as text); ``search`` keeps items whose
         item or output contains the text (case-insensitive)."""
-        sql = ("SELECT o.id AS oid, o.idx, o.epoch, o.status AS ostatus, o.created_at AS ocreated, i.item"
+        sql = ("SELECT o.id AS oid, o.idx, o.epoch, o.status AS ostatus, o.created_at AS ocreated, i.item, i.shared"
                " FROM output_items o JOIN run_items i ON i.run_id = o.run_id AND i.idx = o.idx"
                " WHERE o.run_id = ? AND (o.idx, o.epoch) > (?, ?)")
         args: list[Any] = [run_id, after[0], after[1]]
@@ -45,10 +49,12 @@ class PagesMixin:
         if field:
             sql += " AND CAST(json_extract(i.item, ?) AS TEXT) IS ?"
             args += [json_path(field), None if value is None else str(value)]
-        if search:
-            sql += (" AND (instr(lower(i.item), ?) > 0 OR EXISTS (SELECT 1 FROM samples s WHERE s.run_id = o.run_id"
+        if search:  # the item's text includes the long values it shares through ``inputs``
+            sql += (" AND (instr(lower(i.item), ?) > 0 OR (i.shared AND EXISTS (SELECT 1 FROM json_tree(i.item) t"
+                    " JOIN inputs n ON n.hash = t.value WHERE t.key = '$input' AND instr(lower(n.body), ?) > 0))"
+                    " OR EXISTS (SELECT 1 FROM samples s WHERE s.run_id = o.run_id"
                     " AND s.idx = o.idx AND s.epoch = o.epoch AND instr(lower(COALESCE(s.output, '')), ?) > 0))")
-            args += [search.lower(), search.lower()]
+            args += [search.lower(), search.lower(), search.lower()]
         rows = self.conn.execute(sql + " ORDER BY o.idx, o.epoch LIMIT ?", (*args, limit)).fetchall()
         return self._with_samples_and_scores(run_id, rows)
 
@@ -56,7 +62,7 @@ class PagesMixin:
         if not rows:
             return []
         keys = [(r["idx"], r["epoch"]) for r in rows]
-        wanted = set(keys)
+        wanted, bodies = set(keys), {}
         indexes = sorted({k[0] for k in keys})
         marks = ",".join("?" * len(indexes))  # IN on the (run_id, idx, epoch) keys: one index probe per item
         samples = {(s["idx"], s["epoch"]): self._sample_dict(s) for s in self.conn.execute(
@@ -70,7 +76,8 @@ class PagesMixin:
                 d["passed"] = None if d["passed"] is None else bool(d["passed"])
                 scores.setdefault((s["idx"], s["epoch"]), []).append(d)
         return [{"id": r["oid"], "index": r["idx"], "epoch": r["epoch"], "status": r["ostatus"],
-                 "created_at": r["ocreated"], "item": _loads(r["item"]), "sample": samples.get(k),
+                 "created_at": r["ocreated"], "item": self.item_value(r["item"], r["shared"], bodies),
+                 "sample": samples.get(k),
                  "scores": scores.get(k, [])} for r, k in zip(rows, keys)]
 
     def output_item_at(self, run_id: str, index: int, epoch: int = 0) -> dict[str, Any] | None:

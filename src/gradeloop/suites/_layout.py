@@ -48,10 +48,16 @@ def _attr(value: str) -> str:
     return escape(value, {'"': "&quot;"})
 
 
+def _text(value: str) -> str:
+    """Element text escaped: ``&`` and ``<`` only (``>`` is legal in XML text, and left as it is so
+    that ``a -> b`` edges read as written)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;")
+
+
 def render_documents(docs: list[Doc], layout: str) -> str:
     """The documents written in ``layout`` (``xml``, ``pipe`` or ``json``), one per line."""
     if layout == "xml":
-        return "\n".join(f'<doc id="{_attr(d.id)}" title="{_attr(d.title)}">{escape(d.content)}</doc>' for d in docs)
+        return "\n".join(f'<doc id="{_attr(d.id)}" title="{_attr(d.title)}">{_text(d.content)}</doc>' for d in docs)
     if layout == "pipe":
         return "\n".join(f"ID: {d.id} | TITLE: {d.title} | CONTENT: {' '.join(d.content.split())}" for d in docs)
     if layout == "json":

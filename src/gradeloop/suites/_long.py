@@ -15,11 +15,13 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["BIN_EDGES", "length_bin", "parse_tokens", "parse_list", "read_records", "write_eval"]
+__all__ = ["BIN_EDGES", "NATIVE", "length_bin", "parse_tokens", "parse_list", "read_records", "write_eval",
+           "variants"]
 
 BIN_EDGES = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 MAX_TOKENS = 2 * 1048576
+NATIVE = "native"  # a suite's published prompt form, as a layout name
 
 
 def length_bin(tokens: int) -> int:
@@ -32,6 +34,28 @@ def length_bin(tokens: int) -> int:
     while edge < tokens:
         edge *= 2
     return edge
+
+
+def variants(layouts: list[str] | None, placements: list[str] | None,
+             default_placement: str) -> list[tuple[str, str]]:
+    """The ``(layout, placement)`` pairs to write for a suite with a published form: ``native``
+    once (placement ``native``: the published prompt has its own), each document layout once
+    per placement (``default_placement`` when none is given). Raises InputError when placements
+    are given but only ``native`` is asked for (they would change nothing)."""
+    from ._layout import LAYOUTS, PLACEMENTS
+
+    layouts = layouts or [NATIVE]
+    for name in layouts:
+        if name not in (NATIVE, *LAYOUTS):
+            raise InputError(f"unknown layout '{name}' (known: {', '.join((NATIVE, *LAYOUTS))})", field="layout")
+    for name in placements or []:
+        if name not in PLACEMENTS:
+            raise InputError(f"unknown placement '{name}' (known: {', '.join(PLACEMENTS)})", field="placement")
+    if placements and layouts == [NATIVE]:
+        raise InputError("placement applies to the document layouts (xml, pipe, json); the native layout keeps "
+                         "the published prompt", field="placement")
+    return [(layout, NATIVE if layout == NATIVE else placement) for layout in layouts
+            for placement in ([NATIVE] if layout == NATIVE else placements or [default_placement])]
 
 
 def parse_tokens(text: str, field: str = "tokens") -> list[int]:
