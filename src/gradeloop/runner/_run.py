@@ -289,6 +289,8 @@ def _check_params(spec: EvalSpec, provider: Provider) -> None:
     try:
         provider.check_params(params)
     except InputError as exc:
+        if exc.field in ("tools", "tool_choice"):
+            loc = ("data_source", "sampling_params", exc.field)
         raise spec.error(f"{provider.name}: {exc.message}", loc) from None
     if params.get("tools") and not provider.supports_tools:
         print(f"gradeloop: warning: {provider.name} cannot call tools; the eval's tools are ignored", file=sys.stderr)
