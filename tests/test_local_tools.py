@@ -247,10 +247,16 @@ def test_an_eval_with_tools_runs_on_a_local_model_without_the_old_warning(generi
     assert counts["passed"] == 2 and counts["errored"] == 0
 
 
+SCRIPTED_CALL = {"id": "call_s1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "rome", "days": 1}'}}
+
+
 @pytest.fixture(scope="module")
-def served(generic_dir):
-    with BackgroundServer([f"hf/{generic_dir}"]) as srv:
-        srv.model = f"hf/{generic_dir}"
+def served(generic_dir, tmp_path_factory):
+    rules = tmp_path_factory.mktemp("rules") / "rules.json"
+    rules.write_text(json.dumps([{"match": "weather", "tool_calls": [SCRIPTED_CALL], "finish_reason": "tool_calls"}]))
+    with BackgroundServer([f"hf/{generic_dir}", f"scripted/{rules}"]) as srv:
+        srv.model, srv.scripted = f"hf/{generic_dir}", f"scripted/{rules}"
         srv.client = openai.OpenAI(base_url=srv.url, api_key="x", max_retries=0)
         yield srv
 
@@ -291,6 +297,17 @@ def test_serve_streams_text_when_auto_answers_in_text(served, generic):
                                                      parallel_tool_calls=False)
     deltas = [d for e in streamed for c in e.choices for d in c.delta.tool_calls or []]
     assert deltas and deltas[0].function.name in SCHEMAS  # auto chose a call: it streams as tool_calls
+
+
+def test_serve_passes_other_providers_tool_calls_plain_and_streaming(served):
+    kw = dict(model=served.scripted, messages=ASK, tools=TOOLS)
+    [call] = served.client.chat.completions.create(**kw).choices[0].message.tool_calls
+    assert call.model_dump() == SCRIPTED_CALL
+    events = list(served.client.chat.completions.create(**kw, stream=True))
+    deltas = [d for e in events for c in e.choices for d in c.delta.tool_calls or []]
+    assert deltas[0].id == "call_s1" and deltas[0].function.name == "get_weather"
+    assert "".join(d.function.arguments for d in deltas) == SCRIPTED_CALL["function"]["arguments"]
+    assert [c.finish_reason for e in events for c in e.choices if c.finish_reason] == ["tool_calls"]
 
 
 def test_serve_refuses_bad_tools_with_400(served):
