@@ -341,3 +341,14 @@ def test_the_embedded_model_makes_a_call_that_parses():
     several = ask()  # the 135M model repeats its call; the cap on parallel calls keeps the reply parseable
     assert several.finish_reason == "tool_calls"
     assert all(json.loads(c["function"]["arguments"]).get("city") for c in several.message["tool_calls"])
+
+
+def test_the_tools_count_toward_the_context_window_before_a_run(tiny_model_dir, tmp_path):
+    long_tool = [{"type": "function", "function": {"name": "lookup", "description": "lookup " * 600,
+                                                   "parameters": {"type": "object"}}}]
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(tool_eval(long_tool, rows=1), indent=1))
+    with pytest.raises(InputError) as info:  # the item alone fits the tiny model's 512 tokens
+        run_eval(str(path), [f"hf/{tiny_model_dir}"])
+    assert info.value.field == "messages" and "context window is 512" in info.value.message
+    assert info.value.file.endswith("long.json") and Store().list_runs() == []

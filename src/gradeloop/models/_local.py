@@ -174,10 +174,12 @@ class _EngineProvider(Provider):
         """The model's context length in tokens (prompt and answer together)."""
         return (await self.engine()).context_length
 
-    async def prompt_length(self, messages: list[dict[str, Any]]) -> int:
-        """Tokens of ``messages`` as the engine runs them (chat template included)."""
+    async def prompt_length(self, messages: list[dict[str, Any]], params: dict[str, Any] | None = None) -> int:
+        """Tokens of ``messages`` as the engine runs them (chat template included, and what
+        ``params`` add to the prompt: the tools offered, a JSON instruction)."""
         engine = await self.engine()
-        return len(await asyncio.to_thread(engine.encode, messages))
+        request = GenerateRequest(messages=messages, params=params or {})
+        return len(await asyncio.to_thread(engine.prompt_ids, request))
 
     async def fit_messages(self, messages: list[dict[str, Any]], how: str, room: int) -> list[dict[str, Any]]:
         """``messages`` cut (``how``: middle, left, right; see ``_truncate``) so that the prompt

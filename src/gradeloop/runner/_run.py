@@ -314,7 +314,7 @@ async def check_lengths(rows: list[Row], source: CompletionsDataSource | None, p
             messages = build_messages(source.input_messages, row.item)
         except TemplateError:
             continue  # stored as this item's error when it runs
-        tokens = await provider.prompt_length(messages)
+        tokens = await provider.prompt_length(messages, source.sampling_params.to_request())
         if tokens + 1 > limit:
             raise InputError(f"item is {tokens} tokens; {provider.name}'s context window is {limit} tokens "
                              "(with room for one answer token): shorten it or pass --truncate middle|left|right",
