@@ -184,6 +184,14 @@ def test_tool_calls_and_results_in_the_input_are_rendered(generic):
     assert 'Tool results:\nget_weather (call_a1): {"sky": "sunny-today"}' in text
     assert text.index("sunny-today") < text.index("and close ticket 7")
     assert_valid_calls(generate(generic, HISTORY, tool_choice="required", parallel_tool_calls=False, seed=2))
+    two = [HISTORY[0], {"role": "assistant", "content": "Checking both.", "tool_calls": [
+        HISTORY[1]["tool_calls"][0], {"id": "call_b2", "type": "function",
+                                      "function": {"name": "close_ticket", "arguments": '{"ticket": 7}'}}]},
+        HISTORY[2], {"role": "tool", "tool_call_id": "call_b2", "content": "closed"}]
+    assert ('Checking both.\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "paris", "days": 2}}, '
+            '{"name": "close_ticket", "arguments": {"ticket": 7}}]}') in prompt_text(generic, two, tools=TOOLS)
+    assert ('<|im_start|>user\nTool results:\nget_weather (call_a1): {"sky": "sunny-today"}\n'
+            'close_ticket (call_b2): closed<|im_end|>') in prompt_text(generic, two, tools=TOOLS)
     without_tools = prompt_text(generic, HISTORY)  # history is rendered even when no tool is offered now
     assert "Tool results:" in without_tools and "You can call" not in without_tools
 

@@ -243,26 +243,31 @@ def render_history(messages: list[dict[str, Any]], text: Any) -> list[dict[str, 
     ``text(message)`` gives a message's text."""
     names: dict[str, str] = {}
     out: list[dict[str, str]] = []
+    after_tool = False
     for m in messages:
         role = "system" if m.get("role") == "developer" else m.get("role", "user")
         if role == "tool":
             call_id = m.get("tool_call_id") or ""
             line = f"{m.get('name') or names.get(call_id, 'function')} ({call_id}): {text(m)}"
-            if out and out[-1].get("tool_results"):
-                out[-1] = {**out[-1], "content": out[-1]["content"] + "\n" + line}
+            if after_tool:
+                out[-1]["content"] += "\n" + line
             else:
-                out.append({"role": "user", "content": "Tool results:\n" + line, "tool_results": "1"})
+                out.append({"role": "user", "content": "Tool results:\n" + line})
+            after_tool = True
             continue
-        content = text(m)
-        calls = [c for c in m.get("tool_calls") or [] if isinstance(c, dict)]
-        if role == "assistant" and calls:
-            for c in calls:
-                names[c.get("id") or ""] = (c.get("function") or {}).get("name", "function")
-            written = json.dumps({"tool_calls": [{"name": (c.get("function") or {}).get("name"),
-                                                  "arguments": _arguments(c)} for c in calls]})
-            content = f"{content}\n{written}" if content else written
-        out.append({"role": role, "content": content})
-    return [{"role": m["role"], "content": m["content"]} for m in out]
+        after_tool = False
+        calls = [c for c in m.get("tool_calls") or [] if isinstance(c, dict)] if role == "assistant" else []
+        names.update({c.get("id") or "": (c.get("function") or {}).get("name", "function") for c in calls})
+        out.append({"role": role, "content": _with_calls(text(m), calls)})
+    return out
+
+
+def _with_calls(content: str, calls: list[dict[str, Any]]) -> str:
+    if not calls:
+        return content
+    written = json.dumps({"tool_calls": [{"name": (c.get("function") or {}).get("name"), "arguments": _arguments(c)}
+                                         for c in calls]})
+    return f"{content}\n{written}" if content else written
 
 
 def native_messages(messages: list[dict[str, Any]], text: Any) -> list[dict[str, Any]]:
