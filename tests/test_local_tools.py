@@ -270,8 +270,8 @@ def served(generic_dir, tmp_path_factory):
 
 
 def test_serve_returns_tool_calls_plain_and_streaming(served, generic):
-    kw = dict(model=served.model, messages=HISTORY, tools=TOOLS, tool_choice="required", temperature=1.0, seed=4,
-              max_tokens=120, parallel_tool_calls=False)
+    kw = {"model": served.model, "messages": HISTORY, "tools": TOOLS, "tool_choice": "required",
+          "temperature": 1.0, "seed": 4, "max_tokens": 120, "parallel_tool_calls": False}
     plain = served.client.chat.completions.create(**kw)
     choice = plain.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
@@ -294,7 +294,7 @@ def test_serve_returns_tool_calls_plain_and_streaming(served, generic):
 
 
 def test_serve_streams_text_when_auto_answers_in_text(served, generic):
-    kw = dict(model=served.model, messages=ASK, tools=TOOLS, temperature=0, max_tokens=15)
+    kw = {"model": served.model, "messages": ASK, "tools": TOOLS, "temperature": 0, "max_tokens": 15}
     plain = served.client.chat.completions.create(**kw)
     assert plain.choices[0].message.tool_calls is None and plain.choices[0].finish_reason == "length"
     pieces = [e.choices[0].delta.content for e in served.client.chat.completions.create(**kw, stream=True)
@@ -308,7 +308,7 @@ def test_serve_streams_text_when_auto_answers_in_text(served, generic):
 
 
 def test_serve_passes_other_providers_tool_calls_plain_and_streaming(served):
-    kw = dict(model=served.scripted, messages=ASK, tools=TOOLS)
+    kw = {"model": served.scripted, "messages": ASK, "tools": TOOLS}
     [call] = served.client.chat.completions.create(**kw).choices[0].message.tool_calls
     assert call.model_dump() == SCRIPTED_CALL
     events = list(served.client.chat.completions.create(**kw, stream=True))

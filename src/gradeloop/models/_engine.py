@@ -40,8 +40,15 @@ from typing import Any
 from ..errors import InputError, ProviderError
 from ._base import GenerateRequest, Usage
 from ._structured import Constraints, TokenConstraint, json_schema_of, with_json_instruction
-from ._tools import (ToolPlan, native_messages, render_history, template_tool_format, tool_grammar, tool_plan,
-                     with_tool_section)
+from ._tools import (
+    ToolPlan,
+    native_messages,
+    render_history,
+    template_tool_format,
+    tool_grammar,
+    tool_plan,
+    with_tool_section,
+)
 
 # Engines whose worker thread is running. The thread is a daemon so a forgotten engine
 # never keeps the process alive, but a daemon thread still inside a torch kernel when the

@@ -29,8 +29,18 @@ from typing import Any
 from ..errors import InputError
 from ._structured import _JSON_OPTIONS, lark_grammar
 
-__all__ = ["ToolPlan", "tool_plan", "check_tools", "tool_grammar", "read_tool_calls", "starts_call",
-           "with_tool_section", "render_history", "native_messages", "template_tool_format"]
+__all__ = [
+    "ToolPlan",
+    "check_tools",
+    "native_messages",
+    "read_tool_calls",
+    "render_history",
+    "starts_call",
+    "template_tool_format",
+    "tool_grammar",
+    "tool_plan",
+    "with_tool_section",
+]
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 # calls per reply when parallel calls are allowed: a small model may repeat one call until the
@@ -137,7 +147,7 @@ def tool_grammar(plan: ToolPlan, fmt: str) -> str:
     else:
         calls, text = "calls: " + _json(calls_schema(plan)), "TEXT: /[^{][\\s\\S]*/"
     start = "start: calls | TEXT" if plan.choice == "auto" else "start: calls"
-    return lark_grammar("\n".join([start, calls, text]), "tools")
+    return lark_grammar(f"{start}\n{calls}\n{text}", "tools")
 
 
 def starts_call(text: str, fmt: str) -> bool | None:
