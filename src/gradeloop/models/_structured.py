@@ -80,6 +80,22 @@ def _grammar(schema: str) -> str:
     return grammar
 
 
+def lark_grammar(lark: str, field: str = "tools") -> str:
+    """The llguidance grammar of a Lark grammar text (which may embed ``%json`` schemas);
+    InputError (at ``field``) when it does not compile. Compiled once per distinct text."""
+    return _lark(lark, field)
+
+
+@functools.lru_cache(maxsize=64)
+def _lark(lark: str, field: str) -> str:
+    llguidance = _llguidance()
+    grammar = llguidance.LLMatcher.grammar_from_lark(lark)
+    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
+    if is_error:
+        raise InputError(f"invalid JSON schema: {messages[0] if messages else 'rejected'}", field=field)
+    return grammar
+
+
 def check_response_format(params: dict[str, Any]) -> None:
     """Raise InputError when ``params`` asks for a JSON schema no grammar can be made of."""
     schema = json_schema_of(params)
@@ -124,8 +140,15 @@ class Constraints:
         self._lock = threading.Lock()
 
     def new(self, schema: dict[str, Any]) -> TokenConstraint:
+        """A fresh constraint to ``schema``'s grammar."""
+        return self._new(json.dumps(schema, sort_keys=True), lambda: grammar_of(schema), "response_format")
+
+    def new_grammar(self, grammar: str, field: str = "tools") -> TokenConstraint:
+        """A fresh constraint to a compiled llguidance ``grammar`` (see :func:`lark_grammar`)."""
+        return self._new(grammar, lambda: grammar, field)
+
+    def _new(self, key: str, compile_grammar: Any, field: str) -> TokenConstraint:
         llguidance = _llguidance()
-        key = json.dumps(schema, sort_keys=True)
         with self._lock:
             if self._lltokenizer is None:
                 import llguidance.hf
@@ -137,9 +160,9 @@ class Constraints:
                     raise InputError(f"response_format json needs a fast tokenizer: {exc}",
                                      field="response_format") from None
             if key not in self._pristine:
-                matcher = llguidance.LLMatcher(self._lltokenizer, grammar_of(schema), log_level=0)
+                matcher = llguidance.LLMatcher(self._lltokenizer, compile_grammar(), log_level=0)
                 if matcher.is_error():
-                    raise InputError(f"invalid JSON schema: {matcher.get_error()}", field="response_format")
+                    raise InputError(f"invalid JSON schema: {matcher.get_error()}", field=field)
                 if len(self._pristine) > 64:
                     self._pristine.clear()
                 self._pristine[key] = matcher

@@ -305,6 +305,8 @@ def _check_params(spec: EvalSpec, provider: Provider) -> None:
     try:
         provider.check_params(params)
     except InputError as exc:
+        if exc.field in ("tools", "tool_choice"):
+            loc = ("data_source", "sampling_params", exc.field)
         raise spec.error(f"{provider.name}: {exc.message}", loc) from None
     if params.get("tools") and not provider.supports_tools:
         print(f"gradeloop: warning: {provider.name} cannot call tools; the eval's tools are ignored", file=sys.stderr)
@@ -328,7 +330,7 @@ async def check_lengths(rows: list[Row], source: CompletionsDataSource | None, p
             messages = build_messages(source.input_messages, row.item)
         except TemplateError:
             continue  # stored as this item's error when it runs
-        tokens = await provider.prompt_length(messages)
+        tokens = await provider.prompt_length(messages, source.sampling_params.to_request())
         if tokens + 1 > limit:
             raise InputError(f"item is {tokens} tokens; {provider.name}'s context window is {limit} tokens "
                              "(with room for one answer token): shorten it or pass --truncate middle|left|right",

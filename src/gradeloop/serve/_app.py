@@ -1,7 +1,9 @@
 """An OpenAI-compatible HTTP API over gradeloop models: ``/v1/models`` and ``/v1/chat/completions``.
 
 Local and ``hf/`` models stream token by token from the continuous-batching engine; any other
-provider (``scripted/…``, ``openai/…``) is served too, its answer sent as one piece.
+provider (``scripted/…``, ``openai/…``) is served too, its answer sent as one piece. Requests
+may offer ``tools`` (with ``tool_choice`` and ``parallel_tool_calls``); calls come back as
+``tool_calls``, streamed in OpenAI's chunk form.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any
 from ..errors import InputError, ProviderError
 from ..models import GenerateRequest, Provider, get_provider
 from ..models._engine import EngineOutput
-from ..models._local import _EngineProvider
+from ..models._local import _EngineProvider, assistant_message
 from ..models._structured import json_schema_of, with_json_instruction
+from ..models._tools import check_tools, starts_call, tool_plan
 from ..redact import scrub
 
 __all__ = ["create_app", "RequestError", "parse_chat_request"]
@@ -101,6 +104,7 @@ def parse_chat_request(body: Any, served: list[str]) -> tuple[str, list[dict], d
             raise RequestError("'response_format.type' must be text, json_object or json_schema",
                                param="response_format")
         params["response_format"] = fmt
+    params.update(_tool_params(body))
     n = _number(body, "n", 1, MAX_N, integer=True) or 1
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -108,6 +112,24 @@ def parse_chat_request(body: Any, served: list[str]) -> tuple[str, list[dict], d
     options = body.get("stream_options") or {}
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
     return model, messages, params, n, stream, include_usage
+
+
+def _tool_params(body: dict) -> dict[str, Any]:
+    """``tools``, ``tool_choice``, ``parallel_tool_calls`` and ``logit_bias`` of a body, checked."""
+    params = {k: body[k] for k in ("tools", "tool_choice", "parallel_tool_calls", "logit_bias")
+              if body.get(k) is not None}
+    try:
+        check_tools(params)
+    except InputError as exc:
+        raise RequestError(exc.message, param=exc.field) from None
+    if not isinstance(params.get("parallel_tool_calls", True), bool):
+        raise RequestError("'parallel_tool_calls' must be a boolean", param="parallel_tool_calls")
+    bias = params.get("logit_bias", {})
+    if not isinstance(bias, dict) or not all(
+            str(k).isdigit() and isinstance(v, (int, float)) and not isinstance(v, bool) and -100 <= v <= 100
+            for k, v in bias.items()):
+        raise RequestError("'logit_bias' must map token ids to numbers from -100 to 100", param="logit_bias")
+    return params
 
 
 async def read_body(request: Any, limit: int) -> bytes:
@@ -144,6 +166,16 @@ async def check_length(provider: Provider, request: GenerateRequest, key: str) -
                            f"requested {prompt + (asked or 0)} tokens ({prompt} in the messages, {asked or 0} in "
                            "the completion). Please reduce the length of the messages or completion.",
                            param=param, code="context_length_exceeded")
+
+
+def _check_tools(provider: Provider, params: dict) -> None:
+    """A 400 (param ``tools``) for a tool whose parameters the provider cannot enforce."""
+    if not params.get("tools"):
+        return
+    try:
+        provider.check_params(params)
+    except InputError as exc:
+        raise RequestError(exc.message, param=exc.field or "tools") from None
 
 
 def _native_json(provider: Provider, params: dict) -> bool:
@@ -214,10 +246,11 @@ class _Server:
         provider = self.providers[model]
         results = await asyncio.gather(*(_generate(provider, r) for r in requests))
         choices, prompt_tokens, completion_tokens = [], 0, 0
-        for i, (text, reason, usage) in enumerate(results):
-            choices.append({"index": i, "message": {"role": "assistant",
-                                                    "content": extract_json(text) if extract else text},
-                            "finish_reason": reason, "logprobs": None})
+        for i, (message, reason, usage) in enumerate(results):
+            message = {"role": "assistant", **message}
+            if extract and isinstance(message.get("content"), str):
+                message["content"] = extract_json(message["content"])
+            choices.append({"index": i, "message": message, "finish_reason": reason, "logprobs": None})
             prompt_tokens = usage.prompt_tokens
             completion_tokens += usage.completion_tokens
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
@@ -263,9 +296,12 @@ class _Server:
                                   "logprobs": None}])
                     continue
                 done += 1
-                prompt_tokens = piece.usage.prompt_tokens
-                completion_tokens += piece.usage.completion_tokens
-                yield chunk([{"index": index, "delta": {}, "finish_reason": piece.finish_reason, "logprobs": None}])
+                message, reason, usage = piece
+                prompt_tokens = usage.prompt_tokens
+                completion_tokens += usage.completion_tokens
+                for delta in _tool_call_deltas(message.get("tool_calls") or []):
+                    yield chunk([{"index": index, "delta": delta, "finish_reason": None, "logprobs": None}])
+                yield chunk([{"index": index, "delta": {}, "finish_reason": reason, "logprobs": None}])
             if include_usage:
                 yield chunk([], {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                  "total_tokens": prompt_tokens + completion_tokens})
@@ -275,27 +311,58 @@ class _Server:
                 task.cancel()
 
 
-async def _generate(provider: Provider, request: GenerateRequest) -> tuple[str, str, Any]:
+async def _generate(provider: Provider, request: GenerateRequest) -> tuple[dict[str, Any], str, Any]:
+    """``(assistant message, finish reason, usage)``; a provider error becomes a RequestError."""
     try:
         result = await provider.generate(request)
     except ProviderError as exc:
-        refused = exc.kind in ("context_length_exceeded", "invalid_response_format")
+        refused = exc.kind in ("context_length_exceeded", "invalid_response_format", "invalid_tools",
+                               "invalid_request")
         raise RequestError(exc.message, status=400 if refused else 500,
                            kind="invalid_request_error" if refused else "server_error", code=exc.kind) from None
-    return result.output_text, result.finish_reason, result.usage
+    message = {k: v for k, v in result.message.items() if k not in ("role", "content")}
+    content = result.output_text if result.output_text or not message.get("tool_calls") else None
+    return {"content": content, **message}, result.finish_reason, result.usage
 
 
-async def _pieces(provider: Provider, request: GenerateRequest) -> AsyncIterator[str | EngineOutput]:
-    """Text pieces then an EngineOutput: token by token from an engine, else in one piece."""
+def _tool_call_deltas(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI's streamed form of finished calls: per call, its id, type and name (arguments
+    ""), then its arguments."""
+    deltas = []
+    for i, call in enumerate(calls):
+        function = call.get("function") or {}
+        deltas.append({"tool_calls": [{"index": i, "id": call.get("id"), "type": call.get("type", "function"),
+                                       "function": {"name": function.get("name"), "arguments": ""}}]})
+        deltas.append({"tool_calls": [{"index": i, "function": {"arguments": function.get("arguments", "")}}]})
+    return deltas
+
+
+async def _pieces(provider: Provider, request: GenerateRequest) -> AsyncIterator[Any]:
+    """Text pieces, then ``(message, finish reason, usage)``: token by token from an engine (a
+    reply that starts a tool call is held back and comes as the message's calls), else in one piece."""
     if isinstance(provider, _EngineProvider):
         engine = await provider.engine()
+        fmt, calls = engine.tool_format, tool_plan(request.params) is not None
+        held, decided = "", not calls
         async for piece in engine.stream(request):
-            yield piece
+            if isinstance(piece, EngineOutput):
+                message, reason = assistant_message(piece.text, piece.finish_reason, request.params, fmt)
+                if not decided and piece.text and not message.get("tool_calls"):
+                    yield piece.text  # a call cut at the token limit: its text is all there is
+                yield message, reason, piece.usage
+                return
+            if decided:
+                yield piece
+                continue
+            held += piece
+            if starts_call(held, fmt) is False:
+                decided = True
+                yield held
         return
-    text, reason, usage = await _generate(provider, request)
-    if text:
-        yield text
-    yield EngineOutput(text=text, finish_reason=reason, usage=usage, time_to_first_token=0.0, seconds=0.0)
+    message, reason, usage = await _generate(provider, request)
+    if message.get("content"):
+        yield message["content"]
+    yield {**message, "content": None}, reason, usage
 
 
 def create_app(models: list[str], *, api_key: str | None = None, base_url: str | None = None,
@@ -332,6 +399,7 @@ def create_app(models: list[str], *, api_key: str | None = None, base_url: str |
             except ValueError:
                 raise RequestError("the request body is not valid JSON") from None
             model, messages, params, n, stream, include_usage = parse_chat_request(body, list(providers))
+            _check_tools(providers[model], params)
             native_json = _native_json(providers[model], params)
             requests = server.requests(messages, params, n, native_json)
             key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
