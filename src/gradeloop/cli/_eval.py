@@ -193,7 +193,7 @@ def run(
                              timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
     spec = load_eval(eval_file, allow_outside_paths=allow_outside_paths)
     store = open_store()
-    with flag_errors("model", "base_url"):
+    with flag_errors("model", "base_url", "tool_fault_rate"):
         run_ids = _execute(lambda reporter: run_eval_async(spec, model, store=store, options=options,
                                                            reporter=reporter), progress)
     _report(store, run_ids, as_json, min_pass_rate, by)
