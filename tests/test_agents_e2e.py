@@ -251,3 +251,18 @@ def test_wrong_input_gives_one_line_and_exit_2(suite, tmp_path):
         assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
         assert not result.stdout
     assert lines[0].endswith("has no agent: block, so no tool is run and none can fail (see docs/agents.md)")
+
+
+def test_help_names_the_agent_flags():
+    from typer.testing import CliRunner
+
+    from gradeloop.cli import app
+
+    def text(*args):
+        result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "300"})
+        assert result.exit_code == 0
+        return " ".join(result.output.split())
+    run_help = text("eval", "run")
+    assert "--tool-fault-rate" in run_help and "agent.tool_faults.seed" in run_help and "pass^k" in run_help
+    build_help = text("suite", "agents", "build")
+    assert "--epochs 4 --tool-fault-rate 0.2" in build_help and "no forbidden call" in build_help

@@ -158,7 +158,8 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
 def run(
     eval_file: Path = typer.Argument(..., help="Eval definition (YAML or JSON): OpenAI's create-eval body plus data_source."),
     model: list[str] = typer.Option([], "--model", "-m", help="provider/model; repeat for one run per model."),
-    epochs: Optional[int] = typer.Option(None, help="Samples per item, 1 or more (default: the file's 'epochs' or 1)."),
+    epochs: Optional[int] = typer.Option(None, help="Samples (agent episodes) per item, 1 or more (default: the "
+                                         "file's 'epochs' or 1); with 2 or more, pass^k beside pass@k."),
     concurrency: Optional[int] = typer.Option(None, help="Requests in flight per model (default: the provider's); "
                                               "halved on 429/503 answers and grown back, up to this."),
     fixed_concurrency: bool = typer.Option(False, "--fixed-concurrency",
@@ -174,9 +175,10 @@ def run(
                                            "the context window from the middle, left or right of their longest "
                                            "non-system message (default: refuse them before the run)."),
     tool_fault_rate: Optional[float] = typer.Option(None, "--tool-fault-rate",
-                                                    help="Agent evals: share of tool calls answered with an error "
-                                                         "(500, timeout, rate limit, malformed), seeded; 0 to 1 "
-                                                         "(default: the file's agent.tool_faults.rate)."),
+                                                    help="Agent evals (an agent: block): share of tool calls "
+                                                         "answered with an error instead (500, timeout, rate limit, "
+                                                         "malformed), seeded by agent.tool_faults.seed; 0 to 1 "
+                                                         "(default: the file's agent.tool_faults.rate, else 0)."),
     min_pass_rate: Optional[float] = typer.Option(None, help="Exit 1 when a model's pass rate is lower (0 to 1)."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
