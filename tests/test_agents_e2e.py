@@ -148,6 +148,7 @@ def test_reference_agent_passes_everything_and_a_wrong_agent_fails_the_right_cri
     forbidden = next(i for i in items if i["no_change"])["forbidden_calls"][0]
     assert f"call {forbidden['name']}(" in text and "call ask_user(" in text
     assert "stop: answer" in text and "asked: yes" in text and "-> ask_user: " in text
+    assert all(f"({i['id']})  epoch 0  fail" in text for i in failed)  # each episode under its item's id
 
 
 def _hand_metrics(items, outputs):

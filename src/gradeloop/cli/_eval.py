@@ -314,7 +314,9 @@ def items(
 def _print_trajectories(objs: list[dict]) -> None:
     for it in objs:
         scores = ", ".join(f"{r['criterion']}={r['score']:g}" for r in it["results"] if r["score"] is not None)
-        out.print(f"item {it['datasource_item_id']}  epoch {it['epoch']}  {it['status']}  {scores}", markup=False)
+        name = (it.get("datasource_item") or {}).get("id")  # the item's own id, when it has one
+        label = f"{it['datasource_item_id']} ({name})" if isinstance(name, (str, int)) else it["datasource_item_id"]
+        out.print(f"item {label}  epoch {it['epoch']}  {it['status']}  {scores}", markup=False)
         error = (it["sample"] or {}).get("error")
         if error:
             out.print(f"  sample error: {error.get('message', error)}", markup=False)
