@@ -5,7 +5,9 @@ The scripted models are players of the items' own reference solutions: ``referen
 item's ``reference_calls`` one per turn and answers; ``wrong`` breaks the policy or asks at the
 wrong time on purpose; ``grit`` follows the reference calls under injected tool faults, retrying
 a failed call on calendar tasks and giving up on order-desk tasks. Every expected figure below
-is worked out from those rules and the items' fields, not read back from the metrics."""
+is worked out from those rules, the items' fields and where the seeded faults fell (each
+episode's tool calls), not read back from the metrics. The responder reacts to tool results
+(a retry after an error), so it is written here rather than with ``scripted_turns``."""
 
 import json
 
@@ -79,6 +81,8 @@ def _reply(item, model, messages):
 
 
 def responder(items):
+    """The fake server's responder: the model named in the request plays the item whose request opens
+    the conversation."""
     by_request = {i["messages"][1]["content"]: i for i in items}
 
     def respond(body):
