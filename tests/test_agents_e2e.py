@@ -16,6 +16,7 @@ import pytest
 from gradeloop.testing import FakeOpenAI, tool_call
 
 SORRY = "Sorry, our systems are failing right now. Please try again later."
+FINAL = {False: "Done.", True: "The policy does not allow that, so I changed nothing."}  # by no_change
 
 
 def cli(*args, code=0):
@@ -75,7 +76,7 @@ def _reply(item, model, messages):
     else:
         done = len(results)
     if done >= len(calls):
-        return "Done." if not item["no_change"] else "The policy does not allow that, so I changed nothing."
+        return FINAL[item["no_change"]]
     call = calls[done]
     return {"content": None, "tool_calls": [tool_call(call["name"], call["arguments"], f"call_{len(results) + 1}")]}
 
@@ -271,3 +272,32 @@ def test_help_names_the_agent_flags():
     assert "--tool-fault-rate" in run_help and "agent.tool_faults.seed" in run_help and "pass^k" in run_help
     build_help = text("suite", "agents", "build")
     assert "--epochs 4 --tool-fault-rate 0.2" in build_help and "no forbidden call" in build_help
+
+
+def test_the_suite_with_a_simulated_user(suite, tmp_path):
+    """The suite's items carry user_instructions: with an agent.user block the user model answers
+    ask_user from them and ends each episode when the agent is done."""
+    path, items = suite
+    for name in ("data.jsonl", "tools.py"):
+        (tmp_path / name).write_bytes((path.parent / name).read_bytes())
+    (tmp_path / "eval.yaml").write_text(path.read_text() + "  user:\n    model: openai/user\n"
+                                        "    instructions: '{{ item.user_instructions }}'\n")
+    agent = responder(items)
+
+    def respond(body):
+        if body["model"] != "user":
+            return agent(body)
+        instructions, last = body["messages"][0]["content"], body["messages"][-1]["content"]
+        if last in FINAL.values():  # the agent's answer: the task is over
+            return "Thank you! ###STOP###"
+        return "(as the user) " + instructions.split("If the agent asks, answer: ", 1)[1]
+
+    with FakeOpenAI(responder=respond) as server:
+        [run_id] = _run(tmp_path / "eval.yaml", server, "reference")
+    for (item_id, _), o in _items(run_id).items():
+        item = next(i for i in items if i["id"] == item_id)
+        trajectory = o["gradeloop"]["trajectory"]
+        assert o["status"] == "pass" and trajectory["stop_reason"] == "user_done", item_id
+        asks = [c["result"] for c in trajectory["tool_calls"] if c["name"] == "ask_user"]
+        assert asks == ([f"(as the user) {item['state']['user_reply']}"] if item["ambiguous"] else [])
+        assert trajectory["messages"][-1] == {"role": "user", "content": "Thank you! ###STOP###"}
