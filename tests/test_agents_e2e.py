@@ -270,6 +270,8 @@ def test_help_names_the_agent_flags():
         return " ".join(result.output.split())
     run_help = text("eval", "run")
     assert "--tool-fault-rate" in run_help and "agent.tool_faults.seed" in run_help and "pass^k" in run_help
+    assert "data: [run, …]}" in run_help  # brackets are not taken for markup
+    assert "data: [item, …]}; an agent episode's trajectory" in text("eval", "items")
     build_help = text("suite", "agents", "build")
     assert "--epochs 4 --tool-fault-rate 0.2" in build_help and "no forbidden call" in build_help
 

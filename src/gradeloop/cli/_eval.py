@@ -181,7 +181,7 @@ def run(
                                                          "(default: the file's agent.tool_faults.rate, else 0)."),
     min_pass_rate: Optional[float] = typer.Option(None, help="Exit 1 when a model's pass rate is lower (0 to 1)."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: \\[run, …]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
     allow_outside_paths: bool = allow_outside_option(),
 ) -> None:
@@ -208,7 +208,7 @@ def resume(
     retry_errors: bool = typer.Option(False, "--retry-errors",
                                       help="Run the errored items again (their output items and failed samples are "
                                            "dropped first; the rest is kept)."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape with the run: {object: list, data: [run]}."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape with the run: {object: list, data: \\[run]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Finish a run that was interrupted (Ctrl-C, crash, kill -9) without repeating finished work."""
@@ -224,7 +224,7 @@ def resume(
 def list_runs(
     limit: int = typer.Option(20, help="How many runs, newest first (1 or more)."),
     status: Optional[RunStatus] = typer.Option(None, help="Only runs with this status."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: \\[run, …]}."),
 ) -> None:
     """List runs, newest first."""
     at_least(limit, 1, "--limit")
@@ -294,7 +294,7 @@ def items(
     trajectory: bool = typer.Option(False, "--trajectory",
                                     help="Agent runs: print every turn, tool call (name, arguments) and tool result "
                                          "or error of each episode (injected faults marked)."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: [item, …]}; "
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: \\[item, …]}; "
                                  "an agent episode's trajectory is under gradeloop.trajectory."),
 ) -> None:
     """List a run's output items: item, sample, and each criterion's score."""
