@@ -11,9 +11,11 @@ Two environments, each a state, a policy (in the system prompt) and seven functi
 Every task has an expected end state (``expected_state``; τ-bench's end-state check) and the
 calls that reach it (``reference_calls``). Tasks the policy forbids (a late refund, cancelling a
 shipped order, a weekend or double-booked meeting) expect the state unchanged (``no_change``)
-and name the call that would break the policy (``forbidden_calls``). A share of tasks is
-ambiguous (``ambiguous``): a detail the agent needs is missing, the right first move is
-``ask_user``, whose reply (from the state) supplies it; on clear tasks asking is wrong. Each
+and name the call that would break the policy (``forbidden_calls``, its tool in
+``forbidden_tools``). A share of tasks is ambiguous (``ambiguous``): a detail the agent needs is
+missing, the right first move is ``ask_user``, whose reply (from the state) supplies it; on
+clear tasks asking is wrong. The criteria (:data:`CRITERIA`) check the end state, asking when
+needed and no forbidden call with gradeloop's graders over episodes. Each
 task is written once per prompt variant (``prompt_variant``): the system prompt alone, or with a
 persistence, tool-use or planning reminder (the three habits OpenAI's GPT-4.1 prompting guide
 recommends for agents), or all three. The same arguments give byte-identical files, and task
