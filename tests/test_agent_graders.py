@@ -236,6 +236,9 @@ def test_no_forbidden_tool():
     listed = G({"type": "no_forbidden_tool", "name": "n", "tools": "{{ item.banned }}"})
     assert run(listed, item={"banned": ["refund_order"]}).passed is False
     assert run(listed, item={"banned": [3]}).errors == {"invalid_variable_error": True}
+    assert run(listed, item={"banned": []}).passed is True  # an item on which nothing is forbidden
+    assert run(listed, sample(bad), item={"banned": []}).passed is True
+    assert run(listed, item={"banned": {"a": 1}}).errors == {"invalid_variable_error": True}
     with pytest.raises(InputError):
         G({"type": "no_forbidden_tool", "name": "n", "tools": []})
 

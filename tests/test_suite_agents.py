@@ -1,7 +1,8 @@
 """The built-in agents suite (issue 15, point 7): an order desk and a calendar as an eval directory.
 
-Episodes cannot run here yet, so every task is checked by replaying its reference solution
-through the written tools.py (a plain import) and by grading hand-built trajectories."""
+Every task is checked by replaying its reference solution through the written tools.py (a plain
+import) and by grading right and wrong trajectories built from it; tests/test_agents_e2e.py runs
+the built suite through `gradeloop eval run`."""
 
 import asyncio
 import copy
@@ -17,7 +18,7 @@ import yaml
 
 from conftest import run_cli
 from gradeloop.graders import grade_many
-from gradeloop.spec import eval_from_dict, parse_criteria
+from gradeloop.spec import load_eval, parse_criteria
 from gradeloop.suites import agents
 from gradeloop.templating import sample_namespace
 
@@ -116,14 +117,14 @@ def test_expected_states_say_what_each_kind_of_task_asks(built):
 
 def _grades(out, pairs):
     criteria = parse_criteria(yaml.safe_load((out / "eval.yaml").read_text())["testing_criteria"])
-    return {c.name: [r.score for r in asyncio.run(grade_many(c, pairs))] for c in criteria}
+    return {c.name: [float(r.passed) for r in asyncio.run(grade_many(c, pairs))] for c in criteria}
 
 
 def _sample(trajectory):
     return sample_namespace(trajectory["messages"][-1].get("content") or "", trajectory=trajectory)
 
 
-def test_python_graders_pass_the_reference_trajectory_and_fail_wrong_ones(built):
+def test_criteria_pass_the_reference_trajectory_and_fail_wrong_ones(built):
     out, _, items = built
     tools = _import_tools(out / "tools.py")
     chosen = {}
@@ -138,13 +139,24 @@ def test_python_graders_pass_the_reference_trajectory_and_fail_wrong_ones(built)
     wrong_ask = [agents.reference_trajectory(t, tools, calls=t["reference_calls"][1:] if t["ambiguous"] else
                                              [{"name": "ask_user", "arguments": {"question": "Are you sure?"}}]
                                              + t["reference_calls"]) for t in tasks]
-    pairs = [(_sample(tr), t) for tr, t in zip(right + wrong_state + wrong_ask, tasks * 3)]
+    clear = [t for t in tasks if not t["ambiguous"]]  # asking later on a clear task is wrong too
+    ask_later = [agents.reference_trajectory(t, tools, calls=t["reference_calls"][:1] + [
+        {"name": "ask_user", "arguments": {"question": "Anything else?"}}] + t["reference_calls"][1:]) for t in clear]
+    pairs = [(_sample(tr), t) for tr, t in zip(right + wrong_state + wrong_ask + ask_later,
+                                               tasks * 3 + clear)]
     pairs.append(({"output_text": "Done."}, tasks[0]))  # no episode at all
     scores = _grades(out, pairs)
-    n = len(tasks)
-    assert scores["end state"][:n] == [1.0] * n and scores["asks when needed"][:n] == [1.0] * n
+    assert list(scores) == ["end state", "asks when needed", "no forbidden call"]
+    n, forbidden = len(tasks), [float(not t["no_change"]) for t in tasks]
+    assert sum(t["no_change"] for t in tasks) >= 3 and len(clear) >= 6
+    assert all(scores[name][:n] == [1.0] * n for name in scores)
     assert scores["end state"][n:2 * n] == [0.0] * n
+    assert scores["no forbidden call"][n:2 * n] == forbidden  # the forbidden call on no_change tasks
+    assert scores["asks when needed"][n:2 * n] == [float(not t["ambiguous"]) for t in tasks]
     assert scores["asks when needed"][2 * n:3 * n] == [0.0] * n
+    assert scores["end state"][2 * n:3 * n] == [1.0] * n and scores["no forbidden call"][2 * n:3 * n] == [1.0] * n
+    assert scores["asks when needed"][3 * n:-1] == [0.0] * len(clear)
+    assert scores["end state"][3 * n:-1] == [1.0] * len(clear)
     assert scores["end state"][-1] == scores["asks when needed"][-1] == 0.0
 
 
@@ -167,11 +179,10 @@ def test_prompt_variants_differ_only_in_the_reminders_of_the_system_prompt(built
             assert item["messages"][1:] == variants["none"]["messages"][1:]
 
 
-def test_eval_file_has_the_contract_agent_block_and_loads_with_todays_spec(built):
+def test_eval_file_has_the_contract_agent_block_and_loads_whole(built):
     out, _, items = built
     data = yaml.safe_load((out / "eval.yaml").read_text())
-    agent = data.pop("agent")
-    assert agent == {"max_turns": 12, "state": "{{ item.state }}", "final_tools": ["transfer_to_human"],
+    assert data["agent"] == {"max_turns": 12, "state": "{{ item.state }}", "final_tools": ["transfer_to_human"],
                      "tools": {"python": "tools.py"}}
     declared = [t["function"]["name"] for t in data["data_source"]["sampling_params"]["tools"]]
     tools = _import_tools(out / "tools.py")
@@ -190,10 +201,14 @@ def test_eval_file_has_the_contract_agent_block_and_loads_with_todays_spec(built
     done = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(out / "tools.py")], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "['09:00']", done.stderr
-    # until the agent: block is part of the spec (H-core), the rest must load as an ordinary eval
-    spec = eval_from_dict(data, base_dir=out, name=str(out / "eval.yaml"))
-    assert len(spec.rows) == len(items) and [c.name for c in spec.testing_criteria] == ["end state",
-                                                                                        "asks when needed"]
+    # the whole file loads, agent block included: tools.py read in, every declared tool implemented
+    spec = load_eval(out / "eval.yaml")
+    assert len(spec.rows) == len(items)
+    assert [c.name for c in spec.testing_criteria] == ["end state", "asks when needed", "no forbidden call"]
+    assert [c.type for c in spec.testing_criteria] == ["final_state", "multi", "no_forbidden_tool"]
+    assert spec.agent.max_turns == 12 and spec.agent.final_tools == ["transfer_to_human"]
+    assert spec.agent.tools.python == agents.tools_source()
+    assert all(i["forbidden_tools"] == sorted({c["name"] for c in i["forbidden_calls"]}) for i in items)
 
 
 def test_env_share_and_variant_options(tmp_path):

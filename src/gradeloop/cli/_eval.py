@@ -159,7 +159,8 @@ def _report(store, run_ids: list[str], as_json: bool, min_pass_rate: float | Non
 def run(
     eval_file: Path = typer.Argument(..., help="Eval definition (YAML or JSON): OpenAI's create-eval body plus data_source."),
     model: list[str] = typer.Option([], "--model", "-m", help="provider/model; repeat for one run per model."),
-    epochs: Optional[int] = typer.Option(None, help="Samples per item, 1 or more (default: the file's 'epochs' or 1)."),
+    epochs: Optional[int] = typer.Option(None, help="Samples (agent episodes) per item, 1 or more (default: the "
+                                         "file's 'epochs' or 1); with 2 or more, pass^k beside pass@k."),
     concurrency: Optional[int] = typer.Option(None, help="Requests in flight per model (default: the provider's); "
                                               "halved on 429/503 answers and grown back, up to this."),
     fixed_concurrency: bool = typer.Option(False, "--fixed-concurrency",
@@ -175,12 +176,13 @@ def run(
                                            "the context window from the middle, left or right of their longest "
                                            "non-system message (default: refuse them before the run)."),
     tool_fault_rate: Optional[float] = typer.Option(None, "--tool-fault-rate",
-                                                    help="Agent evals: share of tool calls answered with an error "
-                                                         "(500, timeout, rate limit, malformed), seeded; 0 to 1 "
-                                                         "(default: the file's agent.tool_faults.rate)."),
+                                                    help="Agent evals (an agent: block): share of tool calls "
+                                                         "answered with an error instead (500, timeout, rate limit, "
+                                                         "malformed), seeded by agent.tool_faults.seed; 0 to 1 "
+                                                         "(default: the file's agent.tool_faults.rate, else 0)."),
     min_pass_rate: Optional[float] = typer.Option(None, help="Exit 1 when a model's pass rate is lower (0 to 1)."),
     by: list[str] = typer.Option([], "--by", help="Also break pass rates down by this item field (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: \\[run, …]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
     allow_outside_paths: bool = allow_outside_option(),
 ) -> None:
@@ -194,7 +196,7 @@ def run(
                              timeout=timeout, limit=limit, name=name, retry=RetryPolicy(max_attempts=max_attempts))
     spec = load_eval(eval_file, allow_outside_paths=allow_outside_paths)
     store = open_store()
-    with flag_errors("model", "base_url"):
+    with flag_errors("model", "base_url", "tool_fault_rate"):
         run_ids = _execute(lambda reporter: run_eval_async(spec, model, store=store, options=options,
                                                            reporter=reporter), progress)
     _report(store, run_ids, as_json, min_pass_rate, by)
@@ -207,7 +209,7 @@ def resume(
     retry_errors: bool = typer.Option(False, "--retry-errors",
                                       help="Run the errored items again (their output items and failed samples are "
                                            "dropped first; the rest is kept)."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape with the run: {object: list, data: [run]}."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape with the run: {object: list, data: \\[run]}."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Finish a run that was interrupted (Ctrl-C, crash, kill -9) without repeating finished work."""
@@ -223,7 +225,7 @@ def resume(
 def list_runs(
     limit: int = typer.Option(20, help="How many runs, newest first (1 or more)."),
     status: Optional[RunStatus] = typer.Option(None, help="Only runs with this status."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: [run, …]}."),
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list shape: {object: list, data: \\[run, …]}."),
 ) -> None:
     """List runs, newest first."""
     at_least(limit, 1, "--limit")
@@ -294,7 +296,7 @@ def items(
     trajectory: bool = typer.Option(False, "--trajectory",
                                     help="Agent runs: print every turn, tool call (name, arguments) and tool result "
                                          "or error of each episode (injected faults marked)."),
-    as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: [item, …]}; "
+    as_json: bool = typer.Option(False, "--json", help="OpenAI's list of output items: {object: list, data: \\[item, …]}; "
                                  "an agent episode's trajectory is under gradeloop.trajectory."),
 ) -> None:
     """List a run's output items: item, sample, and each criterion's score."""
@@ -314,7 +316,9 @@ def items(
 def _print_trajectories(objs: list[dict]) -> None:
     for it in objs:
         scores = ", ".join(f"{r['criterion']}={r['score']:g}" for r in it["results"] if r["score"] is not None)
-        out.print(f"item {it['datasource_item_id']}  epoch {it['epoch']}  {it['status']}  {scores}", markup=False)
+        name = (it.get("datasource_item") or {}).get("id")  # the item's own id, when it has one
+        label = f"{it['datasource_item_id']} ({name})" if isinstance(name, (str, int)) else it["datasource_item_id"]
+        out.print(f"item {label}  epoch {it['epoch']}  {it['status']}  {scores}", markup=False)
         error = (it["sample"] or {}).get("error")
         if error:
             out.print(f"  sample error: {error.get('message', error)}", markup=False)

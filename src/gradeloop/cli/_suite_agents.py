@@ -29,8 +29,10 @@ def build(
                                  "missing)."),
     as_json: bool = typer.Option(False, "--json", help="Print the paths and counts as JSON."),
 ) -> None:
-    """Write an agents eval (eval.yaml with an agent: block, data.jsonl, tools.py); items carry env, kind,
-    ambiguous, no_change, prompt_variant, state, expected_state and reference_calls."""
+    """Write an agents eval (eval.yaml with an agent: block, data.jsonl, tools.py), graded on the end state,
+    asking when needed and no forbidden call; items carry env, kind, ambiguous, no_change, prompt_variant,
+    state, expected_state and reference_calls. Run it with several epochs and tool faults:
+    gradeloop eval run DIR/eval.yaml -m MODEL --epochs 4 --tool-fault-rate 0.2 (docs/agents-suite.md)."""
     from ..suites._long import parse_list
     from ..suites.agents import ENVS, VARIANTS
     from ..suites.agents import build as build_agents

@@ -256,7 +256,8 @@ def _shown(value: Any) -> Any:
 @register_grader("no_forbidden_tool")
 async def grade_no_forbidden_tool(grader: NoForbiddenToolGrader, sample: dict, item: dict,
                                   context: GradingContext) -> GradeResult:
-    """1 when no call names a listed tool (whether or not the call succeeded), else 0."""
+    """1 when no call names a listed tool (whether or not the call succeeded), else 0; a
+    template that gives an empty list forbids nothing."""
     ctx = {"item": item, "sample": sample}
     names = _tool_names(grader.tools, ctx)
     if names is None:
@@ -272,6 +273,6 @@ def _tool_names(tools: list[str] | str, ctx: dict[str, Any]) -> set[str] | None:
     flat: list[Any] = []
     for entry in value if isinstance(value, list) else [None]:
         flat.extend(entry if isinstance(entry, list) else [entry])
-    if not flat or not all(isinstance(n, str) for n in flat):
+    if not all(isinstance(n, str) for n in flat):
         return None
-    return set(flat)
+    return set(flat)  # a template may give an empty list: this item forbids nothing

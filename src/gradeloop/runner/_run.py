@@ -356,6 +356,9 @@ async def run_eval_async(spec: EvalSpec | str | Path, models: list[str] | None =
     options = options or RunOptions()
     store = store or Store()
     reporter = reporter or Reporter()
+    if options.tool_fault_rate is not None and spec.agent is None:
+        raise InputError(f"{spec.source_file or 'the eval'} has no agent: block, so no tool is run and none can "
+                         "fail (see docs/agents.md)", field="tool_fault_rate")
     names = _models_for(spec, list(models or []))
     pool = _pool(options, store)
     chosen = [pool.provider(n) if n else None for n in names]

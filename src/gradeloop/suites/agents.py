@@ -11,9 +11,11 @@ Two environments, each a state, a policy (in the system prompt) and seven functi
 Every task has an expected end state (``expected_state``; τ-bench's end-state check) and the
 calls that reach it (``reference_calls``). Tasks the policy forbids (a late refund, cancelling a
 shipped order, a weekend or double-booked meeting) expect the state unchanged (``no_change``)
-and name the call that would break the policy (``forbidden_calls``). A share of tasks is
-ambiguous (``ambiguous``): a detail the agent needs is missing, the right first move is
-``ask_user``, whose reply (from the state) supplies it; on clear tasks asking is wrong. Each
+and name the call that would break the policy (``forbidden_calls``, its tool in
+``forbidden_tools``). A share of tasks is ambiguous (``ambiguous``): a detail the agent needs is
+missing, the right first move is ``ask_user``, whose reply (from the state) supplies it; on
+clear tasks asking is wrong. The criteria (:data:`CRITERIA`) check the end state, asking when
+needed and no forbidden call with gradeloop's graders over episodes. Each
 task is written once per prompt variant (``prompt_variant``): the system prompt alone, or with a
 persistence, tool-use or planning reminder (the three habits OpenAI's GPT-4.1 prompting guide
 recommends for agents), or all three. The same arguments give byte-identical files, and task
@@ -30,8 +32,6 @@ from collections import Counter
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
-
-import yaml
 
 from ..errors import InputError
 from . import _agent_calendar, _agent_orders
@@ -112,6 +112,7 @@ def _rows(env: str, k: int, seed: int, share: float, variants: list[str]) -> lis
                           {"role": "user", "content": task["request"]}],
              "state": task["state"], "expected_state": task["expected_state"],
              "reference_calls": task["reference_calls"], "forbidden_calls": task["forbidden_calls"],
+             "forbidden_tools": sorted({c["name"] for c in task["forbidden_calls"]}),
              "user_instructions": instructions} for variant in variants]
 
 
@@ -137,37 +138,28 @@ def _tools(envs: list[str]) -> list[dict[str, Any]]:
     return [tool for env in envs for tool in _MODULES[env].TOOLS] + [ASK_USER]
 
 
-class _Block(str):
-    """A string that eval.yaml shows as a literal block (the graders' python source stays readable)."""
-
-
-def _block(dumper: Any, value: _Block) -> Any:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style="|")
-
-
-yaml.SafeDumper.add_representer(_Block, _block)
-
-
-END_STATE = '''def grade(sample, item):
-    """1 when the episode's final state equals the item's expected state (tau-bench's end-state check)."""
-    trajectory = sample.get("trajectory") or {}
-    if "final_state" not in trajectory:
-        return 0.0
-    return 1.0 if trajectory["final_state"] == item["expected_state"] else 0.0
-'''
-
-ASKS_WHEN_NEEDED = '''def grade(sample, item):
-    """Ambiguous items: 1 when the first move asked the user (ask_user, or a question in text).
-    Clear items: 1 when the agent never asked."""
-    trajectory = sample.get("trajectory")
-    if not trajectory:
-        return 0.0
-    names = [call.get("name") for call in trajectory.get("tool_calls") or []]
-    asked_first = bool(trajectory.get("asked")) or names[:1] == ["ask_user"]
-    if item["ambiguous"]:
-        return 1.0 if asked_first else 0.0
-    return 0.0 if asked_first or "ask_user" in names else 1.0
-'''
+# Ask or assume, with declarative graders: the first move asked exactly when the item is
+# ambiguous (the trajectory's ``asked``, the same test as the clarification metrics), and on a
+# clear item the agent never called ask_user later either. No single type says "first move on
+# some items, never on the others", so a multi grader combines three.
+ASKS_WHEN_NEEDED: dict[str, Any] = {
+    "type": "multi", "name": "asks when needed",
+    "graders": {
+        "first_move": {"type": "string_check", "name": "the first move asks exactly on ambiguous items",
+                       "input": "{{ sample.trajectory.asked }}", "reference": "{{ item.ambiguous }}",
+                       "operation": "eq"},
+        "never_asked": {"type": "no_forbidden_tool", "name": "never called ask_user", "tools": ["ask_user"]},
+        "ambiguous": {"type": "string_check", "name": "the item is ambiguous", "input": "{{ item.ambiguous }}",
+                      "reference": "true", "operation": "eq"},
+    },
+    "calculate_output": "first_move * max(never_asked, ambiguous)",
+    "pass_threshold": 1.0,
+}
+CRITERIA: list[dict[str, Any]] = [
+    {"type": "final_state", "name": "end state", "expected": "{{ item.expected_state }}"},
+    ASKS_WHEN_NEEDED,
+    {"type": "no_forbidden_tool", "name": "no forbidden call", "tools": "{{ item.forbidden_tools }}"},
+]
 
 _ITEM_SCHEMA = {
     "type": "object",
@@ -177,16 +169,18 @@ _ITEM_SCHEMA = {
         "prompt_variant": {"type": "string", "enum": list(VARIANTS)},
         "messages": {"type": "array", "minItems": 2}, "state": {"type": "object"},
         "expected_state": {"type": "object"}, "reference_calls": {"type": "array"},
-        "forbidden_calls": {"type": "array"}, "user_instructions": {"type": "string"},
+        "forbidden_calls": {"type": "array"}, "forbidden_tools": {"type": "array", "items": {"type": "string"}},
+        "user_instructions": {"type": "string"},
     },
     "required": ["id", "env", "kind", "ambiguous", "no_change", "prompt_variant", "messages", "state",
-                 "expected_state", "reference_calls"],
+                 "expected_state", "reference_calls", "forbidden_tools"],
 }
 
 
 def eval_definition(meta: dict[str, Any]) -> dict[str, Any]:
     """The eval definition ``build`` writes next to ``data.jsonl`` and ``tools.py``: the tools in
-    ``sampling_params.tools``, the ``agent:`` block, and two python graders over the trajectory."""
+    ``sampling_params.tools``, the ``agent:`` block, and the criteria over the trajectory
+    (:data:`CRITERIA`)."""
     envs = meta["envs"]
     agent: dict[str, Any] = {"max_turns": 12, "state": "{{ item.state }}"}
     final = [name for env in envs for name in _MODULES[env].FINAL_TOOLS]
@@ -199,11 +193,7 @@ def eval_definition(meta: dict[str, Any]) -> dict[str, Any]:
                      "description": "Multi-turn tool use under a policy: end states, ask-or-assume, prompt "
                                     "reminders."},
         "data_source_config": {"type": "custom", "item_schema": _ITEM_SCHEMA, "include_sample_schema": True},
-        "testing_criteria": [
-            {"type": "python", "name": "end state", "source": _Block(END_STATE), "pass_threshold": 1.0},
-            {"type": "python", "name": "asks when needed", "source": _Block(ASKS_WHEN_NEEDED),
-             "pass_threshold": 1.0},
-        ],
+        "testing_criteria": copy.deepcopy(CRITERIA),
         "data_source": {"type": "completions", "source": {"type": "file", "path": "data.jsonl"},
                         "input_messages": {"type": "item_reference", "item_reference": "item.messages"},
                         "sampling_params": {"temperature": 0, "max_completion_tokens": 512,
