@@ -13,11 +13,13 @@ from ._apply import apply_edit, apply_hunks
 from ._errors import EditError
 from ._formats import FORMATS, FileOp, Hunk, parse_edit
 from ._instructions import format_instructions
+from ._metrics import Extraneous, extraneous_lines, lint_delta, reference_hunks, ruff_findings
 from ._run import TestRun, run_tests
 from ._tree import Tree, diff_trees
 
 __all__ = [
     "EditError",
+    "Extraneous",
     "FORMATS",
     "FileOp",
     "Hunk",
@@ -26,7 +28,11 @@ __all__ = [
     "apply_edit",
     "apply_hunks",
     "diff_trees",
+    "extraneous_lines",
     "format_instructions",
+    "lint_delta",
     "parse_edit",
+    "reference_hunks",
+    "ruff_findings",
     "run_tests",
 ]
