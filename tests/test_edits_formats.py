@@ -392,3 +392,15 @@ def test_random_answers_never_crash_and_never_leave_the_tree():
             assert sorted(os.listdir(tree.root)) == ["scratch", "tree"] and not os.listdir(tree.scratch)
     assert os.stat("/etc/passwd").st_mtime_ns == passwd
     assert applied > 100  # the generator does reach valid edits
+
+
+def test_the_public_names_of_gradeloop_edits_are_pinned():
+    import gradeloop.edits
+
+    assert set(gradeloop.edits.__all__) == {
+        "EditError", "Extraneous", "FORMATS", "FileOp", "Hunk", "TestRun", "Tree", "apply_edit", "apply_hunks",
+        "diff_trees", "edit_diff", "extraneous_lines", "format_instructions", "lint_delta", "parse_edit",
+        "reference_hunks", "ruff_findings", "run_tests"}
+    assert FORMATS == ("v4a", "search-replace", "udiff", "whole")
+    for name in gradeloop.edits.__all__:
+        assert getattr(gradeloop.edits, name).__doc__ or name == "FORMATS", name

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
+
 from gradeloop.edits import diff_trees
 
 SRC = "def area(w, h):\n    return w + h\n\n\ndef unused():\n    x = 1\n    return x\n"

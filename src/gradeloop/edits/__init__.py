@@ -18,9 +18,9 @@ from ._run import TestRun, run_tests
 from ._tree import Tree, diff_trees
 
 __all__ = [
+    "FORMATS",
     "EditError",
     "Extraneous",
-    "FORMATS",
     "FileOp",
     "Hunk",
     "TestRun",

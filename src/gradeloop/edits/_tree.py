@@ -60,7 +60,7 @@ class Tree:
             raise
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Tree":
+    def from_item(cls, item: dict[str, Any]) -> Tree:
         """The tree of a code-edit item: its ``files`` ({path: text}), or the archive named by
         ``tree_archive_abs`` (a .tar.gz; only regular files are extracted). Raises EditError."""
         if item.get("tree_archive_abs"):
@@ -76,10 +76,10 @@ class Tree:
             raise EditError("the item has neither 'files' nor 'tree_archive_abs'")
         return cls(files)
 
-    def __enter__(self) -> "Tree":
+    def __enter__(self) -> Tree:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._html import (date, diff_pre, error_bars, esc, link, money, ms, page, pct, plot, pre, rate_cell, short_name,
-                    table)
+from ._html import date, diff_pre, error_bars, esc, link, money, ms, page, pct, plot, pre, rate_cell, short_name, table
 
 PLOTLY_TAG = '<script src="/assets/plotly.js" defer></script>'
 
