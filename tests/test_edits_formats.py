@@ -404,3 +404,15 @@ def test_the_public_names_of_gradeloop_edits_are_pinned():
     assert FORMATS == ("v4a", "search-replace", "udiff", "whole")
     for name in gradeloop.edits.__all__:
         assert getattr(gradeloop.edits, name).__doc__ or name == "FORMATS", name
+
+
+def test_lenient_skips_example_blocks_and_udiff_line_numbers_in_v4a():
+    answer = f"Run the tests with:\n```bash\npytest -q\n```\nThe file:\ncalc/ops.py\n```python\n{FIXED}```\n"
+    with pytest.raises(EditError, match="no file path"):
+        parse_edit(answer, "whole")
+    assert [op.path for op in parse_edit(answer, "whole", lenient=True)] == ["calc/ops.py"]
+    v4a = "*** Begin Patch\n*** Update File: calc/ops.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n" \
+          "+    return a + b\n*** End Patch"
+    with pytest.raises(EditError, match="anchor"):
+        apply(v4a, "v4a")
+    assert apply(v4a, "v4a", lenient=True)[1]["calc/ops.py"] == FIXED
