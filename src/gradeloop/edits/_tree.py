@@ -87,10 +87,15 @@ class Tree:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def extract(self, archive: str | os.PathLike) -> None:
-        """Add the regular files of a .tar.gz archive (safe paths only; links and devices are skipped)."""
+        """Add the regular files of a .tar.gz archive (safe paths only; links and devices are
+        skipped). Raises ValueError for an archive that cannot be read."""
         import tarfile
 
-        with tarfile.open(archive, "r:*") as tar:
+        try:
+            tar = tarfile.open(archive, "r:*")
+        except tarfile.TarError as exc:
+            raise ValueError(f"cannot read the tree archive {archive}: {exc}") from None
+        with tar:
             for member in tar:
                 if not member.isfile() or member.size > MAX_FILE_BYTES:
                     continue
