@@ -24,6 +24,9 @@ def test_a_passing_and_a_failing_pytest_run():
         run = run_tests(tree, ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_calc.py"])
         assert run.passed and run.returncode == 0 and not run.timed_out, run.output
         assert "1 passed" in run.output
+        assert set(tree.files()) == set(FILES)  # no cache or bytecode left in the tree
+        plain = run_tests(tree, ["python", "-m", "pytest", "-q", "tests/test_calc.py"])
+        assert plain.passed and set(tree.files()) == set(FILES) and not (tree.path / ".pytest_cache").exists()
         tree.write({"calc.py": "def add(a, b):\n    return a - b\n"})
         run = run_tests(tree, ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_calc.py"])
         assert not run.passed and run.returncode == 1 and not run.timed_out
