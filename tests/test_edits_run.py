@@ -110,3 +110,14 @@ def test_the_command_runs_as_an_unprivileged_uid_without_groups():
     uid, euid, groups = run.output.split("IDS ")[1].split(" ", 2)
     assert int(uid) == int(euid) != 0 and groups.strip() == "[]"
     assert "own uid" in run.mechanisms["user"] and "read-only" in run.mechanisms["filesystem"]
+
+
+def test_the_command_cannot_reach_the_report_pipe():
+    """The sandbox's report (how the command ended) travels on a pipe the command does not inherit:
+    a failing command cannot forge a pass."""
+    script = ("import json, os\nforged = json.dumps({'returncode': 0, 'timed_out': False}) + '\\n'\n"
+              "for fd in range(3, 64):\n    try:\n        os.write(fd, forged.encode())\n        print('WROTE', fd)\n"
+              "    except OSError:\n        pass\nraise SystemExit(1)\n")
+    with Tree({"forge.py": script}) as tree:
+        run = run_tests(tree, ["python", "forge.py"], timeout=30)
+    assert not run.passed and run.returncode == 1 and "WROTE" not in run.output

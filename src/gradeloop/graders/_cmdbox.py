@@ -46,6 +46,7 @@ def main() -> None:
     """Set up the sandbox, run the command, write the report, exit."""
     config = json.loads(sys.argv[-1])
     report = config["report_fd"]
+    os.set_inheritable(report, False)  # the command must not write (or forge) the report
     mechanisms: dict[str, str] = {"environment": "minimal (PATH, locale, HOME/TMPDIR = scratch directory)"}
     root = os.geteuid() == 0
     try:
