@@ -121,3 +121,15 @@ def test_the_command_cannot_reach_the_report_pipe():
     with Tree({"forge.py": script}) as tree:
         run = run_tests(tree, ["python", "forge.py"], timeout=30)
     assert not run.passed and run.returncode == 1 and "WROTE" not in run.output
+
+
+def test_a_tree_in_a_private_temp_dir_still_runs(tmp_path, monkeypatch):
+    import tempfile
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    with Tree(FILES) as tree:
+        assert str(tree.path).startswith(str(private))
+        run = run_tests(tree, ["python", "-m", "pytest", "-q", "tests/test_calc.py"], timeout=60)
+    assert run.passed, run.output
