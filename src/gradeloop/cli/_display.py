@@ -182,18 +182,25 @@ def _score(value: float | None) -> str:
 
 
 def breakdown_table(field: str, rows: list[dict[str, Any]], mean_score: bool = False) -> Table:
-    """Pass rate per value of an item field, and the mean score when ``mean_score`` (an eval whose
-    metric is the mean score, such as MRCR's)."""
+    """Pass rate per value of an item field; the mean score when ``mean_score`` (an eval whose
+    metric is the mean score, such as MRCR's); with several criteria, each one's pass rate and
+    mean score (``pass% / mean``) too."""
     table = Table(title=f"By {field}", title_justify="left")
-    cols = (field, "pass", "fail", "error", "pass rate", *(("mean score",) if mean_score else ()), "tokens in/out")
+    names = list(dict.fromkeys(k["name"] for r in rows for k in r.get("criteria", [])))
+    names = names if len(names) > 1 else []
+    cols = (field, "pass", "fail", "error", "pass rate", *(("mean score",) if mean_score else ()), "tokens in/out",
+            *names)
     for col in cols:
         table.add_column(col, justify="left" if col == field else "right")
     for r in rows:
         value = "(none)" if r["value"] is None else str(r["value"])
         tokens = f"{r.get('prompt_tokens', 0)}/{r.get('completion_tokens', 0)}"
         score = (_score(r.get("mean_score")),) if mean_score else ()
+        by_name = {k["name"]: k for k in r.get("criteria", [])}
+        cells = [f"{_pct(by_name[n]['pass_rate'])} / {_score(by_name[n]['mean_score'])}" if n in by_name else "–"
+                 for n in names]
         table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]), *score,
-                      tokens)
+                      tokens, *cells)
     return table
 
 
