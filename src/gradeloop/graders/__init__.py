@@ -1,7 +1,7 @@
 """Graders: pure, hashable, batched; the same object is an eval metric and an RL reward."""
 
 from . import (  # noqa: F401  (each registers its types)
-    _constraints, _long_context, _model, _multi, _needles, _python, _similarity, _string_check)
+    _constraints, _edits, _long_context, _model, _multi, _needles, _python, _similarity, _string_check)
 from ._base import (
     ERROR_FLAGS,
     GradeResult,

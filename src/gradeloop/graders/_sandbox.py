@@ -513,18 +513,19 @@ _EPERM, _ENOSYS = 1, 38
 _LD_ABS_W, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
 
 
-def seccomp_program(machine: str, per_grade: bool) -> tuple[bytes, int] | None:
+def seccomp_program(machine: str, per_grade: bool, allow: tuple[str, ...] = ()) -> tuple[bytes, int] | None:
     """The BPF program (packed ``struct sock_filter``s) and the seccomp syscall number for
     ``machine``, or None where the syscall table is not known.
 
     ``per_grade=False``: the zygote's filter (fork allowed, clone with namespace flags refused);
-    ``True``: the stricter filter of each grade's process (threads only).
+    ``True``: the stricter filter of each grade's process (threads only). ``allow`` names
+    syscalls of SECCOMP_DENIED to let through (the command sandbox allows ``execve``).
     """
     if machine not in _SYSCALLS or sys.byteorder != "little":
         return None
     arch, sys_seccomp, numbers = _SYSCALLS[machine]
     denied = [numbers[name] for name in SECCOMP_DENIED + (SECCOMP_DENIED_IN_GRADE if per_grade else ())
-              if name in numbers]
+              if name in numbers and name not in allow]
     code: list[tuple[int, Any, Any, int]] = [(_LD_ABS_W, 0, 0, 4), (_JEQ, None, "kill", arch), (_LD_ABS_W, 0, 0, 0)]
     if machine == "x86_64":
         code.append((_JGE, "deny", None, 0x40000000))  # the x32 ABI's numbers
