@@ -219,7 +219,7 @@ TEXTKIT = [
             ("tests/test_toc.py", "def test_table_of_contents_nests_from_the_top_level():",
              'def test_headings_max_level():\n    assert [h.text for h in headings(DOC, max_level=2)] == '
              '["Guide", "Install", "Use"]\n\n\ndef test_table_of_contents_nests_from_the_top_level():')),
-    _rename("textkit-rename-1", "table_of_contents", "build_toc",
+    _rename("textkit-rename-1", "table_of_contents", "toc",
             ("textkit/toc.py", "textkit/__init__.py", "tests/test_toc.py"), "function"),
     _rename("textkit-rename-2", "unique_slug", "claim_slug",
             ("textkit/slug.py", "textkit/toc.py", "tests/test_slug.py"), "function"),
@@ -300,9 +300,9 @@ CONFPARSE = [
              "    assert info.value.line == 2\n",
              '        parse_config("[db]\\nhost localhost\\n", source="app.ini")\n    assert info.value.line == 2\n'
              '    assert info.value.source == "app.ini"\n    assert str(info.value).startswith("app.ini:2: ")\n')),
-    _rename("confparse-rename-1", "apply_overrides", "with_overrides",
+    _rename("confparse-rename-1", "apply_overrides", "merge_overrides",
             ("confparse/cli.py", "confparse/__init__.py", "tests/test_coerce_cli.py"), "function"),
-    _rename("confparse-rename-2", "to_list", "split_list",
+    _rename("confparse-rename-2", "to_list", "to_strings",
             ("confparse/coerce.py", "confparse/__init__.py", "tests/test_coerce_cli.py"), "function"),
 ]
 
@@ -343,11 +343,11 @@ INTERVALS = [
             "merged intervals, in order (an empty list for fewer than two merged intervals). Export it from the "
             "`intervals` package.", ("intervals/merge.py", "intervals/__init__.py", "intervals/interval.py"),
             ("intervals/merge.py", "from .interval import Interval\n",
-             "from datetime import timedelta\n\nfrom .interval import Interval\n"),
+             "from datetime import timedelta\nfrom itertools import pairwise\n\nfrom .interval import Interval\n"),
             ("intervals/merge.py", "def total_days(intervals: list) -> int:",
              'def gaps(intervals: list) -> list:\n    """The uncovered days between the merged ``intervals``, as '
              'intervals in order."""\n    merged, one_day = merge(intervals), timedelta(days=1)\n'
-             "    return [Interval(a.end + one_day, b.start - one_day) for a, b in zip(merged, merged[1:])]\n\n\n"
+             "    return [Interval(a.end + one_day, b.start - one_day) for a, b in pairwise(merged)]\n\n\n"
              "def total_days(intervals: list) -> int:"),
             ("intervals/__init__.py", "from .merge import merge, total_days", "from .merge import gaps, merge, total_days"),
             ("intervals/__init__.py", '__all__ = ["Interval", "merge",', '__all__ = ["Interval", "gaps", "merge",'),
@@ -367,7 +367,7 @@ INTERVALS = [
             ("tests/test_interval.py", "assert Interval(d(1), d(1)).days() == 1\n    assert Interval(d(1), "
              "d(10)).days() == 10", "assert Interval(d(1), d(1)).length == 1\n    assert Interval(d(1), "
              "d(10)).length == 10")),
-    _rename("intervals-rename-1", "total_days", "covered_days",
+    _rename("intervals-rename-1", "total_days", "union_days",
             ("intervals/merge.py", "intervals/__init__.py", "tests/test_merge_parse.py"), "function"),
     _rename("intervals-rename-2", "parse_interval", "read_interval",
             ("intervals/parse.py", "intervals/__init__.py", "tests/test_merge_parse.py"), "function"),
