@@ -353,3 +353,66 @@ def test_tree_from_an_archive_keeps_only_safe_regular_files(tmp_path):
         root = tree.root
     assert not root.exists()
     assert not (tmp_path / "evil.py").exists()
+
+
+PIECES = ["*** Begin Patch", "*** End Patch", "*** Update File: calc/ops.py", "*** Add File: x.py",
+          "*** Delete File: README.md", "*** Move to: y.py", "*** End of File", "@@", "@@ def add(a, b):",
+          "@@ -1,2 +1,2 @@", "@@ -0,0 +1 @@", "--- a/calc/ops.py", "+++ b/calc/ops.py", "--- /dev/null",
+          "+++ /dev/null", "<<<<<<< SEARCH", "=======", ">>>>>>> REPLACE", "```", "```python", "````", "calc/ops.py",
+          "def add(a, b):", " def add(a, b):", "-    return a - b", "+    return a + b", "    return a - b", "",
+          "\\ No newline at end of file", "../x", "/etc/passwd", "+", "-", " ", "**calc/ops.py**"]
+
+
+SKELETONS = {"v4a": "*** Begin Patch\n*** Update File: calc/ops.py", "udiff": "--- a/calc/ops.py\n+++ b/calc/ops.py",
+             "search-replace": "calc/ops.py\n<<<<<<< SEARCH", "whole": "calc/ops.py\n```"}
+
+
+def test_random_answers_never_crash_and_never_leave_the_tree():
+    """Answers built at random from every format's markers: each parses and applies, or raises
+    EditError; nothing else, and nothing is written outside the tree."""
+    import random
+
+    rng = random.Random(16)
+    passwd = os.stat("/etc/passwd").st_mtime_ns
+    applied = 0
+    for _ in range(2000):
+        fmt, lenient = rng.choice(FORMATS), rng.random() < 0.5
+        start = [SKELETONS[fmt]] if rng.random() < 0.5 else []
+        answer = "\n".join(start + [rng.choice(PIECES) for _ in range(rng.randint(1, 14))])
+        try:
+            ops = parse_edit(answer, fmt, lenient=lenient)
+        except EditError:
+            continue
+        with Tree(FILES) as tree:
+            try:
+                apply_edit(tree, ops)
+                applied += 1
+            except EditError:
+                assert tree.files() == FILES
+            assert sorted(os.listdir(tree.root)) == ["scratch", "tree"] and not os.listdir(tree.scratch)
+    assert os.stat("/etc/passwd").st_mtime_ns == passwd
+    assert applied > 100  # the generator does reach valid edits
+
+
+def test_the_public_names_of_gradeloop_edits_are_pinned():
+    import gradeloop.edits
+
+    assert set(gradeloop.edits.__all__) == {
+        "EditError", "Extraneous", "FORMATS", "FileOp", "Hunk", "TestRun", "Tree", "apply_edit", "apply_hunks",
+        "diff_trees", "edit_diff", "extraneous_lines", "format_instructions", "lint_delta", "parse_edit",
+        "reference_hunks", "ruff_findings", "run_tests"}
+    assert FORMATS == ("v4a", "search-replace", "udiff", "whole")
+    for name in gradeloop.edits.__all__:
+        assert getattr(gradeloop.edits, name).__doc__ or name == "FORMATS", name
+
+
+def test_lenient_skips_example_blocks_and_udiff_line_numbers_in_v4a():
+    answer = f"Run the tests with:\n```bash\npytest -q\n```\nThe file:\ncalc/ops.py\n```python\n{FIXED}```\n"
+    with pytest.raises(EditError, match="no file path"):
+        parse_edit(answer, "whole")
+    assert [op.path for op in parse_edit(answer, "whole", lenient=True)] == ["calc/ops.py"]
+    v4a = "*** Begin Patch\n*** Update File: calc/ops.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n" \
+          "+    return a + b\n*** End Patch"
+    with pytest.raises(EditError, match="anchor"):
+        apply(v4a, "v4a")
+    assert apply(v4a, "v4a", lenient=True)[1]["calc/ops.py"] == FIXED

@@ -124,3 +124,10 @@ def test_lint_delta_counts_new_ruff_findings():
     item = {**ITEM, "files": {**ITEM["files"], "geom.py": dirty}}
     better = run_grader({"type": "lint_delta"}, diff_trees({"geom.py": dirty}, {"geom.py": GEOM_FIXED}), item)
     assert (better.score, better.passed, better.details["new"], better.details["fixed"]) == (1.0, True, 0, 2)
+
+
+def test_an_item_whose_tree_cannot_be_built_is_an_error_not_a_crash(tmp_path):
+    (tmp_path / "broken.tar.gz").write_bytes(b"not a tar file")
+    result = run_grader({"type": "applies"}, NOISY_DIFF, {**ITEM, "files": None,
+                                                          "tree_archive_abs": str(tmp_path / "broken.tar.gz")})
+    assert result.score == 0.0 and result.errors.get("other_error") and "could not be written" in result.details["error"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import threading
 
 import pytest
 
@@ -97,3 +96,14 @@ def test_a_command_that_does_not_exist():
     with Tree({}) as tree:
         run = run_tests(tree, ["no-such-test-runner-xyz"], timeout=10)
     assert not run.passed and run.error and "could not start" in run.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the own uid needs root")
+def test_the_command_runs_as_an_unprivileged_uid_without_groups():
+    script = "import os\nprint('IDS', os.getuid(), os.geteuid(), os.getgroups())\n"
+    with Tree({"ids.py": script}) as tree:
+        run = run_tests(tree, ["python", "ids.py"], timeout=30)
+    assert run.passed, run.output
+    uid, euid, groups = run.output.split("IDS ")[1].split(" ", 2)
+    assert int(uid) == int(euid) != 0 and groups.strip() == "[]"
+    assert "own uid" in run.mechanisms["user"] and "read-only" in run.mechanisms["filesystem"]

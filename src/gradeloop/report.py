@@ -239,18 +239,24 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
 
 def breakdown(store: Store, run_id: str, field: str) -> list[dict[str, Any]]:
     """Pass rates grouped by an item field (``category``, ``difficulty``, ``a.b``…), sorted by value:
-    ``[{field, value, passed, failed, errored, total, pass_rate, prompt_tokens, completion_tokens}]``
-    (tokens of the sampled model, not counting cached samples). The pass rate leaves errored items out."""
+    ``[{field, value, passed, failed, errored, total, pass_rate, prompt_tokens, completion_tokens,
+    criteria}]`` (tokens of the sampled model, not counting cached samples; ``criteria``: each
+    criterion's passed, failed, errored, pass_rate and mean_score in that group, so a code-edit run
+    shows applies / tests_pass / extraneous_edits / lint_delta per format or kind). The pass rate
+    leaves errored items out."""
     run_id = store.resolve_run_id(run_id)
     rows = []
     tokens = store.tokens_by_field(run_id, field)
+    criteria = store.criteria_by_field(run_id, field)
     for value, c in store.counts_by_field(run_id, field).items():
         graded = c["pass"] + c["fail"]
         prompt, completion = tokens.get(value, (0, 0))
         rows.append({"field": field, "value": value, "passed": c["pass"], "failed": c["fail"],
                      "errored": c["error"], "total": graded + c["error"],
                      "pass_rate": c["pass"] / graded if graded else None,
-                     "prompt_tokens": prompt, "completion_tokens": completion})
+                     "prompt_tokens": prompt, "completion_tokens": completion,
+                     "criteria": [{**k, "pass_rate": k["passed"] / (k["passed"] + k["failed"])
+                                   if k["passed"] + k["failed"] else None} for k in criteria.get(value, [])]})
     return sorted(rows, key=_value_order)
 
 

@@ -95,15 +95,26 @@ def items_table(items: list[dict[str, Any]], width: int = 60) -> Table:
 
 
 def breakdown_table(field: str, rows: list[dict[str, Any]]) -> Table:
-    """Pass rate per value of an item field."""
+    """Pass rate per value of an item field; with several criteria, each one's pass rate and
+    mean score (``pass% / mean``) too."""
     table = Table(title=f"By {field}", title_justify="left")
-    for col in (field, "pass", "fail", "error", "pass rate", "tokens in/out"):
+    names = list(dict.fromkeys(k["name"] for r in rows for k in r.get("criteria", [])))
+    names = names if len(names) > 1 else []
+    for col in (field, "pass", "fail", "error", "pass rate", "tokens in/out", *names):
         table.add_column(col, justify="left" if col == field else "right")
     for r in rows:
         value = "(none)" if r["value"] is None else str(r["value"])
         tokens = f"{r.get('prompt_tokens', 0)}/{r.get('completion_tokens', 0)}"
-        table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]), tokens)
+        by_name = {k["name"]: k for k in r.get("criteria", [])}
+        cells = [f"{_pct(by_name[n]['pass_rate'])} / {_mean(by_name[n]['mean_score'])}" if n in by_name else "–"
+                 for n in names]
+        table.add_row(value, str(r["passed"]), str(r["failed"]), str(r["errored"]), _pct(r["pass_rate"]), tokens,
+                      *cells)
     return table
+
+
+def _mean(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def effective_length_line(summary: dict[str, Any]) -> str:

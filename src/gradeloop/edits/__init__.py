@@ -9,7 +9,7 @@ with Tree.from_item(item) as tree:
 See docs/code-edits.md for the formats, the lenient mode and the graders built on this.
 """
 
-from ._apply import apply_edit, apply_hunks
+from ._apply import apply_edit, apply_hunks, edit_diff
 from ._errors import EditError
 from ._formats import FORMATS, FileOp, Hunk, parse_edit
 from ._instructions import format_instructions
@@ -18,9 +18,9 @@ from ._run import TestRun, run_tests
 from ._tree import Tree, diff_trees
 
 __all__ = [
+    "FORMATS",
     "EditError",
     "Extraneous",
-    "FORMATS",
     "FileOp",
     "Hunk",
     "TestRun",
@@ -28,6 +28,7 @@ __all__ = [
     "apply_edit",
     "apply_hunks",
     "diff_trees",
+    "edit_diff",
     "extraneous_lines",
     "format_instructions",
     "lint_delta",

@@ -160,3 +160,49 @@ def _locate(lines: list[str], old: list[str], cursor: int, keys: tuple[Callable[
             if start >= 0 and all(key(lines[start + j]) == want[j] for j in range(size)):
                 return start
     return None
+
+
+class _MemoryTree:
+    """The part of :class:`Tree` that :func:`apply_edit` uses, over a dict (no disk)."""
+
+    def __init__(self, files: dict[str, str]):
+        self.files = dict(files)
+
+    def resolve(self, rel: str) -> str:
+        return safe_relpath(rel)
+
+    def read(self, rel: str) -> str | None:
+        return self.files.get(safe_relpath(rel))
+
+    def write(self, files: dict[str, str | None]) -> None:
+        for rel, text in files.items():
+            if text is None:
+                self.files.pop(rel, None)
+            else:
+                self.files[rel] = text
+
+
+def edit_diff(item: dict, answer: str, fmt: str | None = None) -> dict:
+    """The diff a sample's ``answer`` makes to ``item``'s files, for display: strict parsing
+    first, then lenient. Returns ``{"format", "applied", "lenient", "reason", "diff"}`` (``diff``:
+    unified, of the changed files only; empty when the edit did not apply)."""
+    from ._formats import parse_edit
+    from ._tree import diff_trees
+
+    fmt = fmt or item.get("format") or ""
+    reason = None
+    for lenient in (False, True):
+        try:
+            ops = parse_edit(answer, fmt, lenient=lenient)
+            if isinstance(item.get("files"), dict):
+                changes = apply_edit(_MemoryTree(item["files"]), ops)  # type: ignore[arg-type]
+            else:
+                with Tree.from_item(item) as tree:
+                    changes = apply_edit(tree, ops)
+        except EditError as exc:
+            reason = reason or exc.reason
+            continue
+        diff = diff_trees({p: b for p, (b, _) in changes.items() if b is not None},
+                          {p: a for p, (_, a) in changes.items() if a is not None})
+        return {"format": fmt, "applied": True, "lenient": lenient, "reason": reason, "diff": diff}
+    return {"format": fmt, "applied": False, "lenient": None, "reason": reason, "diff": ""}

@@ -152,6 +152,8 @@ def _v4a_update(lines: list[str], i: int, end: int, path: str, lenient: bool, op
                 op.hunks.append(hunk)
                 hunk = Hunk()
             anchor = line[2:][1:] if line[2:3] == " " else line[2:]
+            if lenient and _HUNK_HEAD.match(line):
+                anchor = ""  # a unified diff's line numbers, not an anchor
             if anchor.strip():
                 hunk.anchors.append(anchor)
         elif line.strip() == "*** End of File":
@@ -354,7 +356,8 @@ def _parse_whole(lines: list[str], lenient: bool) -> list[FileOp]:
     """Each file as its path on a line of its own, then its whole new content in a fenced code
     block (a fence of three or more backticks or tildes; the closing fence is at least as long,
     so a file that contains a fence uses a longer one). Lenient: a decorated path line and a
-    path given as the fence's info string (```` ```path/to/a.py ````) are accepted."""
+    path given as the fence's info string (```` ```path/to/a.py ````) are accepted, and a code
+    block without a path is skipped (an example, not a file)."""
     ops: list[FileOp] = []
     i = 0
     while i < len(lines):
@@ -362,13 +365,19 @@ def _parse_whole(lines: list[str], lenient: bool) -> list[FileOp]:
         if fence is None:
             i += 1
             continue
-        path = _whole_path(lines, i, fence.group(2), lenient)
         marker = fence.group(1)
-        close = next((j for j in range(i + 1, len(lines))
-                      if re.fullmatch(re.escape(marker[0]) + "{%d,}" % len(marker), lines[j].strip())), None)
+        closing = re.compile(re.escape(marker[0]) + "{" + str(len(marker)) + ",}")
+        close = next((j for j in range(i + 1, len(lines)) if closing.fullmatch(lines[j].strip())), None)
         if close is None:
             raise EditError(f"whole: line {i + 1}: a code block that is never closed")
-        ops.append(FileOp("write", path, content="".join(line + "\n" for line in lines[i + 1:close])))
+        try:
+            path = _whole_path(lines, i, fence.group(2), lenient)
+        except EditError:
+            if not lenient:
+                raise
+            path = None  # lenient: a code block without a path is an example, not a file
+        if path is not None:
+            ops.append(FileOp("write", path, content="".join(line + "\n" for line in lines[i + 1:close])))
         i = close + 1
     return ops
 

@@ -81,8 +81,13 @@ def _classify(result: Extraneous, path: str, ranges: list[tuple[int, int]] | Non
               added: list[str], at: int) -> None:
     python = path.endswith((".py", ".pyi"))
     churn = _churn(removed, added, python)
-    # a removed line is inside a hunk that covers it; an added one, inside one it borders or is in
-    positions = [(at + k, 0) for k in range(len(removed))] + [(at, 1)] * len(added)
+    # a removed line is inside a hunk that covers it; a line added in its place, inside when the
+    # line it replaces is; a line inserted between two, inside a hunk it borders or is in
+    if removed:
+        positions = [(at + k, 0) for k in range(len(removed))]
+        positions += [(at + min(k, len(removed) - 1), 0) for k in range(len(added))]
+    else:
+        positions = [(at, 1)] * len(added)
     for index, (position, slack) in enumerate(positions):
         result.changed += 1
         if ranges is not None and any(first <= position <= last + slack for first, last in ranges):

@@ -60,7 +60,7 @@ class Tree:
             raise
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Tree":
+    def from_item(cls, item: dict[str, Any]) -> Tree:
         """The tree of a code-edit item: its ``files`` ({path: text}), or the archive named by
         ``tree_archive_abs`` (a .tar.gz; only regular files are extracted). Raises EditError."""
         if item.get("tree_archive_abs"):
@@ -76,10 +76,10 @@ class Tree:
             raise EditError("the item has neither 'files' nor 'tree_archive_abs'")
         return cls(files)
 
-    def __enter__(self) -> "Tree":
+    def __enter__(self) -> Tree:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -87,10 +87,15 @@ class Tree:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def extract(self, archive: str | os.PathLike) -> None:
-        """Add the regular files of a .tar.gz archive (safe paths only; links and devices are skipped)."""
+        """Add the regular files of a .tar.gz archive (safe paths only; links and devices are
+        skipped). Raises ValueError for an archive that cannot be read."""
         import tarfile
 
-        with tarfile.open(archive, "r:*") as tar:
+        try:
+            tar = tarfile.open(archive, "r:*")
+        except tarfile.TarError as exc:
+            raise ValueError(f"cannot read the tree archive {archive}: {exc}") from None
+        with tar:
             for member in tar:
                 if not member.isfile() or member.size > MAX_FILE_BYTES:
                     continue

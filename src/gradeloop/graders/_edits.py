@@ -80,19 +80,17 @@ class _Applied:
 
         ctx = {"item": item, "sample": sample}
         answer, self.format = render(grader.input, ctx), render(grader.format, ctx)
-        self.tree: Any = None
         self.changes: dict[str, tuple[str | None, str | None]] = {}
         self.reason: str | None = None
+        self.tree = Tree.from_item(item)  # a failure here is the item's, not the answer's
         try:
-            self.tree = Tree.from_item(item)
             self.changes = apply_edit(self.tree, parse_edit(answer, self.format, lenient=grader.lenient))
         except EditError as exc:
             self.reason = exc.reason
 
     def close(self) -> None:
         """Remove the temp tree."""
-        if self.tree is not None:
-            self.tree.close()
+        self.tree.close()
 
     def details(self, **more: Any) -> dict[str, Any]:
         """What every edit grader reports, plus ``more``."""
@@ -107,7 +105,11 @@ class _Applied:
 async def _with_edit(grader: _EditGrader, sample: dict, item: dict, measure: Any) -> GradeResult:
     """Apply the answer in a worker thread and, when it applied, return ``measure(applied)``."""
     def work() -> GradeResult:
-        applied = _Applied(grader, sample, item)
+        try:
+            applied = _Applied(grader, sample, item)
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # the item's tree, not the answer
+            return GradeResult(score=0.0, errors={"other_error": True},
+                               details={"error": f"the item's files could not be written: {exc}"[:500]})
         try:
             return applied.failure() if applied.reason is not None else measure(applied)
         finally:

@@ -605,6 +605,19 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
             out.setdefault(value, {"pass": 0, "fail": 0, "error": 0})[status] = n
         return out
 
+    def criteria_by_field(self, run_id: str, field: str) -> dict[Any, list[dict[str, Any]]]:
+        """Per value of an item field (as :meth:`counts_by_field` groups them), each criterion's
+        ``{criterion, name, passed, failed, errored, mean_score}``, in criterion order."""
+        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        out: dict[Any, list[dict[str, Any]]] = {}
+        for value, criterion, name, passed, failed, errored, mean in self.conn.execute(
+                "SELECT json_extract(i.item, ?), s.criterion, s.name, SUM(s.passed = 1), SUM(s.passed = 0),"
+                " SUM(s.passed IS NULL), AVG(s.score) FROM scores s JOIN run_items i ON i.run_id = s.run_id"
+                " AND i.idx = s.idx WHERE s.run_id = ? GROUP BY 1, 2 ORDER BY 2", (path, run_id)):
+            out.setdefault(value, []).append({"criterion": criterion, "name": name, "passed": passed or 0,
+                                              "failed": failed or 0, "errored": errored or 0, "mean_score": mean})
+        return out
+
     def tokens_by_field(self, run_id: str, field: str) -> dict[Any, tuple[int, int]]:
         """Sampled-model tokens (prompt, completion) of a run's answered samples, grouped by an
         item field as :meth:`counts_by_field` groups them; cached samples count nothing."""

@@ -227,7 +227,19 @@ def item_data(store: Store, run_id: str, index: int, epoch: int = 0) -> dict[str
     return {"object": "gradeloop.view.item", "run_id": rid, "model": run["model"] or None, "index": index,
             "epoch": epoch, "status": o["status"], "item": o["item"], "sample": o["sample"],
             "given_sample": o["given_sample"], "output": output_text(o["sample"]), "scores": scores,
-            "calls": store.model_calls(rid, index, epoch)}
+            "calls": store.model_calls(rid, index, epoch), "edit": edit_view(o["item"], o["sample"], o["given_sample"])}
+
+
+def edit_view(item: Any, sample: Any, given: Any = None) -> dict[str, Any] | None:
+    """For a code-edit item (one with ``reference_diff``): the diff the sample's edit made
+    (``gradeloop.edits.edit_diff``: format, applied, lenient, reason, diff) and the reference
+    diff; None for other items."""
+    if not isinstance(item, dict) or not isinstance(item.get("reference_diff"), str):
+        return None
+    answer = output_text(sample) or (given or {}).get("output_text") or ""
+    from ..edits import edit_diff
+
+    return {**edit_diff(item, answer), "reference_diff": item["reference_diff"]}
 
 
 _NOT_CURVES = ("step", "total_steps", "epoch")

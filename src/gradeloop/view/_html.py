@@ -20,6 +20,7 @@ pre{white-space:pre-wrap;word-break:break-word;background:#fff;border:1px solid 
 max-height:420px;overflow:auto}td pre{max-height:160px;border:0;padding:0;background:none}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plot{width:560px;height:340px;background:#fff;border:1px solid #dde1e8}
 form.filters{background:#fff;border:1px solid #dde1e8;padding:8px;display:inline-block}form.filters>*{margin-right:8px}
+.diffs{display:grid;grid-template-columns:1fr 1fr;gap:12px}.diffs pre{max-height:640px}.ins{color:#17803d}.del{color:#b42318}
 """
 
 
@@ -81,6 +82,16 @@ def pre(value: Any) -> str:
     """Text or JSON in a ``<pre>`` block."""
     text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
     return f"<pre>{esc(text)}</pre>"
+
+
+def diff_pre(diff: str) -> str:
+    """A unified diff in a ``<pre>`` block, added lines green and removed ones red."""
+    def line(text: str) -> str:
+        kind = "ins" if text.startswith("+") and not text.startswith("+++") else \
+            "del" if text.startswith("-") and not text.startswith("---") else ""
+        return f"<span class={kind}>{esc(text)}</span>" if kind else esc(text)
+
+    return "<pre>" + "\n".join(line(text) for text in diff.split("\n")) + "</pre>"
 
 
 def script_json(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._html import date, error_bars, esc, link, money, ms, page, pct, plot, pre, rate_cell, short_name, table
+from ._html import date, diff_pre, error_bars, esc, link, money, ms, page, pct, plot, pre, rate_cell, short_name, table
 
 PLOTLY_TAG = '<script src="/assets/plotly.js" defer></script>'
 
@@ -163,9 +163,24 @@ def item_html(data: dict[str, Any]) -> str:
             f"<h2>Item</h2>{pre(data['item'])}"
             f"<h2>Output</h2>{pre(data['output'] or (data['given_sample'] or {}).get('output_text') or '')}"
             + (f"<h2>Sample error</h2>{pre(sample['error'])}" if sample.get("error") else "")
+            + edit_diffs(data.get("edit"))
             + f"<h2>Graders</h2>{scores}<h2>Input messages</h2>{_messages(sample.get('input'))}"
             f"<h2>Model calls</h2>{calls}")
     return page(f"gradeloop: item {data['index']}", body)
+
+
+def edit_diffs(edit: dict[str, Any] | None) -> str:
+    """A code-edit item's applied diff next to its reference diff ('' for other items)."""
+    if not edit:
+        return ""
+    if edit["applied"]:
+        how = "applied" + (" (lenient parsing only; strict: " + esc(edit["reason"]) + ")" if edit["lenient"] else "")
+        applied = diff_pre(edit["diff"]) if edit["diff"] else "<p class=muted>The edit changed nothing.</p>"
+    else:
+        how = f"<span class=fail>did not apply</span>: {esc(edit['reason'])}"
+        applied = "<p class=muted>No diff: the edit did not apply.</p>"
+    return (f"<h2>Edit ({esc(edit['format'])})</h2><p>{how}</p><div class=diffs><div><h3>Applied diff</h3>"
+            f"{applied}</div><div><h3>Reference diff</h3>{diff_pre(edit['reference_diff'])}</div></div>")
 
 
 def forest(div_id: str, comparisons: list[dict[str, Any]]) -> str:

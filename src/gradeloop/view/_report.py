@@ -13,6 +13,8 @@ from ..store import Store
 from . import _compare, _data, _render
 from ._html import error_bars, esc, money, ms, page, plot, rate_cell, short_name, table
 
+EDIT_EXAMPLES = 10  # code-edit items per run whose diffs the report shows
+
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     """For ``(cost, quality)`` points: True for those no other point beats (cheaper or as cheap
@@ -83,10 +85,25 @@ def report_data(store: Store, run_ids: list[str], *, by: list[str] | None = None
         "comparisons": compare_many(store, ids, by=by, prices=prices) if len(ids) > 1 else [],
         "pareto": pareto_front([(r["cost"]["cost_per_1k_items"] or 0.0, r["pass_rate"]["value"] or 0.0) for r in runs]),
     }
+    data["edits"] = [edit_examples(store, r) for r in ids]
     if 2 <= len(ids) <= _compare.MAX_RUNS:
         sbs = _compare.side_by_side(store, ids, limit=None)
         data["flipped"] = {**sbs, "rows": [r for r in sbs["rows"] if r["flipped"]][:flipped_limit]}
     return data
+
+
+def edit_examples(store: Store, run_id: str, limit: int = EDIT_EXAMPLES) -> list[dict[str, Any]]:
+    """Up to ``limit`` output items of a code-edit run (items with ``reference_diff``), failed ones
+    first: ``{index, epoch, status, task_id, kind, edit}`` with the applied and reference diffs."""
+    out: list[dict[str, Any]] = []
+    for status in ("fail", "pass"):
+        for o in store.output_items(run_id, status=status, limit=limit):
+            edit = _data.edit_view(o["item"], o["sample"], o["given_sample"]) if len(out) < limit else None
+            if edit is not None:
+                item = o["item"]
+                out.append({"index": o["index"], "epoch": o["epoch"], "status": o["status"],
+                            "task_id": item.get("task_id"), "kind": item.get("kind"), "edit": edit})
+    return out
 
 
 def build_report(store: Store, run_ids: list[str], *, by: list[str] | None = None, prices: Any = None) -> str:
@@ -114,6 +131,11 @@ def build_report(store: Store, run_ids: list[str], *, by: list[str] | None = Non
         parts += ["<h2>Paired differences against the first run</h2>", _render.comparison_table(data["comparisons"]),
                   "<p class=muted>Criterion and group rows are Holm-corrected within each comparison "
                   "(see <code>gradeloop eval compare</code>).</p>"]
+    for run, examples in zip(runs, data["edits"]):
+        if examples:
+            parts.append(f"<h2>Code edits: {esc(_label(run))} (up to {EDIT_EXAMPLES}, failed first)</h2>")
+            parts += [f"<h3>item {e['index']} · {esc(e['task_id'])} · {esc(e['kind'])} · {esc(e['status'])}</h3>"
+                      + _render.edit_diffs(e["edit"]) for e in examples]
     if "flipped" in data:
         f = data["flipped"]
         parts += [f"<h2>Flipped items: {f['flipped']} of {f['shared']} shared</h2>",
