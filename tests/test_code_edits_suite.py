@@ -98,9 +98,14 @@ def test_build_is_deterministic_and_writes_each_task_in_every_format(tmp_path):
     assert [r["task_id"] for r in read_rows(tmp_path / "c")] != [r["task_id"] for r in rows]
 
 
-def test_build_refuses_more_tasks_than_the_suite_has(tmp_path):
+def test_build_defaults_to_every_task_and_refuses_more_than_the_suite_has(tmp_path):
     result = run_cli("suite", "code-edits", "build", "--n", "500", "--out", str(tmp_path / "x"))
     assert result.returncode == 2 and "--n" in result.stderr and "the suite has 41" in result.stderr
+    every = run_cli("suite", "code-edits", "build", "--format", "udiff,whole", "--out", str(tmp_path / "all"))
+    assert every.returncode == 0, every.stderr
+    rows = read_rows(tmp_path / "all")
+    assert len(rows) == 82 and {(r["task_id"], r["format"]) for r in rows} == {
+        (spec.task_id, fmt) for spec in TASKS for fmt in ("udiff", "whole")}
     result = run_cli("suite", "code-edits", "build", "--n", "4", "--format", "v4a,diff3", "--out", str(tmp_path))
     assert result.returncode == 2 and "--format" in result.stderr and "diff3" in result.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -25,8 +26,8 @@ def _formats(text: str) -> list[str]:
 
 @app.command("build")
 def build(
-    n: int = typer.Option(100, "--n", help="Items in all (1 or more): tasks drawn by the seed, each written once "
-                          "per format."),
+    n: Optional[int] = typer.Option(None, "--n", help="Items in all (1 or more): tasks drawn by the seed, each "
+                                    "written once per format (default: every task in every format)."),
     seed: int = typer.Option(0, "--seed", help="Same arguments and seed give byte-identical files."),
     fmt: str = typer.Option("v4a", "--format", help=_FORMAT_HELP),
     out_dir: Path = typer.Option(..., "--out", help="Folder for eval.yaml and rows.jsonl (created if missing)."),
@@ -35,7 +36,8 @@ def build(
     """Write an eval of bug fixes, features, renames and API changes over the shipped projects."""
     from ..suites.code_edits import build as build_suite
 
-    at_least(n, 1, "--n")
+    if n is not None:
+        at_least(n, 1, "--n")
     with flag_errors("n", "format"), output_errors("--out"):
         summary = build_suite(n, seed, out_dir, _formats(fmt))
     report(summary, as_json)

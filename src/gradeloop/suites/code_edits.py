@@ -122,10 +122,12 @@ def _formats(formats: list[str] | None) -> list[str]:
     return chosen
 
 
-def generate(n: int, seed: int = 0, formats: list[str] | None = None) -> list[dict[str, Any]]:
-    """``n`` items: tasks drawn with ``seed`` (no task twice), each written once per format in turn,
-    so the first ``n`` items hold ``ceil(n / len(formats))`` tasks. Same arguments, same items."""
+def generate(n: int | None, seed: int = 0, formats: list[str] | None = None) -> list[dict[str, Any]]:
+    """``n`` items (None: every task in every format): tasks drawn with ``seed`` (no task twice), each
+    written once per format in turn, so the first ``n`` items hold ``ceil(n / len(formats))`` tasks.
+    Same arguments, same items."""
     chosen = _formats(formats)
+    n = len(TASKS) * len(chosen) if n is None else n
     needed = -(-n // len(chosen)) if n >= 1 else 0
     if n < 1:
         raise InputError("n must be at least 1", field="n")
@@ -178,11 +180,11 @@ def eval_definition(meta: dict[str, Any], *, name: str | None = None, suite: str
     }
 
 
-def build(n: int, seed: int, out_dir: str | Path, formats: list[str] | None = None) -> dict[str, Any]:
-    """Write ``out_dir/eval.yaml`` and ``out_dir/rows.jsonl``. Returns ``{"eval", "rows", "items",
-    "counts": {"format", "kind", "project"}}``."""
+def build(n: int | None, seed: int, out_dir: str | Path, formats: list[str] | None = None) -> dict[str, Any]:
+    """Write ``out_dir/eval.yaml`` and ``out_dir/rows.jsonl`` (``n`` as for ``generate``). Returns
+    ``{"eval", "rows", "items", "counts": {"format", "kind", "project"}}``."""
     rows = generate(n, seed, formats)
-    meta = {"n": n, "seed": seed, "formats": _formats(formats)}
+    meta = {"n": len(rows), "seed": seed, "formats": _formats(formats)}
     written = write_eval(out_dir, eval_definition(meta), rows,
                          "# Built by `gradeloop suite code-edits build`; rows are in rows.jsonl.\n")
     counts = {k: dict(Counter(row[k] for row in rows)) for k in ("format", "kind", "project")}
