@@ -210,11 +210,7 @@ def mine(repo: str | Path, since: str, out_dir: str | Path, *, max_files: int = 
     write summary plus ``{"candidates", "skipped": [{"commit", "subject", "reason"}], "counts"}``."""
     from .code_edits import _formats
 
-    repo, out = Path(repo).expanduser(), Path(out_dir)
-    if not repo.is_dir():
-        raise InputError("not a folder", file=str(repo))
-    if _git(repo, "rev-parse", "--is-inside-work-tree").strip() != "true":
-        raise InputError("not a git work tree", file=str(repo))
+    repo, out = _work_tree(Path(repo).expanduser()), Path(out_dir)
     if max_files < 1:
         raise InputError("must be at least 1", field="max_files")
     chosen, command = _formats(formats), shlex.split(test_command)
@@ -230,6 +226,16 @@ def mine(repo: str | Path, since: str, out_dir: str | Path, *, max_files: int = 
             skipped.append({"commit": commit.sha, "subject": commit.subject, "reason": reason})
     return _write(out, rows, skipped, seen, {"repo": str(repo.resolve()), "since": since, "max_files": max_files,
                                              "formats": chosen, "test_command": test_command})
+
+
+def _work_tree(path: Path) -> Path:
+    """The top folder of the git work tree at ``path`` (where ``git archive`` and ``diff-tree``
+    paths agree); raises InputError naming ``path``."""
+    if not path.is_dir():
+        raise InputError("not a folder", file=str(path))
+    if _git(path, "rev-parse", "--is-inside-work-tree").strip() != "true":
+        raise InputError("not a git work tree", file=str(path))
+    return Path(_git(path, "rev-parse", "--show-toplevel").strip())
 
 
 def _consider(repo: Path, commit: Commit, max_files: int, command: list[str], timeout: float, out: Path,
