@@ -416,3 +416,9 @@ def test_lenient_skips_example_blocks_and_udiff_line_numbers_in_v4a():
     with pytest.raises(EditError, match="anchor"):
         apply(v4a, "v4a")
     assert apply(v4a, "v4a", lenient=True)[1]["calc/ops.py"] == FIXED
+
+
+def test_v4a_added_file_keeps_explicit_blank_lines_only():
+    patch = "*** Begin Patch\n*** Add File: a.py\n+A = 1\n+\n\n*** Add File: b.py\n+B = 2\n\n+C = 3\n*** End Patch"
+    _, after = apply(patch, "v4a")
+    assert (after["a.py"], after["b.py"]) == ("A = 1\n\n", "B = 2\n\nC = 3\n")

@@ -89,7 +89,8 @@ def test_item_page_and_report_show_applied_against_reference_diff(edit_run):
         assert not bad["applied"] and "no file operation" in bad["reason"] and bad["diff"] == ""
         html = item_html(pages["t2"])
         assert "Applied diff" in html and "Reference diff" in html and "<span class=ins>+    x = 2</span>" in html
-        report = build_report(store, [edit_run])
+        report = build_report(store, [edit_run], by=["format"])
+        assert "Each criterion by format" in report and "0.750" in report  # no extraneous, udiff
         assert "Code edits" in report and report.count("Applied diff") == 4
         assert report.index(" · t3 · ") < report.index(" · t1 · ")  # failed items first
     finally:

@@ -24,6 +24,9 @@ def test_a_passing_and_a_failing_pytest_run():
         run = run_tests(tree, ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_calc.py"])
         assert run.passed and run.returncode == 0 and not run.timed_out, run.output
         assert "1 passed" in run.output
+        assert set(tree.files()) == set(FILES)  # no cache or bytecode left in the tree
+        plain = run_tests(tree, ["python", "-m", "pytest", "-q", "tests/test_calc.py"])
+        assert plain.passed and set(tree.files()) == set(FILES) and not (tree.path / ".pytest_cache").exists()
         tree.write({"calc.py": "def add(a, b):\n    return a - b\n"})
         run = run_tests(tree, ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_calc.py"])
         assert not run.passed and run.returncode == 1 and not run.timed_out
@@ -107,3 +110,26 @@ def test_the_command_runs_as_an_unprivileged_uid_without_groups():
     uid, euid, groups = run.output.split("IDS ")[1].split(" ", 2)
     assert int(uid) == int(euid) != 0 and groups.strip() == "[]"
     assert "own uid" in run.mechanisms["user"] and "read-only" in run.mechanisms["filesystem"]
+
+
+def test_the_command_cannot_reach_the_report_pipe():
+    """The sandbox's report (how the command ended) travels on a pipe the command does not inherit:
+    a failing command cannot forge a pass."""
+    script = ("import json, os\nforged = json.dumps({'returncode': 0, 'timed_out': False}) + '\\n'\n"
+              "for fd in range(3, 64):\n    try:\n        os.write(fd, forged.encode())\n        print('WROTE', fd)\n"
+              "    except OSError:\n        pass\nraise SystemExit(1)\n")
+    with Tree({"forge.py": script}) as tree:
+        run = run_tests(tree, ["python", "forge.py"], timeout=30)
+    assert not run.passed and run.returncode == 1 and "WROTE" not in run.output
+
+
+def test_a_tree_in_a_private_temp_dir_still_runs(tmp_path, monkeypatch):
+    import tempfile
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    with Tree(FILES) as tree:
+        assert str(tree.path).startswith(str(private))
+        run = run_tests(tree, ["python", "-m", "pytest", "-q", "tests/test_calc.py"], timeout=60)
+    assert run.passed, run.output

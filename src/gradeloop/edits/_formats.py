@@ -123,7 +123,7 @@ def _is_header(line: str, lenient: bool) -> bool:
 
 
 def _v4a_add(lines: list[str], i: int, end: int, path: str, lenient: bool, ops: list[FileOp]) -> int:
-    content = []
+    content, bare = [], []  # bare: a line without its '+' (an empty one, or any in lenient mode)
     while i < end and not _is_header(lines[i], lenient):
         line = lines[i]
         if line.startswith("+"):
@@ -132,9 +132,11 @@ def _v4a_add(lines: list[str], i: int, end: int, path: str, lenient: bool, ops: 
             content.append(line)
         else:
             raise EditError(f"v4a: line {i + 1}: every line of an added file starts with '+', got {line[:80]!r}")
+        bare.append(not line.startswith("+"))
         i += 1
-    while lenient and content and not content[-1]:
+    while content and bare[-1] and not content[-1]:  # the gap before the next header
         content.pop()
+        bare.pop()
     ops.append(FileOp("add", path, content="".join(text + "\n" for text in content)))
     return i
 

@@ -61,7 +61,8 @@ def _launch(tree: Tree, command: list[str], timeout: float, memory_mb: int, uid:
     cores = _sandbox._cores_for(0)
     env = _sandbox._minimal_env(str(tree.scratch), len(cores))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
-    env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
+    # no __pycache__ or .pytest_cache in the tree: its files stay what the edit made them
+    env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", PYTEST_ADDOPTS="-p no:cacheprovider")
     os.chmod(tree.root, 0o711)  # the sandbox uid must reach the tree
     report_r, report_w = os.pipe()
     config = {"tree": str(tree.path), "scratch": str(tree.scratch), "uid": uid, "command": command,

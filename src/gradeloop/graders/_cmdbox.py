@@ -46,6 +46,7 @@ def main() -> None:
     """Set up the sandbox, run the command, write the report, exit."""
     config = json.loads(sys.argv[-1])
     report = config["report_fd"]
+    os.set_inheritable(report, False)  # the command must not write (or forge) the report
     mechanisms: dict[str, str] = {"environment": "minimal (PATH, locale, HOME/TMPDIR = scratch directory)"}
     root = os.geteuid() == 0
     try:
@@ -104,7 +105,14 @@ def _mounts(libc: sb._Libc | None, config: dict[str, Any], flags: int, root: boo
         libc.mount("tmpfs", "/dev/shm", "tmpfs", sb.MS_NOSUID | sb.MS_NODEV, "mode=1777,size=64m")
     except OSError:
         pass
-    return all(sb._others_can_read(path) for path in sb._needed_paths())
+    return all(sb._others_can_read(path) for path in sb._needed_paths()) and _reachable(config["tree"]) \
+        and _reachable(config["scratch"])
+
+
+def _reachable(path: str) -> bool:
+    """Whether another uid can enter every directory above ``path`` (it will own ``path``)."""
+    parent = os.path.dirname(path.rstrip("/"))
+    return sb._hidden_parent(parent + "/x") is None
 
 
 def _chown_tree(directory: str, uid: int) -> None:

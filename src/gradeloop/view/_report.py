@@ -11,7 +11,7 @@ from typing import Any
 
 from ..store import Store
 from . import _compare, _data, _render
-from ._html import error_bars, esc, money, ms, page, plot, rate_cell, short_name, table
+from ._html import error_bars, esc, money, ms, page, pct, plot, rate_cell, short_name, table
 
 EDIT_EXAMPLES = 10  # code-edit items per run whose diffs the report shows
 
@@ -81,7 +81,8 @@ def report_data(store: Store, run_ids: list[str], *, by: list[str] | None = None
     data: dict[str, Any] = {
         "object": "gradeloop.report", "runs": runs,
         "criteria": [_data.criteria_rows(store, r) for r in ids],
-        "by": [{"field": f, "runs": [_data.field_breakdown(store, r, [f])[0]["rows"] for r in ids]} for f in by or []],
+        "by": [{"field": f, "runs": [_data.field_breakdown(store, r, [f])[0]["rows"] for r in ids],
+                "criteria": [_criteria_by(store, r, f) for r in ids]} for f in by or []],
         "comparisons": compare_many(store, ids, by=by, prices=prices) if len(ids) > 1 else [],
         "pareto": pareto_front([(r["cost"]["cost_per_1k_items"] or 0.0, r["pass_rate"]["value"] or 0.0) for r in runs]),
     }
@@ -90,6 +91,17 @@ def report_data(store: Store, run_ids: list[str], *, by: list[str] | None = None
         sbs = _compare.side_by_side(store, ids, limit=None)
         data["flipped"] = {**sbs, "rows": [r for r in sbs["rows"] if r["flipped"]][:flipped_limit]}
     return data
+
+
+def _criteria_by(store: Store, run_id: str, field: str) -> list[dict[str, Any]]:
+    """Each criterion's pass rate and mean score per value of ``field`` (a code-edit run: applies,
+    tests pass, extraneous edits, lint per format or kind)."""
+    rows = []
+    for value, criteria in store.criteria_by_field(run_id, field).items():
+        for c in criteria:
+            graded = c["passed"] + c["failed"]
+            rows.append({"value": value, **c, "pass_rate": c["passed"] / graded if graded else None})
+    return sorted(rows, key=lambda r: (r["value"] is None, str(r["value"]), r["criterion"]))
 
 
 def edit_examples(store: Store, run_id: str, limit: int = EDIT_EXAMPLES) -> list[dict[str, Any]]:
@@ -155,6 +167,12 @@ def _criteria_tables(runs: list[dict[str, Any]], data: dict[str, Any]) -> list[s
             [esc(_label(r)), esc(row["value"]), str(row["passed"]), str(row["failed"]),
              rate_cell({"value": row["pass_rate"], "low": row["low"], "high": row["high"]})]
             for r, rows in zip(runs, b["runs"]) for row in rows])]
+        if any(len({c["criterion"] for c in rows}) > 1 for rows in b["criteria"]):
+            out += [f"<h2>Each criterion by {esc(b['field'])}</h2>", table(
+                ["model", b["field"], "criterion", "passed", "failed", "pass rate", "mean score"], [
+                    [esc(_label(r)), esc(c["value"]), esc(c["name"]), str(c["passed"]), str(c["failed"]),
+                     pct(c["pass_rate"]), "–" if c["mean_score"] is None else f"{c['mean_score']:.3f}"]
+                    for r, rows in zip(runs, b["criteria"]) for c in rows])]
     return out
 
 
