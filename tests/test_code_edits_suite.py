@@ -88,7 +88,8 @@ def test_build_is_deterministic_and_writes_each_task_in_every_format(tmp_path):
         system, user = row["messages"]
         assert system == {"role": "system", "content": format_instructions(row["format"])}
         assert user["content"].startswith(row["instruction"])
-        assert all(f"### {path}\n" in user["content"] for path in row["context_files"])
+        for path in row["context_files"]:
+            assert f"### {path}\n" in user["content"] and row["files"][path].rstrip() in user["content"]
         assert not any(text in user["content"] for path, text in row["test_files"].items()
                        if text != row["files"].get(path))  # hidden tests stay hidden
     spec = load_eval(tmp_path / "a" / "eval.yaml")
@@ -96,6 +97,13 @@ def test_build_is_deterministic_and_writes_each_task_in_every_format(tmp_path):
     other = run_cli(*args[:6], "2", *args[7:], "--out", str(tmp_path / "c"))
     assert other.returncode == 0, other.stderr
     assert [r["task_id"] for r in read_rows(tmp_path / "c")] != [r["task_id"] for r in rows]
+
+
+def test_a_file_that_holds_a_code_fence_is_shown_in_a_longer_fence():
+    [task] = [t for t in code_edits.tasks() if t["task_id"] == "textkit-bugfix-1"]
+    prompt = code_edits.render_prompt(task)
+    assert "```" in task["files"]["textkit/headings.py"]
+    assert "### textkit/headings.py\n````python\n" in prompt and "\n````\n" in prompt
 
 
 def test_build_defaults_to_every_task_and_refuses_more_than_the_suite_has(tmp_path):

@@ -96,8 +96,15 @@ def render_prompt(task: dict[str, Any], texts: dict[str, str] | None = None) -> 
              "with pytest):"]
     for path in task["context_files"]:
         text = (texts if texts is not None else task.get("files", {})).get(path, "")
-        parts += ["", f"### {path}", "```" + ("python" if path.endswith(".py") else ""), text.rstrip("\n"), "```"]
+        fence = _fence(text)
+        parts += ["", f"### {path}", fence + ("python" if path.endswith(".py") else ""), text.rstrip("\n"), fence]
     return "\n".join(parts) + "\n"
+
+
+def _fence(text: str) -> str:
+    # longer than any backtick run in the file, so a file that holds ``` (a Markdown tool) stays one block
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def items(task: dict[str, Any], formats: list[str], texts: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -128,9 +135,9 @@ def generate(n: int | None, seed: int = 0, formats: list[str] | None = None) -> 
     Same arguments, same items."""
     chosen = _formats(formats)
     n = len(TASKS) * len(chosen) if n is None else n
-    needed = -(-n // len(chosen)) if n >= 1 else 0
     if n < 1:
         raise InputError("n must be at least 1", field="n")
+    needed = -(-n // len(chosen))
     if needed > len(TASKS):
         raise InputError(f"{n} items in {len(chosen)} format(s) need {needed} tasks; the suite has {len(TASKS)} "
                          f"(at most {len(TASKS) * len(chosen)} items)", field="n")
