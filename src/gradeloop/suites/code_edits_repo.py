@@ -262,7 +262,7 @@ def _write(out: Path, rows: list[dict[str, Any]], skipped: list[dict[str, Any]],
     with open(out / "skipped.jsonl", "w", encoding="utf-8", newline="\n") as handle:
         for entry in skipped:
             handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    definition = eval_definition({"n": len(rows), "seed": None, **meta},
+    definition = eval_definition({"n": len(rows), **meta},
                                  name=f"Code edits from {Path(meta['repo']).name} since {meta['since']}",
                                  suite="code-edits-from-repo",
                                  description="Commits of the repository: make the change the message asks "
