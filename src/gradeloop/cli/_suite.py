@@ -8,7 +8,8 @@ app = typer.Typer(help="Built-in eval suites: build eval files, score responses.
 
 
 def _register() -> None:
-    from . import _suite_agents, _suite_categories, _suite_graphwalks, _suite_ifeval, _suite_long, _suite_mrcr
+    from . import (_suite_agents, _suite_categories, _suite_code_edits, _suite_graphwalks, _suite_ifeval,
+                   _suite_long, _suite_mrcr)
 
     app.add_typer(_suite_ifeval.app, name="ifeval")
     app.add_typer(_suite_categories.app, name="if-categories")
@@ -17,6 +18,7 @@ def _register() -> None:
     app.add_typer(_suite_long.needles_app, name="needles")
     app.add_typer(_suite_long.grounding_app, name="grounding")
     app.add_typer(_suite_agents.app, name="agents")
+    app.add_typer(_suite_code_edits.app, name="code-edits")
 
 
 _register()
