@@ -112,17 +112,22 @@ async def concurrent(url: str, n: int, stream: bool, workers: int = 64) -> tuple
 
 
 class Pair:
-    """A fake upstream and a recording proxy in front of it, each in its own process."""
+    """A fake upstream and a recording proxy in front of it, each in its own process; with
+    ``pin``, the upstream on CPU 0 (with the client) and the proxy and its writer on CPU 1."""
 
-    def __init__(self, latency_ms: float) -> None:
+    def __init__(self, latency_ms: float, pin: bool = False) -> None:
+        upstream_cpu = (lambda: os.sched_setaffinity(0, {0})) if pin else None
+        proxy_cpu = (lambda: os.sched_setaffinity(0, {1})) if pin else None
         self.home = tempfile.TemporaryDirectory(prefix="gradeloop-proxy-bench-")
         self.upstream = subprocess.Popen([sys.executable, "-m", "gradeloop.testing", "--port", "0", "--latency-ms",
-                                          str(latency_ms)], stdout=subprocess.PIPE, text=True)
+                                          str(latency_ms)], stdout=subprocess.PIPE, text=True,
+                                         preexec_fn=upstream_cpu)
         self.direct = self.upstream.stdout.readline().strip()
         port = _free_port()
         env = {**os.environ, "GRADELOOP_HOME": self.home.name}
         self.proxy = subprocess.Popen([sys.executable, "-m", "gradeloop", "proxy", "--upstream", self.direct,
-                                       "--port", str(port), "--tag", "bench"], env=env, stderr=subprocess.DEVNULL)
+                                       "--port", str(port), "--tag", "bench"], env=env, stderr=subprocess.DEVNULL,
+                                      preexec_fn=proxy_cpu)
         self.proxied = f"http://127.0.0.1:{port}/v1"
         self._wait()
 
@@ -166,11 +171,16 @@ def main() -> None:
     parser.add_argument("--requests-64", type=int, default=1500, help="requests per run at concurrency 64")
     parser.add_argument("--rounds", type=int, default=2, help="direct/proxied runs at concurrency 64 (best kept)")
     parser.add_argument("--latencies", default="50,500", help="upstream latencies (ms) at concurrency 64")
+    parser.add_argument("--pin", action="store_true",
+                        help="client and upstream on CPU 0, the proxy and its writer on CPU 1 (the proxy with a core "
+                             "of its own, as in front of a remote model; needs 2 cores)")
     args = parser.parse_args()
+    if args.pin:
+        os.sched_setaffinity(0, {0})
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
 
     rows, throughput = [], []
-    pair = Pair(0)
+    pair = Pair(0, args.pin)
     try:
         for stream in (False, True):
             times = asyncio.run(sequential(pair.direct, pair.proxied, args.requests, stream))
@@ -180,7 +190,7 @@ def main() -> None:
         pair.stop()
     counts = [counts_1]
     for latency in latencies:
-        pair = Pair(latency)
+        pair = Pair(latency, args.pin)
         try:
             for stream in (False, True):
                 best: dict[str, tuple[float, list[float]]] = {}
@@ -198,7 +208,9 @@ def main() -> None:
             pair.stop()
 
     print(f"gradeloop proxy overhead; python {platform.python_version()}, {os.cpu_count()} cores, "
-          f"client {_http().__name__}; the proxy records every request (redaction on)")
+          f"client {_http().__name__}; the proxy records every request (redaction on); "
+          + ("pinned: client and upstream on CPU 0, proxy and writer on CPU 1" if args.pin else
+             "not pinned: client, upstream, proxy and writer share every core"))
     print(f"{'mode':<19} {'conc':>4} {'upstream':>8} {'direct p50':>10} {'proxy p50':>9} {'added p50':>9} "
           f"{'direct p99':>10} {'proxy p99':>9} {'added p99':>9}  target")
     for label, conc, latency, direct, proxied in rows:
