@@ -69,7 +69,7 @@ def print_consistency(table: dict[str, Any]) -> None:
     """pass@k and pass^k overall and per value of each grouping field."""
     ks, top = table["k"], str(table["epochs"])
     print(f"pass@k / pass^k over {table['items']} items x {table['epochs']} epochs "
-          f"(skipped, an errored epoch: {table['skipped_items']})")
+          f"(left out, an epoch errored or did not run: {table['skipped_items']})")
     print(f"{'k':>3}{'pass@k':>9}{'pass^k':>9}")
     for k in ks:
         print(f"{k:>3}{pct(table['overall']['pass_at_k'][str(k)]):>9}{pct(table['overall']['pass_hat_k'][str(k)]):>9}")
