@@ -24,7 +24,7 @@ What it prints (every table bench/RESULTS.md quotes from it)
 ``--report-only HOME`` runs nothing: it prints the same tables from the newest agents-suite run
 in ``HOME/gradeloop.db``; ``--run ID`` picks another run.
 
-    .venv/bin/python bench/agents_smollm2.py --n 4 --variants none --epochs 2     # a few minutes
+    .venv/bin/python bench/agents_smollm2.py --n 2 --variants none --epochs 2     # 4 episodes: ~10 min on a loaded 2-core CPU
     .venv/bin/python bench/agents_smollm2.py --report-only /tmp/gradeloop-agents-smollm2
 """
 
