@@ -155,3 +155,53 @@ def test_rft_report_only(tmp_path):
 
     missing = report("rft_smollm2.py", tmp_path / "nowhere")
     assert missing.returncode == 2 and "results.json does not exist" in missing.stderr
+
+
+# ---------------------------------------------------------------- agents suite
+
+
+def test_agents_report_only(tmp_path):
+    """bench/agents_smollm2.py --report-only on a 2-epoch run of the agents suite against a scripted
+    model: on the order desk it plays each item's reference calls and answers, on the calendar it
+    only asks "Which time would suit you?" in text."""
+    from gradeloop.runner import RunOptions
+    from gradeloop.suites import agents
+    from gradeloop.testing import FakeOpenAI, scripted_turns, tool_call
+
+    home = tmp_path / "home"
+    built = agents.build(4, 1, home / "agents", variants=["none"])
+    items = agents.generate(4, 1, variants=["none"])
+    # order_desk-000 (cancel, clear), calendar-000 (book, clear), order_desk-001 and calendar-001 (ambiguous)
+    assert [(i["env"], i["ambiguous"]) for i in items] == [("order_desk", False), ("calendar", False),
+                                                          ("order_desk", True), ("calendar", True)]
+    desk = [i for i in items if i["env"] == "order_desk"]
+    scripts = {i["messages"][1]["content"]: [{"content": None, "tool_calls": [tool_call(c["name"], c["arguments"])]}
+                                             for c in i["reference_calls"]] + ["Done."] for i in desk}
+    with FakeOpenAI(responder=scripted_turns(scripts, default="Which time would suit you?")) as server:
+        [run_id] = run_eval(built["eval"], ["openai/agent"], store=Store(home / "gradeloop.db"),
+                            options=RunOptions(epochs=2, base_url=server.url, use_cache=False))
+    done = report("agents_smollm2.py", home)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert f"(run {run_id}): suite n=4 seed=1 variants=none ambiguous_share=0.25; epochs 2, temperature 0," in out
+    # the order desk passes every criterion; calendar-000 fails the end state and asks needlessly;
+    # calendar-001 asks rightly (in text) but changes nothing
+    assert re.search(r"pass rate, end state\s+50\.0%", out)
+    assert re.search(r"pass rate, asks when needed\s+75\.0%", out)
+    assert re.search(r"pass rate, no forbidden call\s+100\.0%", out)
+    assert re.search(r"^  1\s+50\.0%\s+50\.0%\n  2\s+50\.0%\s+50\.0%$", out, flags=re.M)
+    assert re.search(r"^calendar\s+2\s+0\.0%\s+0\.0%\s+0\.0%$", out, flags=re.M)
+    assert re.search(r"^order_desk\s+2\s+100\.0%\s+100\.0%\s+100\.0%$", out, flags=re.M)
+    calls = 2 * sum(len(i["reference_calls"]) for i in desk)
+    turns = (calls + 4 + 4) / 8  # a turn per call and one answer per order-desk episode; one turn on the calendar
+    assert re.search(rf"^all\s+8\s+{turns:.2f}\s+{calls / 8:.2f}\s+0\s+0  answer 8$", out, flags=re.M)
+    assert "ask or assume: 4 ambiguous / 4 clear episodes; asked on ambiguous 4, on clear 2; precision 66.7%, " \
+           "recall 100.0%" in out
+    assert f"episodes with at least one tool call: 4 of 8 (50.0%); tool calls in all: {calls}\n" in out
+    assert f"call outcomes: ok {calls}\n" in out
+    assert "first move: question in text 4, call another tool 2, call ask_user 2\n" in out
+    assert f"after a tool result: another call {calls - 4}, a text answer 4\n" in out
+    assert "passes on tasks the policy forbids (right outcome: change nothing): 0 of 0; on the others: 4 of 8" in out
+
+    missing = report("agents_smollm2.py", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "nowhere/gradeloop.db does not exist" in missing.stderr
