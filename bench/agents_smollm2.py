@@ -38,17 +38,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import _report_only  # bench/_report_only.py (a script's folder is on its path)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = Path("/tmp/gradeloop-agents-smollm2")
 BY = ("env", "prompt_variant", "ambiguous", "kind")
-
-
-def agents_run(store: Any) -> str | None:
-    """The newest run in the store of an eval that ``agents.build`` wrote, or None."""
-    for run in store.list_runs(limit=10_000):
-        if (store.get_eval(run["eval_id"])["definition"].get("metadata") or {}).get("suite") == "agents":
-            return run["id"]
-    return None
 
 
 def set_temperature(eval_yaml: Path, temperature: float) -> None:
@@ -215,29 +209,17 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME,
                         help=f"GRADELOOP_HOME for the run: the eval in HOME/agents, the store HOME/gradeloop.db "
                              f"(default {DEFAULT_HOME})")
-    parser.add_argument("--report-only", type=Path, default=None, metavar="HOME",
-                        help="run nothing: print the tables of the newest agents-suite run in HOME/gradeloop.db")
-    parser.add_argument("--run", default=None, help="with --report-only: this run instead of the newest")
+    _report_only.add_options(parser, "agents-suite")
     args = parser.parse_args()
-    db = args.report_only / "gradeloop.db" if args.report_only is not None else None
-    if db is not None and not db.is_file():
-        parser.error(f"--report-only: {db} does not exist")
+    reporting = _report_only.chosen(parser, args, "agents", "agents-suite")
+    if reporting is not None:
+        report(*reporting)
+        return
 
     from gradeloop import Store, run_eval
-    from gradeloop.errors import NotFoundError
     from gradeloop.runner import RunOptions
     from gradeloop.suites import agents
 
-    if db is not None:
-        store = Store(db)
-        try:
-            run_id = store.resolve_run_id(args.run) if args.run else agents_run(store)
-        except NotFoundError as exc:
-            parser.error(f"--run: {exc}")
-        if run_id is None:
-            parser.error(f"--report-only: {db} holds no agents-suite run")
-        report(store, run_id)
-        return
     args.home.mkdir(parents=True, exist_ok=True)
     os.environ["GRADELOOP_HOME"] = str(args.home)
     built = agents.build(args.n, args.seed, args.home / "agents", ambiguous_share=args.ambiguous_share,

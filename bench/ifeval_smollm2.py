@@ -31,16 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _report_only  # bench/_report_only.py (a script's folder is on its path)
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "ifeval" / "input_data.jsonl"
-
-
-def ifeval_run(store: Any) -> str | None:
-    """The newest run in the store of an eval that ``ifeval.build`` wrote, or None."""
-    for run in store.list_runs(limit=10_000):
-        if (store.get_eval(run["eval_id"])["definition"].get("metadata") or {}).get("suite") == "ifeval":
-            return run["id"]
-    return None
 
 
 def report(store: Any, run_id: str, seconds: float | None = None) -> None:
@@ -82,29 +76,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--home", type=Path, default=None,
                         help="keep the eval and store here (an interrupted run resumes with gradeloop eval resume)")
-    parser.add_argument("--report-only", type=Path, default=None, metavar="HOME",
-                        help="run nothing: print the tables of the newest IFEval run in HOME/gradeloop.db")
-    parser.add_argument("--run", default=None, help="with --report-only: this run instead of the newest")
+    _report_only.add_options(parser, "IFEval")
     args = parser.parse_args()
-    db = args.report_only / "gradeloop.db" if args.report_only is not None else None
-    if db is not None and not db.is_file():
-        parser.error(f"--report-only: {db} does not exist")
+    reporting = _report_only.chosen(parser, args, "ifeval", "IFEval")
+    if reporting is not None:
+        report(*reporting)
+        return
 
     from gradeloop import Store, run_eval
-    from gradeloop.errors import NotFoundError
     from gradeloop.runner import RunOptions
     from gradeloop.suites import ifeval
 
-    if db is not None:
-        store = Store(db)
-        try:
-            run_id = store.resolve_run_id(args.run) if args.run else ifeval_run(store)
-        except NotFoundError as exc:
-            parser.error(f"--run: {exc}")
-        if run_id is None:
-            parser.error(f"--report-only: {db} holds no IFEval run")
-        report(store, run_id)
-        return
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp)
         home.mkdir(parents=True, exist_ok=True)
