@@ -257,6 +257,27 @@ def test_store_is_wal_with_named_migrations():
         Store(store.path)
 
 
+def test_a_transaction_inside_another_undoes_only_its_own_writes(tmp_path):
+    store = Store(tmp_path / "t.db")
+    store.conn.execute("CREATE TABLE t (x INTEGER)")
+    with store.transaction():
+        store.conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(ZeroDivisionError), store.transaction():
+            store.conn.execute("INSERT INTO t VALUES (2)")
+            1 / 0  # noqa: B018
+        with store.transaction():
+            store.conn.execute("INSERT INTO t VALUES (3)")
+        assert store.conn.in_transaction  # nothing committed before the outermost one ends
+    assert [r[0] for r in store.conn.execute("SELECT x FROM t ORDER BY x")] == [1, 3]
+    with pytest.raises(ZeroDivisionError), store.transaction():
+        store.conn.execute("INSERT INTO t VALUES (4)")
+        with store.transaction():
+            store.conn.execute("INSERT INTO t VALUES (5)")
+        1 / 0  # noqa: B018
+    assert [r[0] for r in store.conn.execute("SELECT x FROM t ORDER BY x")] == [1, 3]
+    assert not store.conn.in_transaction
+
+
 def test_an_older_store_is_upgraded_in_place(tmp_path):
     from gradeloop.store import MIGRATIONS
 
