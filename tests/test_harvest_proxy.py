@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import signal
 import socket
 import sqlite3
@@ -20,7 +21,7 @@ import openai
 import pytest
 
 from gradeloop.harvest import ProxyServer
-from gradeloop.harvest._proxy import reassemble_chat, sampled
+from gradeloop.harvest._proxy import Exchange, _store_batch, _Writer, reassemble_chat, sampled
 from gradeloop.store import Store
 from gradeloop.testing import FakeOpenAI, Faults
 
@@ -254,6 +255,38 @@ def test_an_upstream_that_is_down_gives_a_502_in_openais_shape(db):
 class _BrokenStore(Store):
     def harvest_add(self, *args, **kwargs):
         raise sqlite3.OperationalError(f"disk I/O error near {KEY}")
+
+
+class _FlakyStore(Store):
+    """Fails the write of any record whose messages say "poison"; stores the others."""
+
+    def harvest_add(self, row, **kwargs):
+        if "poison" in json.dumps(row["messages"]):
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().harvest_add(row, **kwargs)
+
+
+def _exchange(text: str) -> Exchange:
+    body = json.dumps({"model": "m", "messages": _ask(text)}).encode()
+    answer = json.dumps({"id": "c", "object": "chat.completion", "created": CREATED, "model": "m", "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}]}).encode()
+    exchange = Exchange(f"req_{text}", "chat.completions", body, [], time.time(), time.perf_counter(), status=200)
+    exchange.chunks.append((time.perf_counter(), answer))
+    return exchange
+
+
+def test_queued_records_share_a_commit_and_a_failing_one_costs_only_itself(db):
+    """The writer stores what is queued together in one transaction; when that fails, it
+    stores them one by one, so only the record that fails is lost (and counted)."""
+    writer, outbox = _Writer(partial(_FlakyStore, db), None), queue.Queue()
+    _store_batch(writer, [_exchange("one"), _exchange("two")], outbox)
+    assert writer.counts["recorded"] == 2 and outbox.empty()
+    _store_batch(writer, [_exchange("three"), _exchange("poison"), _exchange("four")], outbox)
+    writer.close()
+    assert writer.counts == {"recorded": 4, "duplicates": 0, "failed": 1, "skipped": 0}
+    assert [r["output"]["content"] for r in _records(db)] == ["one", "two", "three", "four"]
+    kind, _, ok, message = outbox.get_nowait()
+    assert (kind, ok) == ("failed", False) and "disk I/O error" in message
 
 
 @pytest.mark.parametrize("broken", ["path", "write"])

@@ -89,6 +89,26 @@ def test_each_kind_gets_its_typed_placeholder_consistently_within_a_conversation
     assert redacted.output["content"] == "Noted <EMAIL_1>, card <CARD_2> and <IP_1>."
 
 
+def test_texts_remembered_across_records_keep_each_records_own_numbering():
+    """One redactor over many records (the proxy's writer) searches a recurring text once, but
+    placeholders are still numbered per record, in the order each record meets its values."""
+    redactor = Redactor()
+    system = "Escalate to ops@shop.example.com when unsure."
+
+    def record(user: str) -> object:
+        return from_chat({"model": "m", "messages": [{"role": "user", "content": user},
+                                                       {"role": "system", "content": system}]}, None)
+
+    first = redactor.redact_record(record("hi, I'm bo@mail.example.org"))
+    second = redactor.redact_record(record("no address here"))
+    assert [m["content"] for m in first.messages] == ["hi, I'm <EMAIL_1>", "Escalate to <EMAIL_2> when unsure."]
+    assert [m["content"] for m in second.messages] == ["no address here", "Escalate to <EMAIL_1> when unsure."]
+    # a long text is searched each time it comes back, not kept
+    long = "x " * 5000 + "reach me at long@mail.example.org"
+    assert redactor.redact_text(long).endswith("<EMAIL_1>")
+    assert long not in redactor._known and system in redactor._known
+
+
 def test_hard_negatives_are_left_alone():
     text = ("Order #100234567 of 2024-05-12, $1,234.56, version 1.2.3.4, v2.14.0, "
             "uuid 123e4567-e89b-12d3-a456-426614174000, "

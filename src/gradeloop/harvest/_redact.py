@@ -33,6 +33,7 @@ import functools
 import importlib
 import ipaddress
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -48,6 +49,8 @@ Finder = Callable[[str], Iterable[tuple[int, int]]]
 # the built-in kinds, most specific first: where findings overlap, their union is redacted
 # under the kind that comes first here
 KINDS = ("API_KEY", "BEARER_TOKEN", "SECRET", "EMAIL", "IBAN", "CARD", "IP", "PHONE")
+# what a Redactor remembers across records: texts up to this long, this many (at most ~32 MB)
+KNOWN_TEXT_CHARS, KNOWN_TEXTS = 8192, 4096
 
 
 def regex_finder(pattern: str | re.Pattern[str], group: int = 0) -> Finder:
@@ -346,6 +349,7 @@ class Redactor:
         chosen = [k for k in KINDS if kinds is None or k in kinds]
         self.finders: list[tuple[str, Finder]] = [(k, _finder(k, self.region)) for k in chosen]
         self.finders += [("CUSTOM", regex_finder(p)) for p in patterns]
+        self._known: OrderedDict[str, list[tuple[int, int, str]]] = OrderedDict()
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """Non-overlapping ``(start, end, kind)`` findings in ``text``, in order. Overlapping
@@ -362,15 +366,31 @@ class Redactor:
                 merged.append([start, end, rank])
         return [(start, end, self.finders[rank][0]) for start, end, rank in merged]
 
+    def _known_spans(self, text: str) -> list[tuple[int, int, str]]:
+        """:meth:`spans`, remembered across records for texts up to ``KNOWN_TEXT_CHARS`` long
+        (a system prompt, role and model names, finish reasons recur in every record of an
+        app: each is searched once), the ``KNOWN_TEXTS`` most recent of them."""
+        found = self._known.get(text)
+        if found is not None:
+            self._known.move_to_end(text)
+            return found
+        found = self.spans(text)
+        if len(text) <= KNOWN_TEXT_CHARS:
+            self._known[text] = found
+            if len(self._known) > KNOWN_TEXTS:
+                self._known.popitem(last=False)
+        return found
+
     def redact_text(self, text: str, mapping: dict[tuple[str, str], str] | None = None,
                     cache: dict[str, list[tuple[int, int, str]]] | None = None) -> str:
         """``text`` with every finding replaced; ``mapping`` (value → placeholder, per kind)
         carries the numbering across the texts of one conversation; ``cache`` (text → spans)
-        spares searching again a text that the conversation repeats (messages and raw bodies)."""
+        spares searching again a long text that the conversation repeats (messages and raw
+        bodies); short texts are remembered across records anyway."""
         mapping = {} if mapping is None else mapping
         if cache is None or text not in cache:
-            found = self.spans(text)
-            if cache is not None:
+            found = self._known_spans(text)
+            if cache is not None and len(text) > KNOWN_TEXT_CHARS:
                 cache[text] = found
         else:
             found = cache[text]
