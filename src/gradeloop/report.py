@@ -12,6 +12,7 @@ from .redact import scrub_json
 from .spec import parse_criteria
 from .stats import pass_at_k, pass_hat_k, rate
 from .store import Store
+from .templating import field_at
 
 __all__ = ["run_object", "output_item_objects", "output_item_list", "run_list", "list_object", "openai_model_name",
            "run_summary", "percentile", "breakdown", "eval_metric", "effective_length_summary", "criterion_rates", "compare_runs", "export_rows", "export_run", "EXPORT_FORMATS",
@@ -326,7 +327,7 @@ def consistency_summary(store: Store, run_id: str, by: list[str] | tuple[str, ..
     if epochs < 2:
         return None
     items = {r["index"]: r["item"] for r in store.run_items(rid)}
-    groups = {field: {i: field_value(item, field) for i, item in items.items()} for field in by}
+    groups = {field: {i: field_at(item, field) for i, item in items.items()} for field in by}
     table = consistency(store.item_outcomes(rid), epochs, groups)
     if table is not None:
         table["per_item"] = [{"index": row.pop("key"), **row} for row in table["per_item"]]
@@ -362,7 +363,7 @@ def agent_summary(store: Store, run_id: str, *, by: list[str] | tuple[str, ...] 
     for field in by:
         buckets: dict[str, list[dict[str, Any]]] = {}
         for r in records:
-            buckets.setdefault(json.dumps(field_value(r["item"], field), default=str, sort_keys=True), []).append(r)
+            buckets.setdefault(json.dumps(field_at(r["item"], field), default=str, sort_keys=True), []).append(r)
         overall["by"][field] = [{"value": json.loads(v), **(agent_metrics(rows, ambiguous_field=ambiguous_field) or {})}
                                 for v, rows in sorted(buckets.items())]
     return overall
@@ -461,15 +462,6 @@ def _outcomes(store: Store, run_id: str) -> tuple[dict[tuple[str, int], dict[str
     return out, errored
 
 
-def field_value(item: Any, path: str) -> Any:
-    """The value at a dotted ``path`` (``a.b``) of an item; None where any part is missing."""
-    for part in path.split("."):
-        if not isinstance(item, dict) or part not in item:
-            return None
-        item = item[part]
-    return item
-
-
 def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None = None,
                  confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """B against A, item by item, on the items both runs answered (matched by content, so
@@ -507,7 +499,7 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, by: list[str] | None =
     for field in by or []:
         values: dict[str, list[tuple[str, int]]] = {}
         for k in shared:
-            values.setdefault(json.dumps(field_value(oa[k]["item"], field), default=str), []).append(k)
+            values.setdefault(json.dumps(field_at(oa[k]["item"], field), default=str), []).append(k)
         for value, keys in sorted(values.items()):
             groups.append({"field": field, "value": json.loads(value), **compare(keys)})
     criteria = [{"name": n, **compare(shared, n)} for n in names]

@@ -94,6 +94,16 @@ def _step(value: Any, step: str | int) -> Any:
     return _MISSING
 
 
+def field_at(value: Any, path: str, default: Any = None) -> Any:
+    """The value at a dotted ``path`` (``a.b``) of a JSON object, or ``default`` where a part is
+    missing (pass a sentinel of your own to tell a missing field from a null one)."""
+    for part in path.split("."):
+        value = _step(value, part)
+        if value is _MISSING:
+            return default
+    return value
+
+
 def _show(step: str | int) -> str:
     return f"index {step}" if isinstance(step, int) else f"field '{step}'"
 

@@ -18,9 +18,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..stats import pass_at_k, pass_hat_k
+from ..templating import field_at
 
 __all__ = ["STANDARD_KS", "k_values", "pass_k", "consistency", "fault_count", "fault_success", "after_failure",
            "grit", "is_truthy", "clarification", "episode_stats", "agent_metrics"]
+
+_ABSENT = object()  # what field_at gives for an item without the field
 
 STANDARD_KS = (1, 2, 5, 10, 20, 50, 100)
 
@@ -175,14 +178,6 @@ def is_truthy(value: Any) -> bool:
     return bool(value)
 
 
-def _field(item: Any, path: str) -> tuple[bool, Any]:
-    for part in path.split("."):
-        if not isinstance(item, dict) or part not in item:
-            return False, None
-        item = item[part]
-    return True, item
-
-
 def clarification(episodes: Iterable[Mapping[str, Any]], field: str = "ambiguous") -> dict[str, Any] | None:
     """Clarification precision and recall: an episode *asks* when its trajectory says ``asked``
     (its first move called ask_user or asked a question in text); it *should* ask when its
@@ -193,12 +188,12 @@ def clarification(episodes: Iterable[Mapping[str, Any]], field: str = "ambiguous
     "clear_episodes", "true_positive", "false_positive", "false_negative", "true_negative",
     "precision", "recall"}``; None when no item has the field."""
     rows = [e for e in episodes if isinstance(e.get("trajectory"), dict) and e.get("passed") is not None]
-    flags = [_field(e.get("item"), field) for e in rows]
-    if not any(present for present, _ in flags):
+    flags = [field_at(e.get("item"), field, _ABSENT) for e in rows]
+    if all(value is _ABSENT for value in flags):
         return None
     cells = {(True, True): 0, (False, True): 0, (True, False): 0, (False, False): 0}  # (should ask, asked)
-    for e, (_, value) in zip(rows, flags):
-        cells[is_truthy(value), bool(e["trajectory"].get("asked"))] += 1
+    for e, value in zip(rows, flags):
+        cells[value is not _ABSENT and is_truthy(value), bool(e["trajectory"].get("asked"))] += 1
     tp, fp, fn, tn = cells[True, True], cells[False, True], cells[True, False], cells[False, False]
     return {"field": field, "ambiguous_episodes": tp + fn, "clear_episodes": fp + tn, "true_positive": tp,
             "false_positive": fp, "false_negative": fn, "true_negative": tn,

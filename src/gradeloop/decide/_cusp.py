@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..report import field_value
 from ..stats import pass_at_k, pass_hat_k
 from ..store import Store
+from ..templating import field_at
 
 CUSP_LOW, CUSP_HIGH, MIN_GAIN = 0.10, 0.50, 0.20
 
@@ -95,7 +95,7 @@ def cusp(store: Store, run_id: str, *, by: str | None = None, k: int | None = No
             continue
         at_1, at_k = c / n, pass_at_k(n, c, k)
         items.append({"index": entry["index"], "item": entry["item"], "messages": entry["messages"],
-                      "group": field_value(entry["item"], by) if by else None, "samples": n, "passed": c,
+                      "group": field_at(entry["item"], by) if by else None, "samples": n, "passed": c,
                       "pass_at_1": at_1, "pass_at_k": at_k, "pass_hat_k": pass_hat_k(n, c, k),
                       "cusp": rule.flags(at_1, at_k)})
     groups: dict[str, list[dict[str, Any]]] = {}

@@ -38,7 +38,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..spec import GraderModel, register_grader_check, register_grader_model
-from ..templating import render, render_value
+from ..templating import field_at, render, render_value
 from ._base import GradeResult, GradingContext, register_grader
 
 _TRAJECTORY_STATE = "{{ sample.trajectory.final_state }}"
@@ -135,11 +135,7 @@ _MISSING = object()
 
 
 def _at(value: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
+    return field_at(value, path, _MISSING)  # a missing key and a null value differ here
 
 
 # -- the calls of an episode ----------------------------------------------------------
