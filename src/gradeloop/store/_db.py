@@ -25,7 +25,7 @@ from ..redact import scrub_json
 from ._harvest import HarvestMixin
 from ._jobs import JobsMixin
 from ._migrations import MIGRATIONS
-from ._pages import PagesMixin
+from ._pages import PagesMixin, json_path
 from ._runner import runner_alive, runner_identity
 
 __all__ = ["Store", "default_home", "SampleRecord", "CallRecord", "ScoreRecord", "SCHEMA_VERSION"]
@@ -689,7 +689,7 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
     def counts_by_field(self, run_id: str, field: str) -> dict[Any, dict[str, int]]:
         """Output-item status counts grouped by an item field (``a.b`` for nested fields):
         ``{value: {"pass": n, "fail": n, "error": n}}``; items without the field group under None."""
-        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        path = json_path(field)
         out: dict[Any, dict[str, int]] = {}
         for value, status, n in self.conn.execute(
                 "SELECT json_extract(i.item, ?), o.status, COUNT(*) FROM output_items o JOIN run_items i"
@@ -700,7 +700,7 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
     def criteria_by_field(self, run_id: str, field: str) -> dict[Any, list[dict[str, Any]]]:
         """Per value of an item field (as :meth:`counts_by_field` groups them), each criterion's
         ``{criterion, name, passed, failed, errored, mean_score}``, in criterion order."""
-        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        path = json_path(field)
         out: dict[Any, list[dict[str, Any]]] = {}
         for value, criterion, name, passed, failed, errored, mean in self.conn.execute(
                 "SELECT json_extract(i.item, ?), s.criterion, s.name, SUM(s.passed = 1), SUM(s.passed = 0),"
@@ -713,7 +713,7 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
     def tokens_by_field(self, run_id: str, field: str) -> dict[Any, tuple[int, int]]:
         """Sampled-model tokens (prompt, completion) of a run's answered samples, grouped by an
         item field as :meth:`counts_by_field` groups them; cached samples count nothing."""
-        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        path = json_path(field)
         return {value: (p or 0, c or 0) for value, p, c in self.conn.execute(
             "SELECT json_extract(i.item, ?), SUM(CASE WHEN s.cached = 0 THEN s.prompt_tokens ELSE 0 END),"
             " SUM(CASE WHEN s.cached = 0 THEN s.completion_tokens ELSE 0 END) FROM samples s JOIN run_items i"
@@ -724,7 +724,7 @@ class Store(JobsMixin, HarvestMixin, PagesMixin):
         """Mean score per value of an item field, grouped as :meth:`counts_by_field` groups: per
         output item the mean of its criteria's scores, then the mean over output items; errored
         output items are left out (a value with only errored items is absent)."""
-        path = "$" + "".join(f'."{part}"' for part in field.split("."))
+        path = json_path(field)
         return {value: mean for value, mean in self.conn.execute(
             "SELECT json_extract(i.item, ?), AVG(s.mean) FROM output_items o JOIN run_items i"
             " ON i.run_id = o.run_id AND i.idx = o.idx JOIN (SELECT idx, epoch, AVG(score) AS mean FROM scores"
