@@ -46,8 +46,12 @@ TOOLS = [fn("get_order", order_id="string"), fn("cancel_order", order_id="string
 STATE = {"orders": {"A1": {"status": "open"}, "B2": {"status": "shipped"}}}
 
 
+# a conversation that opens with the system message alone: the simulated user speaks first
+ORDER_DESK_ONLY = [{"role": "system", "content": "Order desk."}]
+
+
 def write_eval(tmp_path: Path, items: list[dict], *, agent: dict | None = None, tools: list | None = None,
-               criteria: list | None = None) -> Path:
+               criteria: list | None = None, template: list | None = None) -> Path:
     (tmp_path / "tools.py").write_text(TOOLS_PY)
     block = {"max_turns": 5, "state": "{{ item.state }}", "final_tools": ["transfer_to_human"],
              "tools": {"python": "tools.py"}}
@@ -60,9 +64,9 @@ def write_eval(tmp_path: Path, items: list[dict], *, agent: dict | None = None, 
         "agent": block,
         "data_source": {"type": "completions",
                         "source": {"type": "file_content", "content": [{"item": i} for i in items]},
-                        "input_messages": {"type": "template",
-                                           "template": [{"role": "system", "content": "You run the order desk."},
-                                                        {"role": "user", "content": "{{ item.q }}"}]},
+                        "input_messages": {"type": "template", "template": template or [
+                            {"role": "system", "content": "You run the order desk."},
+                            {"role": "user", "content": "{{ item.q }}"}]},
                         "sampling_params": {"tools": TOOLS if tools is None else tools}},
     }
     path = tmp_path / "eval.yaml"
@@ -268,10 +272,8 @@ def test_simulated_user_ends_the_episode(tmp_path):
 
     path = write_eval(tmp_path, [{"q": "unused", "state": STATE, "who": "You want order A1 canceled."}],
                       tools=TOOLS + [fn("ask_user", question="string")],
-                      agent={"user": {"model": "openai/user-sim", "instructions": "{{ item.who }}"}})
-    definition = yaml.safe_load(path.read_text())
-    definition["data_source"]["input_messages"]["template"] = [{"role": "system", "content": "Order desk."}]
-    path.write_text(yaml.safe_dump(definition))
+                      agent={"user": {"model": "openai/user-sim", "instructions": "{{ item.who }}"}},
+                      template=ORDER_DESK_ONLY)
     with FakeOpenAI(responder=responder) as server:
         store, run_id = run(path, server)
     traj = trajectory(store, run_id)
@@ -415,10 +417,8 @@ def test_simulated_user_gives_up_and_a_question_in_text_counts_as_asking(tmp_pat
         return "Which order do you mean?"
 
     path = write_eval(tmp_path, [{"q": "unused", "state": STATE}],
-                      agent={"user": {"model": "openai/user-sim", "instructions": "You are vague."}})
-    definition = yaml.safe_load(path.read_text())
-    definition["data_source"]["input_messages"]["template"] = [{"role": "system", "content": "Order desk."}]
-    path.write_text(yaml.safe_dump(definition))
+                      agent={"user": {"model": "openai/user-sim", "instructions": "You are vague."}},
+                      template=ORDER_DESK_ONLY)
     with FakeOpenAI(responder=responder) as server:
         store, run_id = run(path, server)
     traj = trajectory(store, run_id)
