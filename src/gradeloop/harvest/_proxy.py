@@ -349,16 +349,17 @@ def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redac
     writer = _Writer(open_store, make_redactor(redact, patterns, region))
     # the counts go to the proxy at most every COUNTS_EVERY seconds, and before a flush's reply:
     # a message per record would wake a thread in the proxy, and take its lock, once per call
-    told: list[Any] = [0.0, None]  # when the counts were last sent, and what they were
+    told_at, told = 0.0, None  # when the counts were last sent, and what they were
 
     def tell() -> None:
-        told[:] = [time.monotonic(), dict(writer.counts)]
-        outbox.put(("counts", None, True, told[1]))
+        nonlocal told_at, told
+        told_at, told = time.monotonic(), dict(writer.counts)
+        outbox.put(("counts", None, True, told))
 
     held = None  # an item taken while gathering a batch, to apply next
     while True:
         try:
-            kind, item = held or inbox.get(timeout=COUNTS_EVERY if writer.counts != told[1] else None)
+            kind, item = held or inbox.get(timeout=COUNTS_EVERY if writer.counts != told else None)
         except queue.Empty:
             tell()
             continue
@@ -383,7 +384,7 @@ def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redac
             _store_batch(writer, batch, outbox)
         else:
             _answer(writer, kind, item, outbox, tell)
-        if time.monotonic() - told[0] >= COUNTS_EVERY and inbox.empty():
+        if time.monotonic() - told_at >= COUNTS_EVERY and inbox.empty():
             tell()
     writer.close()
     outbox.put(("stopped", None, True, dict(writer.counts)))
