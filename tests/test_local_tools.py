@@ -242,7 +242,9 @@ def tool_eval(tools, rows=2):
                                                                         for i in range(rows)]},
                         "input_messages": {"type": "template",
                                            "template": [{"role": "user", "content": "{{ item.t }}"}]},
-                        "sampling_params": {"temperature": 1.0, "max_completion_tokens": 30, "tools": tools}},
+                        # seeded: unseeded, a random model's call is now and then cut off at 30 tokens
+                        "sampling_params": {"temperature": 1.0, "max_completion_tokens": 30, "seed": 7,
+                                            "tools": tools}},
     }
 
 
