@@ -15,7 +15,7 @@ What it measures
                     at slower upstreams) per run from 64 workers, once per upstream latency in
                     ``--latencies`` (default 50 and 500 ms: a very fast model call, and a short
                     ordinary one). Direct and proxied runs alternate in ``--rounds`` pairs
-                    (default 3); before each run the proxy's writer is left to store what is
+                    (default 5, which of the two goes first alternating too); before each run the proxy's writer is left to store what is
                     queued, so no run pays for the one before. Every request has its own user
                     text (no duplicates, which the writer stores more cheaply). With no latency
                     at all both paths are bound by the CPU and the comparison says nothing about
@@ -24,6 +24,10 @@ What it measures
                     the range over the pairs, and the median run's latencies.
 
     Added latency is p50 (p99) proxied minus p50 (p99) direct.
+
+    The fake upstream waits the same time for every call unless ``--spread`` says otherwise
+    (uniformly within latency * (1 ± spread)). With no spread, 64 callers move in lockstep: their
+    calls come back in waves of 64 at once, which each process handles one after another.
 
 Targets (issue 12): p50 added < 2 ms for plain requests at concurrency 1 (aim 1 ms), and
 < 10% throughput loss at concurrency 64.
@@ -171,12 +175,14 @@ class Pair:
     """A fake upstream and a recording proxy in front of it, each in its own process; with
     ``pin``, the upstream on CPU 0 (with the client) and the proxy and its writer on CPU 1."""
 
-    def __init__(self, latency_ms: float, pin: bool = False, sample_rate: float = 1.0) -> None:
+    def __init__(self, latency_ms: float, pin: bool = False, sample_rate: float = 1.0,
+                 spread: float = 0.0) -> None:
         upstream_cpu = (lambda: os.sched_setaffinity(0, {0})) if pin else None
         proxy_cpu = (lambda: os.sched_setaffinity(0, {1})) if pin else None
         self.home = tempfile.TemporaryDirectory(prefix="gradeloop-proxy-bench-")
         self.upstream = subprocess.Popen([sys.executable, "-m", "gradeloop.testing", "--port", "0", "--latency-ms",
-                                          str(latency_ms)], stdout=subprocess.PIPE, text=True,
+                                          str(latency_ms), "--latency-spread", str(spread)],
+                                         stdout=subprocess.PIPE, text=True,
                                          preexec_fn=upstream_cpu)  # noqa: PLW1509 (no threads yet)
         self.direct = self.upstream.stdout.readline().strip()
         port = _free_port()
@@ -238,7 +244,7 @@ def main() -> None:
     parser.add_argument("--requests-64", type=int, default=3000,
                         help="requests per run at concurrency 64 against a 50 ms upstream (scaled to the same time "
                              "at slower ones, at least 640)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="direct/proxied pairs of runs at concurrency 64; the loss is the median pair's")
     parser.add_argument("--latencies", default="50,500", help="upstream latencies (ms) at concurrency 64")
     parser.add_argument("--pin", action="store_true",
@@ -248,6 +254,8 @@ def main() -> None:
                         help="the load generator's HTTP client (default aiohttp; httpx costs the client about three "
                              "times the CPU per request, which on 2 cores comes out of what the proxy and the "
                              "upstream get)")
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="the upstream's latency varies uniformly over latency * (1 ± spread)")
     parser.add_argument("--sample-rate", type=float, default=1.0,
                         help="the proxy's --sample-rate (0: relay only, to see what recording costs)")
     args = parser.parse_args()
@@ -267,14 +275,15 @@ def main() -> None:
     counts, lags = [counts_1], []
     numbered = 0  # every request of the run its own user text: real traffic is mostly distinct
     for latency in latencies:
-        pair = Pair(latency, args.pin, args.sample_rate)
+        pair = Pair(latency, args.pin, args.sample_rate, args.spread)
         # as many requests at a slower upstream as fill about the same time (at least 10 waves)
         n = max(10 * 64, round(args.requests_64 * 50 / max(latency, 50)))
         try:
             for stream in (False, True):
                 runs: dict[str, list[tuple[float, list[float]]]] = {"direct": [], "proxy": []}
-                for _ in range(args.rounds):
-                    for name, url in (("direct", pair.direct), ("proxy", pair.proxied)):
+                for round_ in range(args.rounds):
+                    order = (("direct", pair.direct), ("proxy", pair.proxied))
+                    for name, url in order[:: 1 if round_ % 2 == 0 else -1]:
                         pair.drain()
                         runs[name].append(asyncio.run(concurrent(url, n, stream, client=args.client, first=numbered)))
                         numbered += n + 64
@@ -295,7 +304,8 @@ def main() -> None:
           f"(redaction on); "
           + ("pinned: client and upstream on CPU 0, proxy and writer on CPU 1" if args.pin else
              "not pinned: client, upstream, proxy and writer share every core")
-          + ("" if args.sample_rate == 1 else f"; the proxy records a share of {args.sample_rate:g} of the requests"))
+          + ("" if args.sample_rate == 1 else f"; the proxy records a share of {args.sample_rate:g} of the requests")
+          + (f"; upstream latency spread ±{args.spread:.0%}" if args.spread else "; every upstream call takes the same time"))
     print(f"{'mode':<19} {'conc':>4} {'upstream':>8} {'direct p50':>10} {'proxy p50':>9} {'added p50':>9} "
           f"{'direct p99':>10} {'proxy p99':>9} {'added p99':>9}  target")
     for label, conc, latency, direct, proxied in rows:

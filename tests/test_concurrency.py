@@ -113,3 +113,17 @@ def test_the_cli_offers_a_fixed_concurrency():
 
     result = run_cli("eval", "run", "--help", env={"COLUMNS": "200"})
     assert "--fixed-concurrency" in result.stdout
+
+
+def test_the_fake_servers_latency_spread_draws_waits_within_its_bounds_and_leaves_faults_alone():
+    fixed = FakeOpenAI(latency=0.05)
+    assert {fixed.wait_seconds() for _ in range(5)} == {0.05}
+    spread = FakeOpenAI(latency=0.05, latency_spread=0.5, faults=Faults(rate=0.5, seed=3))
+    waits = [spread.wait_seconds() for _ in range(400)]
+    assert all(0.025 <= w <= 0.075 for w in waits)
+    assert min(waits) < 0.03 and max(waits) > 0.07  # spread over the whole range, not bunched
+    again = FakeOpenAI(latency=0.05, latency_spread=0.5, faults=Faults(rate=0.5, seed=3))
+    assert [again.wait_seconds() for _ in range(400)] == waits  # the same draws for the same seed
+    # the waits have their own draws: the faults a seed gives are the same with or without a spread
+    plain = FakeOpenAI(latency=0.05, faults=Faults(rate=0.5, seed=3))
+    assert [spread._draw_fault() for _ in range(20)] == [plain._draw_fault() for _ in range(20)]

@@ -21,7 +21,7 @@ import openai
 import pytest
 
 from gradeloop.harvest import ProxyServer
-from gradeloop.harvest._proxy import Exchange, _store_batch, _Writer, reassemble_chat, sampled
+from gradeloop.harvest._proxy import Exchange, Recorder, _store_batch, _Writer, reassemble_chat, sampled
 from gradeloop.store import Store
 from gradeloop.testing import FakeOpenAI, Faults
 
@@ -284,9 +284,41 @@ def test_queued_records_share_a_commit_and_a_failing_one_costs_only_itself(db):
     _store_batch(writer, [_exchange("three"), _exchange("poison"), _exchange("four")], outbox)
     writer.close()
     assert writer.counts == {"recorded": 4, "duplicates": 0, "failed": 1, "skipped": 0}
+    assert writer.handled == 5  # what the proxy's queued count goes down by
     assert [r["output"]["content"] for r in _records(db)] == ["one", "two", "three", "four"]
     kind, _, ok, message = outbox.get_nowait()
     assert (kind, ok) == ("failed", False) and "disk I/O error" in message
+
+
+def test_exchanges_submitted_on_the_event_loop_are_stored_before_a_flush_right_after_them(db):
+    """The request path hands exchanges to the writer in batches, a few milliseconds later; a
+    flush in between first hands over what is pending, so it still waits for them."""
+    recorder = Recorder(partial(Store, db)).start()
+    try:
+        async def relay() -> dict[str, int]:
+            for text in ("one", "two", "three"):
+                recorder.submit(_exchange(text))
+            await asyncio.to_thread(recorder.flush)  # before the hand-off timer fires
+            return recorder.counts
+
+        counts = asyncio.run(relay())
+    finally:
+        recorder.close()
+    assert counts["recorded"] == 3 and counts["queued"] == 0 and counts["dropped"] == 0
+    assert [r["output"]["content"] for r in _records(db)] == ["one", "two", "three"]
+
+
+def test_exchanges_beyond_the_queue_bound_are_dropped_and_counted(db):
+    recorder = Recorder(partial(Store, db), max_queue=2).start()
+    try:
+        for text in ("one", "two", "three"):  # the writer is still starting: none of them is stored yet
+            recorder.submit(_exchange(text))
+        assert recorder.counts["queued"] == 2 and recorder.counts["dropped"] == 1
+        recorder.flush()
+        assert recorder.counts["recorded"] == 2 and recorder.counts["queued"] == 0
+    finally:
+        recorder.close()
+    assert len(_records(db)) == 2
 
 
 @pytest.mark.parametrize("broken", ["path", "write"])

@@ -121,11 +121,13 @@ class FakeOpenAI:
                  responder: Responder = echo_responder, record: bool = True, capacity: int | None = None,
                  fault_for: Callable[[dict[str, Any]], str | None] | None = None,
                  api_key: str | None = None, created: int | None = None,
-                 hold_until_refused: int | None = None) -> None:
+                 hold_until_refused: int | None = None, latency_spread: float = 0.0) -> None:
         self.port = port
         self.api_key = api_key
         self.created = created
         self.latency = latency
+        # each answer waits a time drawn uniformly from latency * (1 ± latency_spread)
+        self.latency_spread = min(max(latency_spread, 0.0), 1.0)
         self.capacity = capacity
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -138,6 +140,7 @@ class FakeOpenAI:
         self.record = record
         self.requests: list[_Record] = []
         self._rng = random.Random(self.faults.seed)
+        self._waits = random.Random(self.faults.seed)  # its own draws: a spread leaves the faults as they were
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -266,10 +269,17 @@ class FakeOpenAI:
         finally:
             self.in_flight -= 1
 
+    def wait_seconds(self) -> float:
+        """How long the next answer waits: ``latency``, or with ``latency_spread`` a time drawn
+        uniformly from ``latency * (1 ± latency_spread)`` (the same draws for the same seed)."""
+        if not self.latency_spread:
+            return self.latency
+        return self.latency * (1 + self.latency_spread * (2 * self._waits.random() - 1))
+
     async def _answer(self, fault: str | None, body: dict[str, Any], writer: asyncio.StreamWriter,
                       api: str = "chat") -> bool:
         if self.latency:
-            await asyncio.sleep(self.latency)
+            await asyncio.sleep(self.wait_seconds())
         if fault == "500":
             return await _send(writer, 500, {"error": {"message": "injected server error", "type": "server_error"}})
         if fault == "429":
@@ -471,10 +481,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--latency-spread", type=float, default=0.0,
+                        help="each answer waits a time drawn uniformly from the latency times 1 ± this (0 to 1)")
     parser.add_argument("--fault-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
     server = FakeOpenAI(port=args.port, latency=args.latency_ms / 1000, faults=Faults(rate=args.fault_rate),
-                        record=False)
+                        record=False, latency_spread=args.latency_spread)
     server.serve_forever()
 
 

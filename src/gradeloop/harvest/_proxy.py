@@ -56,6 +56,7 @@ _RECORDED = {"chat/completions": "chat.completions", "responses": "responses"}
 WRITER_NICENESS = 10  # how far below the relaying process the writer process runs
 COUNTS_EVERY = 0.25  # seconds: the writer tells the proxy its counts at most this often
 WRITE_BATCH = 256  # records queued together are stored in one transaction, this many at most
+HAND_OFF_EVERY = 0.01  # seconds: the request path hands the exchanges of this long to the writer at once
 BATCH_WAIT = 0.05  # seconds the writer waits for more records to store with the one it has
 
 
@@ -237,6 +238,7 @@ class _Writer:
     def __init__(self, open_store: Callable[[], Store], redactor: Redactor | None) -> None:
         self.open_store, self.redactor = open_store, redactor
         self.counts = {"recorded": 0, "duplicates": 0, "failed": 0, "skipped": 0}
+        self.handled = 0  # exchanges taken off the queue and done with (stored, skipped or failed)
         self.store: Store | None = None
 
     def _open(self) -> Store:
@@ -297,17 +299,20 @@ class _Writer:
 def _store_batch(writer: _Writer, batch: list[Exchange], outbox: Any) -> None:
     """Store a batch in one transaction; when that fails, each record on its own, so that one
     bad record or a store that fails only now and then costs only the records it fails on."""
-    if len(batch) > 1:
-        try:
-            writer.record_all(batch)
-            return
-        except Exception:  # noqa: BLE001 - retried one by one below, where failures are counted
-            writer.close()
-    for exchange in batch:
-        try:
-            writer.record(exchange)
-        except Exception as exc:  # noqa: BLE001 - a failing store must never reach a caller
-            outbox.put(("failed", None, False, writer.failed(exc)))
+    try:
+        if len(batch) > 1:
+            try:
+                writer.record_all(batch)
+                return
+            except Exception:  # noqa: BLE001 - retried one by one below, where failures are counted
+                writer.close()
+        for exchange in batch:
+            try:
+                writer.record(exchange)
+            except Exception as exc:  # noqa: BLE001 - a failing store must never reach a caller
+                outbox.put(("failed", None, False, writer.failed(exc)))
+    finally:
+        writer.handled += len(batch)
 
 
 def _answer(writer: _Writer, kind: str, item: Any, outbox: Any, tell: Callable[[], None]) -> None:
@@ -330,8 +335,8 @@ def _answer(writer: _Writer, kind: str, item: Any, outbox: Any, tell: Callable[[
 
 def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redact: bool,
                  patterns: Sequence[str], region: str | None) -> None:
-    """The writer process: apply queued items in order; report counts when the queue runs dry
-    (at most every ``COUNTS_EVERY`` seconds) and before replying to a flush. It stops when
+    """The writer process: apply queued items in order; report counts every ``COUNTS_EVERY``
+    seconds while they change, and before replying to a flush. It stops when
     told, or when the proxy is gone (its end of the queue closes)."""
     import signal
 
@@ -351,15 +356,18 @@ def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redac
     # a message per record would wake a thread in the proxy, and take its lock, once per call
     told_at, told = 0.0, None  # when the counts were last sent, and what they were
 
+    def counts() -> dict[str, int]:
+        return {**writer.counts, "handled": writer.handled}
+
     def tell() -> None:
         nonlocal told_at, told
-        told_at, told = time.monotonic(), dict(writer.counts)
+        told_at, told = time.monotonic(), counts()
         outbox.put(("counts", None, True, told))
 
     held = None  # an item taken while gathering a batch, to apply next
     while True:
         try:
-            kind, item = held or inbox.get(timeout=COUNTS_EVERY if writer.counts != told else None)
+            kind, item = held or inbox.get(timeout=COUNTS_EVERY if counts() != told else None)
         except queue.Empty:
             tell()
             continue
@@ -368,26 +376,26 @@ def _writer_main(inbox: Any, outbox: Any, open_store: Callable[[], Store], redac
         held = None
         if kind == "stop":
             break
-        if kind == "record":
-            # the records that come within BATCH_WAIT go into the same transaction: one wake-up
-            # and one commit for many records under load, a short wait when a call comes alone
-            batch, until = [item], time.monotonic() + BATCH_WAIT
+        if kind == "records":
+            # the records that come within BATCH_WAIT go into the same transaction: one commit
+            # for many records under load, a short wait when a call comes alone
+            batch, until = list(item), time.monotonic() + BATCH_WAIT
             while len(batch) < WRITE_BATCH and held is None:
                 try:
                     queued = inbox.get(timeout=max(0.0, until - time.monotonic()))
                 except (queue.Empty, EOFError, OSError):
                     break
-                if queued[0] == "record":
-                    batch.append(queued[1])
+                if queued[0] == "records":
+                    batch.extend(queued[1])
                 else:
                     held = queued  # feedback, flush, stop: applied after the records before it
             _store_batch(writer, batch, outbox)
         else:
             _answer(writer, kind, item, outbox, tell)
-        if time.monotonic() - told_at >= COUNTS_EVERY and inbox.empty():
+        if time.monotonic() - told_at >= COUNTS_EVERY:
             tell()
     writer.close()
-    outbox.put(("stopped", None, True, dict(writer.counts)))
+    outbox.put(("stopped", None, True, counts()))
 
 
 class Recorder:
@@ -406,12 +414,19 @@ class Recorder:
         # spawn, not fork: the proxy runs threads (the server's, the test's), and a forked child
         # of a threaded process can inherit a lock held by a thread that no longer exists
         context = multiprocessing.get_context("spawn")
-        self._inbox, self._outbox = context.Queue(max_queue), context.Queue()
+        self._inbox, self._outbox = context.Queue(), context.Queue()
+        self.max_queue = max_queue  # exchanges handed over and not yet stored, at most (more are dropped)
         self._process = context.Process(target=_writer_main, name="gradeloop-proxy-writer", daemon=True,
                                         args=(self._inbox, self._outbox, open_store, redact, list(redact_patterns),
                                               redact_region))
         self._counts = {"recorded": 0, "duplicates": 0, "failed": 0, "skipped": 0}
         self.dropped = 0
+        self._submitted = self._handled = 0  # exchanges taken for recording; those the writer is done with
+        # exchanges are handed to the writer in batches: one message (one wake-up of the queue's
+        # feeder thread, one pickle, one write to the pipe) per HAND_OFF_EVERY, not one per call
+        self._pending: list[Exchange] = []
+        self._hand = threading.Lock()  # keeps the pending batch, and what is queued after it, in order
+        self._gone = False  # the writer process has stopped (the reply thread finds out)
         self._waiting: dict[str, concurrent.futures.Future] = {}
         self._lock = threading.Lock()
         self._relaying = 0  # calls between opened() and closed(): their exchanges are still to come
@@ -423,10 +438,7 @@ class Recorder:
     def counts(self) -> dict[str, int]:
         """recorded, duplicates (folded into a stored conversation), failed, skipped (not a
         request to record), dropped (the queue was full or the writer gone), queued."""
-        queued = 0
-        with contextlib.suppress(NotImplementedError):  # qsize() is not there on macOS
-            queued = self._inbox.qsize()
-        return {**self._counts, "dropped": self.dropped, "queued": queued}
+        return {**self._counts, "dropped": self.dropped, "queued": max(0, self._submitted - self._handled)}
 
     def start(self) -> "Recorder":
         """Start the writer process; returns self."""
@@ -455,13 +467,36 @@ class Recorder:
                 self._idle.notify_all()
 
     def submit(self, exchange: Exchange) -> None:
-        """Queue an exchange for recording (dropped and counted when the queue is full)."""
-        try:
-            if not self._process.is_alive():
-                raise queue.Full
-            self._inbox.put_nowait(("record", exchange))
-        except (queue.Full, ValueError, OSError):
+        """Queue an exchange for recording (dropped and counted when ``max_queue`` exchanges are
+        waiting to be stored, or the writer is gone). Called on the event loop, it is handed to
+        the writer with the others of the next ``HAND_OFF_EVERY`` seconds."""
+        if self._gone or self._submitted - self._handled >= self.max_queue:
             self.dropped += 1
+            return
+        with self._hand:
+            self._pending.append(exchange)
+            self._submitted += 1
+            first = len(self._pending) == 1
+        if first:
+            try:
+                asyncio.get_running_loop().call_later(HAND_OFF_EVERY, self._hand_off)
+            except RuntimeError:  # not on an event loop: nothing would call it later
+                self._hand_off()
+
+    def _hand_off(self) -> None:
+        with self._hand:
+            self._put_pending()
+
+    def _put_pending(self) -> None:
+        """Put the pending exchanges on the queue (the caller holds ``_hand``)."""
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            self._inbox.put_nowait(("records", batch))
+        except (ValueError, OSError):  # the queue is closed: the writer is gone
+            self.dropped += len(batch)
+            self._submitted -= len(batch)
 
     def _ask(self, kind: str, *item: Any) -> concurrent.futures.Future:
         done: concurrent.futures.Future = concurrent.futures.Future()
@@ -471,7 +506,9 @@ class Recorder:
         try:
             if not self._process.is_alive():
                 raise OSError("the writer process is not running")
-            self._inbox.put_nowait((kind, (token, *item)) if item else (kind, token))
+            with self._hand:  # after the exchanges submitted before it
+                self._put_pending()
+                self._inbox.put_nowait((kind, (token, *item)) if item else (kind, token))
         except (queue.Full, ValueError, OSError) as exc:
             with self._lock:
                 self._waiting.pop(token, None)
@@ -495,7 +532,8 @@ class Recorder:
     def close(self, timeout: float = 30) -> None:
         """Write what is queued, stop the writer and close the store."""
         if self._process.is_alive():
-            with contextlib.suppress(ValueError, OSError):
+            with self._hand, contextlib.suppress(ValueError, OSError):
+                self._put_pending()
                 self._inbox.put(("stop", None))
             self._process.join(timeout)
         if self._process.is_alive():
@@ -511,11 +549,14 @@ class Recorder:
             except queue.Empty:
                 if self._process.is_alive():
                     continue
+                self._gone = True
                 self._fail_waiting("the writer process stopped")
                 return
             if kind in ("counts", "stopped"):
+                self._handled = value.pop("handled")
                 self._counts.update(value)
                 if kind == "stopped":
+                    self._gone = True
                     self._fail_waiting("the writer process stopped")
                     return
             elif kind == "failed" and not self._warned:
@@ -555,7 +596,9 @@ def _error(message: str, status: int, *, kind: str, code: str | None = None, par
 
 
 def _tags(fixed: Sequence[str], header: str | None) -> list[str]:
-    extra = [t.strip() for t in (header or "").split(",")]
+    if not header:
+        return list(fixed)
+    extra = [t.strip() for t in header.split(",")]
     return list(dict.fromkeys([*fixed, *(t for t in extra if t)]))
 
 
@@ -582,43 +625,64 @@ class _Stream:
     def __init__(self, upstream: Any, exchange: Exchange | None, headers: list[tuple[bytes, bytes]],
                  done: Callable[[Exchange], None]) -> None:
         self.upstream, self.exchange, self.headers, self.done = upstream, exchange, headers, done
-        self.cut = False
+        self.cut = False  # the caller went away
+        self.pump: asyncio.Task | None = None  # the task relaying
+        self.watcher: asyncio.Task | None = None  # the task watching for the caller leaving, once started
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # the watcher is a bare asyncio task (uvicorn serves on asyncio): a task group's cancel
-        # scopes cost this path, which every streamed call takes, about a sixth of its CPU
-        pump = asyncio.current_task()
-        watcher = asyncio.get_running_loop().create_task(self._watch(receive, pump))
+        self.pump = asyncio.current_task()
         try:
-            await self._pump(send)
+            await self._pump(send, receive)
         except asyncio.CancelledError:
             if not self.cut:
                 raise
-            pump.uncancel()  # the caller went away: the stream ends here, as a cut stream
+            self.pump.uncancel()  # the caller went away: the stream ends here, as a cut stream
         finally:
-            watcher.cancel()
+            if self.watcher is not None:
+                self.watcher.cancel()
             # a stream read to its end gives its connection back to the pool; a cut one closes it
             self.upstream.release() if self.upstream.content.is_eof() else self.upstream.close()
             if self.exchange is not None:
                 self.exchange.ended = time.perf_counter()
                 self.done(self.exchange)
 
-    async def _watch(self, receive: Any, pump: asyncio.Task) -> None:
+    def _watch_caller(self, receive: Any) -> None:
+        """From the first wait on the upstream on, watch for the caller leaving (a stream whose
+        bytes are all here already is relayed without a watcher). The watcher is a bare asyncio
+        task (uvicorn serves on asyncio): a task group's cancel scopes cost this path, which every
+        streamed call takes, about a sixth of its CPU."""
+        if self.watcher is None:
+            self.watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive: Any) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         self.cut = True
         if self.exchange is not None:
             self.exchange.error = "the caller disconnected before the stream ended"
-        pump.cancel()
+        self.pump.cancel()
 
-    async def _pump(self, send: Any) -> None:
+    async def _pump(self, send: Any, receive: Any) -> None:
         await send({"type": "http.response.start", "status": self.upstream.status, "headers": self.headers})
         chunks = self.exchange.chunks if self.exchange is not None else None
+        content = self.upstream.content
         try:
-            async for data in self.upstream.content.iter_any():
+            while True:
+                data = content.read_nowait()  # what has arrived already, without waiting
+                if not data:
+                    if content.at_eof():
+                        break
+                    self._watch_caller(receive)
+                    data = await content.readany()
+                    if not data:
+                        break
                 if chunks is not None:
                     chunks.append((time.perf_counter(), data))
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+                # the upstream's last bytes and the end of the stream go out in one write
+                last = content.at_eof()
+                await send({"type": "http.response.body", "body": data, "more_body": not last})
+                if last:
+                    return
         except OSError:  # the caller's connection is gone (an ASGI server may say so from send)
             if self.exchange is not None:
                 self.exchange.error = "the caller disconnected before the stream ended"
@@ -643,7 +707,7 @@ class _Proxy:
         # a query on the upstream URL (Azure's ?api-version=…) goes on every request, before the caller's
         self.base, self.query = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", parts.query
         self.shown = public_url(upstream)  # what messages may name: no key that the URL carries
-        self.tags, self.sample_rate = list(tags), sample_rate
+        self.tags, self.sample_rate = list(dict.fromkeys(tags)), sample_rate
         self.recorder, self.timeout = recorder, timeout
         self.client: Any = None
 
@@ -668,7 +732,7 @@ class _Proxy:
     def _exchange(self, method: str, path: str, body: bytes, tag: str | None) -> Exchange | None:
         """A new exchange to note, when the request is one to record and is sampled."""
         api = _RECORDED.get(path.rstrip("/")) if method == "POST" else None
-        request_id = f"req_{uuid.uuid4().hex}"
+        request_id = f"req_{os.urandom(16).hex()}"  # as random as a uuid4, at a third of its cost
         if not api or self.sample_rate <= 0 or not sampled(request_id, self.sample_rate):
             return None
         return Exchange(request_id, api, body, _tags(self.tags, tag), time.time(), time.perf_counter())
