@@ -14,9 +14,9 @@ What it measures
     concurrency 64  ``--requests-64`` requests (default 3,000, about 3 s; scaled to the same time
                     at slower upstreams) per run from 64 workers, once per upstream latency in
                     ``--latencies`` (default 50 and 500 ms: a very fast model call, and a short
-                    ordinary one). Direct and proxied runs alternate in ``--rounds`` pairs
-                    (default 5, which of the two goes first alternating too); before each run the proxy's writer is left to store what is
-                    queued, so no run pays for the one before. Every request has its own user
+                    ordinary one). Direct and proxied runs alternate in ``--rounds`` rounds
+                    (default 5; which goes first rotates). Before each run the proxy's writer
+                    is left to store what is queued, so no run pays for the one before. Every request has its own user
                     text (no duplicates, which the writer stores more cheaply). With no latency
                     at all both paths are bound by the CPU and the comparison says nothing about
                     a proxy in front of a model. Throughput = requests / wall time; loss = 1 -
@@ -24,6 +24,11 @@ What it measures
                     the range over the pairs, and the median run's latencies.
 
     Added latency is p50 (p99) proxied minus p50 (p99) direct.
+
+    The floor (on unless ``--no-floor``): each round also relays through a bare TCP forwarder on
+    uvloop where the proxy runs, with no HTTP parsing and no recording. What it loses is what
+    one more hop in Python costs on this machine (a context switch and two socket writes per
+    message, on cores the client and the upstream share) before the proxy does anything.
 
     The fake upstream waits the same time for every call unless ``--spread`` says otherwise
     (uniformly within latency * (1 ± spread)). With no spread, 64 callers move in lockstep: their
@@ -176,7 +181,7 @@ class Pair:
     ``pin``, the upstream on CPU 0 (with the client) and the proxy and its writer on CPU 1."""
 
     def __init__(self, latency_ms: float, pin: bool = False, sample_rate: float = 1.0,
-                 spread: float = 0.0) -> None:
+                 spread: float = 0.0, floor: bool = False) -> None:
         upstream_cpu = (lambda: os.sched_setaffinity(0, {0})) if pin else None
         proxy_cpu = (lambda: os.sched_setaffinity(0, {1})) if pin else None
         self.home = tempfile.TemporaryDirectory(prefix="gradeloop-proxy-bench-")
@@ -191,6 +196,15 @@ class Pair:
                                        "--port", str(port), "--tag", "bench", "--sample-rate", str(sample_rate)], env=env, stderr=subprocess.DEVNULL,
                                       preexec_fn=proxy_cpu)  # noqa: PLW1509 (no threads yet)
         self.proxied = f"http://127.0.0.1:{port}/v1"
+        self.forwarder = self.forwarded = None
+        if floor:  # the bare relay runs where the proxy runs
+            hop = _free_port()
+            self.forwarder = subprocess.Popen([sys.executable, __file__, "--serve-forwarder",
+                                               self.direct.split("//")[1].split("/")[0], str(hop)],
+                                              stdout=subprocess.PIPE, text=True,
+                                              preexec_fn=proxy_cpu)  # noqa: PLW1509 (no threads yet)
+            self.forwarder.stdout.readline()
+            self.forwarded = f"http://127.0.0.1:{hop}/v1"
         self._wait()
 
     def _wait(self) -> None:
@@ -220,10 +234,66 @@ class Pair:
         return first
 
     def stop(self) -> None:
-        for proc in (self.proxy, self.upstream):
+        for proc in (self.proxy, self.upstream, self.forwarder):
+            if proc is None:
+                continue
             proc.terminate()
             proc.wait(30)
         self.home.cleanup()
+
+
+class _Forward(asyncio.Protocol):
+    """One side of a bare TCP relay: bytes from one socket written to the other as they come."""
+
+    def __init__(self, peer: "_Forward | None" = None) -> None:
+        self.peer, self.transport, self.early = peer, None, []
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.write(data)
+        else:
+            self.early.append(data)  # the caller spoke before the upstream connection was open
+
+    def connection_lost(self, exc) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+def serve_forwarder(upstream: str, port: int) -> None:
+    """A bare TCP relay to ``upstream`` (host:port) on ``port``, on uvloop when installed: what one
+    more hop in Python costs on this machine with no HTTP, no parsing and no recording at all
+    (``--floor``)."""
+    host, upstream_port = upstream.rsplit(":", 1)
+
+    def caller() -> _Forward:
+        front = _Forward()
+        loop = asyncio.get_running_loop()
+
+        async def connect() -> None:
+            back = _Forward(front)
+            await loop.create_connection(lambda: back, host, int(upstream_port))
+            front.peer = back
+            for data in front.early:
+                back.transport.write(data)
+            front.early = []
+
+        loop.create_task(connect())
+        return front
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(caller, "127.0.0.1", port)
+        print("ready", flush=True)
+        await server.serve_forever()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
 
 
 def _free_port() -> int:
@@ -256,9 +326,16 @@ def main() -> None:
                              "upstream get)")
     parser.add_argument("--spread", type=float, default=0.0,
                         help="the upstream's latency varies uniformly over latency * (1 ± spread)")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="in each round at concurrency 64, also relay through a bare TCP forwarder (no HTTP, no "
+                             "recording): what one more hop costs on this machine before the proxy does anything "
+                             "(default on)")
+    parser.add_argument("--serve-forwarder", nargs=2, metavar=("UPSTREAM", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--sample-rate", type=float, default=1.0,
                         help="the proxy's --sample-rate (0: relay only, to see what recording costs)")
     args = parser.parse_args()
+    if args.serve_forwarder:
+        return serve_forwarder(args.serve_forwarder[0], int(args.serve_forwarder[1]))
     if args.pin:
         os.sched_setaffinity(0, {0})
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
@@ -275,15 +352,17 @@ def main() -> None:
     counts, lags = [counts_1], []
     numbered = 0  # every request of the run its own user text: real traffic is mostly distinct
     for latency in latencies:
-        pair = Pair(latency, args.pin, args.sample_rate, args.spread)
+        pair = Pair(latency, args.pin, args.sample_rate, args.spread, args.floor)
         # as many requests at a slower upstream as fill about the same time (at least 10 waves)
         n = max(10 * 64, round(args.requests_64 * 50 / max(latency, 50)))
         try:
             for stream in (False, True):
-                runs: dict[str, list[tuple[float, list[float]]]] = {"direct": [], "proxy": []}
+                runs: dict[str, list[tuple[float, list[float]]]] = {"direct": [], "proxy": [], "floor": []}
                 for round_ in range(args.rounds):
-                    order = (("direct", pair.direct), ("proxy", pair.proxied))
-                    for name, url in order[:: 1 if round_ % 2 == 0 else -1]:
+                    order = [("direct", pair.direct), ("proxy", pair.proxied)]
+                    if pair.forwarded:
+                        order.append(("floor", pair.forwarded))
+                    for name, url in order[round_ % len(order):] + order[:round_ % len(order)]:
                         pair.drain()
                         runs[name].append(asyncio.run(concurrent(url, n, stream, client=args.client, first=numbered)))
                         numbered += n + 64
@@ -295,6 +374,10 @@ def main() -> None:
                 proxied = sorted(runs["proxy"])[middle]
                 rows.append((label, 64, latency, direct[1], proxied[1]))
                 throughput.append((label, latency, n, n / direct[0], n / proxied[0], losses))
+                if runs["floor"]:
+                    floor = sorted(1 - d / f for (d, _), (f, _) in zip(runs["direct"], runs["floor"]))
+                    throughput.append((f"{label}: bare relay", latency, n, n / direct[0],
+                                       n / sorted(runs["floor"])[middle][0], floor))
             counts.append(pair.recorded())
         finally:
             pair.stop()
@@ -316,13 +399,16 @@ def main() -> None:
                       f"{' (aim met)' if p50 - d50 < AIM_P50_MS else ''}")
         print(f"{label:<19} {conc:>4} {latency:>6g}ms {d50:>8.2f}ms {p50:>7.2f}ms {p50 - d50:>7.2f}ms "
               f"{d99:>8.2f}ms {p99:>7.2f}ms {p99 - d99:>7.2f}ms  {target}")
-    print(f"\n{'throughput at 64':<19} {'upstream':>8} {'requests':>8} {'direct req/s':>12} {'proxy req/s':>12} "
+    width = max(len(row[0]) for row in throughput) if throughput else 19
+    print(f"\n{'throughput at 64':<{width}} {'upstream':>8} {'requests':>8} {'direct req/s':>12} {'proxy req/s':>12} "
           f"{'loss':>7} {'rounds':>17}  target (median loss of {args.rounds} paired rounds)")
     for label, latency, n, direct, proxied, losses in throughput:
         loss = losses[len(losses) // 2]
         spread = f"{losses[0]:.1%} .. {losses[-1]:.1%}"
-        print(f"{label:<19} {latency:>6g}ms {n:>8} {direct:>12.0f} {proxied:>12.0f} {loss:>6.1%} {spread:>17}  "
-              f"< {TARGET_LOSS:.0%}: {_met(loss < TARGET_LOSS)}")
+        target = ("(what one more hop costs here: no target)" if label.endswith("bare relay") else
+                  f"< {TARGET_LOSS:.0%}: {_met(loss < TARGET_LOSS)}")
+        print(f"{label:<{width}} {latency:>6g}ms {n:>8} {direct:>12.0f} {proxied:>12.0f} {loss:>6.1%} {spread:>17}  "
+              f"{target}")
     total = {key: sum(c[key] for c in counts) for key in ("recorded", "duplicates", "failed", "dropped", "queued")}
     print(f"\nrecorded by the proxy: {total['recorded']} new records and {total['duplicates']} duplicates, "
           f"{total['failed']} failed, {total['dropped']} dropped, {total['queued']} still queued when counted; the writer's backlog at the end of a proxied run: "
