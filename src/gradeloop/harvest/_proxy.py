@@ -470,10 +470,10 @@ class Recorder:
         """Queue an exchange for recording (dropped and counted when ``max_queue`` exchanges are
         waiting to be stored, or the writer is gone). Called on the event loop, it is handed to
         the writer with the others of the next ``HAND_OFF_EVERY`` seconds."""
-        if self._gone or self._submitted - self._handled >= self.max_queue:
-            self.dropped += 1
-            return
         with self._hand:
+            if self._gone or self._submitted - self._handled >= self.max_queue:
+                self.dropped += 1
+                return
             self._pending.append(exchange)
             self._submitted += 1
             first = len(self._pending) == 1
