@@ -334,6 +334,8 @@ def main() -> None:
     parser.add_argument("--sample-rate", type=float, default=1.0,
                         help="the proxy's --sample-rate (0: relay only, to see what recording costs)")
     args = parser.parse_args()
+    if not 0 <= args.spread <= 1:
+        parser.error(f"--spread must be from 0 to 1, not {args.spread:g}")
     if args.serve_forwarder:
         return serve_forwarder(args.serve_forwarder[0], int(args.serve_forwarder[1]))
     if args.pin:

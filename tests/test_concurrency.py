@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from gradeloop import RetryPolicy, RunOptions, Store, eval_from_dict, run_eval, run_object
 from gradeloop.runner._limit import AdaptiveLimit
 from gradeloop.testing import Faults, FakeOpenAI
@@ -127,3 +129,5 @@ def test_the_fake_servers_latency_spread_draws_waits_within_its_bounds_and_leave
     # the waits have their own draws: the faults a seed gives are the same with or without a spread
     plain = FakeOpenAI(latency=0.05, faults=Faults(rate=0.5, seed=3))
     assert [spread._draw_fault() for _ in range(20)] == [plain._draw_fault() for _ in range(20)]
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        FakeOpenAI(latency=0.05, latency_spread=1.5)
