@@ -16,10 +16,10 @@ What it measures
                     ``--latencies`` (default 50 and 500 ms: a very fast model call, and a short
                     ordinary one). Direct and proxied runs alternate in ``--rounds`` rounds
                     (default 5; which goes first rotates). Before each run the proxy's writer
-                    is left to store what is queued, so no run pays for the one before. Every request has its own user
-                    text (no duplicates, which the writer stores more cheaply). With no latency
-                    at all both paths are bound by the CPU and the comparison says nothing about
-                    a proxy in front of a model. Throughput = requests / wall time; loss = 1 -
+                    is left to store what is queued, so no run pays for the one before. Every
+                    request has its own user text (no duplicates, which the writer stores more
+                    cheaply). With no latency at all both paths are bound by the CPU and the
+                    comparison says nothing about a proxy in front of a model. Throughput = requests / wall time; loss = 1 -
                     proxied / direct within a pair; the table gives the median pair's loss and
                     the range over the pairs, and the median run's latencies.
 
@@ -54,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from urllib.parse import urlsplit
 
 TARGET_P50_MS, AIM_P50_MS, TARGET_LOSS = 2.0, 1.0, 0.10
 
@@ -76,11 +77,8 @@ def _body(i: int, stream: bool) -> dict:
 class _Httpx:
     """The load generator on httpx2 (the HTTP client the openai SDK sends with) or httpx."""
 
-    name = "httpx"
-
     def __init__(self, connections: int) -> None:
         http = _http()
-        self.name = http.__name__
         limits = http.Limits(max_connections=connections, max_keepalive_connections=connections)
         self.client = http.AsyncClient(timeout=120, limits=limits)
 
@@ -105,8 +103,6 @@ class _Httpx:
 class _Aiohttp:
     """The load generator on aiohttp: a C HTTP parser, so the client's own CPU per request is
     about a third of httpx's and leaves the cores to what is measured."""
-
-    name = "aiohttp"
 
     def __init__(self, connections: int) -> None:
         import aiohttp
@@ -200,7 +196,7 @@ class Pair:
         if floor:  # the bare relay runs where the proxy runs
             hop = _free_port()
             self.forwarder = subprocess.Popen([sys.executable, __file__, "--serve-forwarder",
-                                               self.direct.split("//")[1].split("/")[0], str(hop)],
+                                               urlsplit(self.direct).netloc, str(hop)],
                                               stdout=subprocess.PIPE, text=True,
                                               preexec_fn=proxy_cpu)  # noqa: PLW1509 (no threads yet)
             self.forwarder.stdout.readline()

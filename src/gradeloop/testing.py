@@ -127,7 +127,7 @@ class FakeOpenAI:
         self.created = created
         self.latency = latency
         if not 0 <= latency_spread <= 1:
-            raise ValueError(f"latency_spread must be from 0 to 1, not {latency_spread}")
+            raise ValueError(f"the latency spread must be from 0 to 1, not {latency_spread:g}")
         # each answer waits a time drawn uniformly from latency * (1 ± latency_spread)
         self.latency_spread = latency_spread
         self.capacity = capacity
@@ -487,10 +487,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="each answer waits a time drawn uniformly from the latency times 1 ± this (0 to 1)")
     parser.add_argument("--fault-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
-    if not 0 <= args.latency_spread <= 1:
-        parser.error(f"--latency-spread must be from 0 to 1, not {args.latency_spread:g}")
-    server = FakeOpenAI(port=args.port, latency=args.latency_ms / 1000, faults=Faults(rate=args.fault_rate),
-                        record=False, latency_spread=args.latency_spread)
+    try:
+        server = FakeOpenAI(port=args.port, latency=args.latency_ms / 1000, faults=Faults(rate=args.fault_rate),
+                            record=False, latency_spread=args.latency_spread)
+    except ValueError as exc:  # a bound the server itself keeps
+        parser.error(str(exc))
     server.serve_forever()
 
 

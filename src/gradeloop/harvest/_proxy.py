@@ -509,7 +509,7 @@ class Recorder:
             with self._hand:  # after the exchanges submitted before it
                 self._put_pending()
                 self._inbox.put_nowait((kind, (token, *item)) if item else (kind, token))
-        except (queue.Full, ValueError, OSError) as exc:
+        except (ValueError, OSError) as exc:
             with self._lock:
                 self._waiting.pop(token, None)
             done.set_exception(RuntimeError(f"the writer is not taking work: {exc}"))
