@@ -30,6 +30,19 @@ What it measures
     one more hop in Python costs on this machine (a context switch and two socket writes per
     message, on cores the client and the upstream share) before the proxy does anything.
 
+    Where the processes run (``--layout``): ``shared`` (default) lets every process use every
+    core, so the fake model competes with the client and the proxy for CPU, as a remote model
+    never would. ``pin`` (or ``--pin``) gives the proxy and its writer CPU 1 and the client and
+    the upstream CPU 0: the proxy on a machine of its own, in front of a remote model.
+    ``sidecar`` gives the upstream CPU 0 and the client, proxy and writer CPU 1: the proxy beside
+    the app, on the app's CPU.
+
+    The proxy's CPU per call (Linux): what the proxy's process (the relay) and its children (the
+    writer, storing what the run sent it) used over its runs at concurrency 64, divided by the
+    calls, and the calls per second that one core could serve at that cost. This does not depend
+    on where the other processes run, so it says what the proxy costs where the throughput loss
+    says what it costs on this machine's layout.
+
     The fake upstream waits the same time for every call unless ``--spread`` says otherwise
     (uniformly within latency * (1 ± spread)). With no spread, 64 callers move in lockstep: their
     calls come back in waves of 64 at once, which each process handles one after another.
@@ -41,6 +54,7 @@ Run it from the repository root:
 
     .venv/bin/python bench/proxy_overhead.py
     .venv/bin/python bench/proxy_overhead.py --requests 200 --requests-64 1000 --rounds 1 --latencies 50
+    .venv/bin/python bench/proxy_overhead.py --layout sidecar --latencies 50
 """
 
 from __future__ import annotations
@@ -172,14 +186,32 @@ async def concurrent(url: str, n: int, stream: bool, workers: int = 64, client: 
         await http.close()
 
 
-class Pair:
-    """A fake upstream and a recording proxy in front of it, each in its own process; with
-    ``pin``, the upstream on CPU 0 (with the client) and the proxy and its writer on CPU 1."""
+# where each process runs: the client (this process), the upstream, the proxy with its writer
+LAYOUTS = {
+    "shared": (None, None, None),
+    "pin": ({0}, {0}, {1}),
+    "sidecar": ({1}, {0}, {1}),
+}
+LAYOUT_TEXT = {
+    "shared": "not pinned: client, upstream, proxy and writer share every core",
+    "pin": "pinned: client and upstream on CPU 0, proxy and writer on CPU 1 (the proxy on a core of its own)",
+    "sidecar": "pinned: upstream on CPU 0, client, proxy and writer on CPU 1 (the proxy beside the app, the "
+               "model elsewhere)",
+}
 
-    def __init__(self, latency_ms: float, pin: bool = False, sample_rate: float = 1.0,
+
+def _on(cpus: set[int] | None):
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
+class Pair:
+    """A fake upstream and a recording proxy in front of it, each in its own process, on the
+    CPUs that ``layout`` (a key of LAYOUTS) gives them."""
+
+    def __init__(self, latency_ms: float, layout: str = "shared", sample_rate: float = 1.0,
                  spread: float = 0.0, floor: bool = False) -> None:
-        upstream_cpu = (lambda: os.sched_setaffinity(0, {0})) if pin else None
-        proxy_cpu = (lambda: os.sched_setaffinity(0, {1})) if pin else None
+        _, upstream_cpus, proxy_cpus = LAYOUTS[layout]
+        upstream_cpu, proxy_cpu = _on(upstream_cpus), _on(proxy_cpus)
         self.home = tempfile.TemporaryDirectory(prefix="gradeloop-proxy-bench-")
         self.upstream = subprocess.Popen([sys.executable, "-m", "gradeloop.testing", "--port", "0", "--latency-ms",
                                           str(latency_ms), "--latency-spread", str(spread)],
@@ -229,6 +261,11 @@ class Pair:
         time.sleep(0.3)  # its counts reach the proxy every 0.25 s, and it writes the last one
         return first
 
+    def cpu(self) -> tuple[float, float] | None:
+        """CPU seconds the proxy has used so far: its own process (the relay) and its children
+        (the writer); None where /proc cannot say."""
+        return _tree_cpu(self.proxy.pid)
+
     def stop(self) -> None:
         for proc in (self.proxy, self.upstream, self.forwarder):
             if proc is None:
@@ -241,7 +278,7 @@ class Pair:
 class _Forward(asyncio.Protocol):
     """One side of a bare TCP relay: bytes from one socket written to the other as they come."""
 
-    def __init__(self, peer: "_Forward | None" = None) -> None:
+    def __init__(self, peer: _Forward | None = None) -> None:
         self.peer, self.transport, self.early = peer, None, []
 
     def connection_made(self, transport) -> None:
@@ -292,6 +329,33 @@ def serve_forwarder(upstream: str, port: int) -> None:
         asyncio.run(main())
 
 
+def _tree_cpu(pid: int) -> tuple[float, float] | None:
+    """CPU seconds (user + system) of process ``pid`` and of all its descendants, from Linux's /proc."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except (OSError, ValueError, AttributeError):
+        return None
+    parent, used = {}, {}
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:  # it ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after the name: state, ppid, … utime (12th), stime
+        parent[int(entry)], used[int(entry)] = int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
+    if pid not in used:
+        return None
+    below, todo = 0.0, [pid]
+    while todo:
+        of = todo.pop()
+        kids = [child for child, up in parent.items() if up == of]
+        below += sum(used[k] for k in kids)
+        todo += kids
+    return used[pid], below
+
+
 def _free_port() -> int:
     import socket
 
@@ -313,9 +377,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5,
                         help="direct/proxied pairs of runs at concurrency 64; the loss is the median pair's")
     parser.add_argument("--latencies", default="50,500", help="upstream latencies (ms) at concurrency 64")
-    parser.add_argument("--pin", action="store_true",
-                        help="client and upstream on CPU 0, the proxy and its writer on CPU 1 (the proxy with a core "
-                             "of its own, as in front of a remote model; needs 2 cores)")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="shared",
+                        help="where the processes run (needs 2 cores but for shared): shared (default: every process "
+                             "on every core), pin (client and upstream on CPU 0, the proxy and its writer on CPU 1: "
+                             "the proxy with a core of its own, as in front of a remote model), sidecar (the upstream "
+                             "on CPU 0, client, proxy and writer on CPU 1: the proxy beside the app)")
+    parser.add_argument("--pin", action="store_const", const="pin", dest="layout", help="--layout pin")
     parser.add_argument("--client", choices=sorted(CLIENTS), default="aiohttp",
                         help="the load generator's HTTP client (default aiohttp; httpx costs the client about three "
                              "times the CPU per request, which on 2 cores comes out of what the proxy and the "
@@ -334,12 +401,12 @@ def main() -> None:
         parser.error(f"--spread must be from 0 to 1, not {args.spread:g}")
     if args.serve_forwarder:
         return serve_forwarder(args.serve_forwarder[0], int(args.serve_forwarder[1]))
-    if args.pin:
-        os.sched_setaffinity(0, {0})
+    if LAYOUTS[args.layout][0]:
+        os.sched_setaffinity(0, LAYOUTS[args.layout][0])
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
 
     rows, throughput = [], []
-    pair = Pair(0, args.pin, args.sample_rate)
+    pair = Pair(0, args.layout, args.sample_rate)
     try:
         for stream in (False, True):
             times = asyncio.run(sequential(pair.direct, pair.proxied, args.requests, stream, args.client))
@@ -347,30 +414,39 @@ def main() -> None:
         counts_1 = pair.recorded()
     finally:
         pair.stop()
-    counts, lags = [counts_1], []
+    counts, lags, cpu = [counts_1], [], []
     numbered = 0  # every request of the run its own user text: real traffic is mostly distinct
     for latency in latencies:
-        pair = Pair(latency, args.pin, args.sample_rate, args.spread, args.floor)
+        pair = Pair(latency, args.layout, args.sample_rate, args.spread, args.floor)
         # as many requests at a slower upstream as fill about the same time (at least 10 waves)
         n = max(10 * 64, round(args.requests_64 * 50 / max(latency, 50)))
         try:
             for stream in (False, True):
                 runs: dict[str, list[tuple[float, list[float]]]] = {"direct": [], "proxy": [], "floor": []}
+                spent = [0.0, 0.0]  # the proxy's CPU seconds in its runs: relay, writer
                 for round_ in range(args.rounds):
                     order = [("direct", pair.direct), ("proxy", pair.proxied)]
                     if pair.forwarded:
                         order.append(("floor", pair.forwarded))
                     for name, url in order[round_ % len(order):] + order[:round_ % len(order)]:
                         pair.drain()
+                        before = pair.cpu() if name == "proxy" else None
                         runs[name].append(asyncio.run(concurrent(url, n, stream, client=args.client, first=numbered)))
                         numbered += n + 64
-                    lags.append(pair.drain())
+                        if name == "proxy":
+                            lags.append(pair.drain())  # what it stores after the run counts for the run
+                            after = pair.cpu()
+                            if before and after:
+                                spent = [spent[0] + after[0] - before[0], spent[1] + after[1] - before[1]]
                 label = "stream (1st chunk)" if stream else "plain"
                 losses = sorted(1 - d / p for (d, _), (p, _) in zip(runs["direct"], runs["proxy"]))
                 middle = len(losses) // 2
                 direct = sorted(runs["direct"])[middle]  # the median run of each (by wall time)
                 proxied = sorted(runs["proxy"])[middle]
                 rows.append((label, 64, latency, direct[1], proxied[1]))
+                if any(spent):
+                    calls = args.rounds * (n + 64)  # each run opens its 64 connections with a call each
+                    cpu.append((label, latency, spent[0] / calls * 1000, spent[1] / calls * 1000))
                 throughput.append((label, latency, n, n / direct[0], n / proxied[0], losses))
                 if runs["floor"]:
                     floor = sorted(1 - d / f for (d, _), (f, _) in zip(runs["direct"], runs["floor"]))
@@ -383,8 +459,7 @@ def main() -> None:
     print(f"gradeloop proxy overhead; python {platform.python_version()}, {os.cpu_count()} cores, "
           f"client {_http().__name__ if args.client == 'httpx' else 'aiohttp'}; the proxy records every request "
           f"(redaction on); "
-          + ("pinned: client and upstream on CPU 0, proxy and writer on CPU 1" if args.pin else
-             "not pinned: client, upstream, proxy and writer share every core")
+          + LAYOUT_TEXT[args.layout]
           + ("" if args.sample_rate == 1 else f"; the proxy records a share of {args.sample_rate:g} of the requests")
           + (f"; upstream latency spread ±{args.spread:.0%}" if args.spread else "; every upstream call takes the same time"))
     print(f"{'mode':<19} {'conc':>4} {'upstream':>8} {'direct p50':>10} {'proxy p50':>9} {'added p50':>9} "
@@ -407,6 +482,11 @@ def main() -> None:
                   f"< {TARGET_LOSS:.0%}: {_met(loss < TARGET_LOSS)}")
         print(f"{label:<{width}} {latency:>6g}ms {n:>8} {direct:>12.0f} {proxied:>12.0f} {loss:>6.1%} {spread:>17}  "
               f"{target}")
+    if cpu:
+        print(f"\n{'proxy CPU per call at 64':<{width}} {'upstream':>8} {'relay':>9} {'writer':>9} {'calls/s per core':>17}"
+              "  (the relay's process, and the writer storing what the run sent it)")
+        for label, latency, relay, writer in cpu:
+            print(f"{label:<{width}} {latency:>6g}ms {relay:>7.3f}ms {writer:>7.3f}ms {1000 / (relay + writer):>17.0f}")
     total = {key: sum(c[key] for c in counts) for key in ("recorded", "duplicates", "failed", "dropped", "queued")}
     print(f"\nrecorded by the proxy: {total['recorded']} new records and {total['duplicates']} duplicates, "
           f"{total['failed']} failed, {total['dropped']} dropped, {total['queued']} still queued when counted; the writer's backlog at the end of a proxied run: "
