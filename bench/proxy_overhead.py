@@ -472,7 +472,7 @@ def main() -> None:
                       f"{' (aim met)' if p50 - d50 < AIM_P50_MS else ''}")
         print(f"{label:<19} {conc:>4} {latency:>6g}ms {d50:>8.2f}ms {p50:>7.2f}ms {p50 - d50:>7.2f}ms "
               f"{d99:>8.2f}ms {p99:>7.2f}ms {p99 - d99:>7.2f}ms  {target}")
-    width = max(len(row[0]) for row in throughput) if throughput else 19
+    width = max([len(row[0]) for row in throughput] + [len("proxy CPU per call at 64")])
     print(f"\n{'throughput at 64':<{width}} {'upstream':>8} {'requests':>8} {'direct req/s':>12} {'proxy req/s':>12} "
           f"{'loss':>7} {'rounds':>17}  target (median loss of {args.rounds} paired rounds)")
     for label, latency, n, direct, proxied, losses in throughput:
