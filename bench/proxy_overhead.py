@@ -39,9 +39,9 @@ What it measures
 
     The proxy's CPU per call (Linux): what the proxy's process (the relay) and its children (the
     writer, storing what the run sent it) used over its runs at concurrency 64, divided by the
-    calls, and the calls per second that one core could serve at that cost. This does not depend
-    on where the other processes run, so it says what the proxy costs where the throughput loss
-    says what it costs on this machine's layout.
+    calls, and the calls per second that one core could serve at that cost. It moves much less
+    with the layout than the throughput loss does: it is what the proxy costs, and the loss is
+    what that cost does on this machine's layout.
 
     The fake upstream waits the same time for every call unless ``--spread`` says otherwise
     (uniformly within latency * (1 ± spread)). With no spread, 64 callers move in lockstep: their
