@@ -15,8 +15,9 @@ What it measures
                     at slower upstreams) per run from 64 workers, once per upstream latency in
                     ``--latencies`` (default 50 and 500 ms: a very fast model call, and a short
                     ordinary one). Direct and proxied runs alternate in ``--rounds`` rounds
-                    (default 5; which goes first rotates). Before each run the proxy's writer
-                    is left to store what is queued, so no run pays for the one before. Every
+                    (default 5; which goes first rotates). After each proxied run the proxy's
+                    writer is left to store what the run sent it, so no run pays for the one
+                    before (only proxied runs reach the writer). Every
                     request has its own user text (no duplicates, which the writer stores more
                     cheaply). With no latency at all both paths are bound by the CPU and the
                     comparison says nothing about a proxy in front of a model. Throughput = requests / wall time; loss = 1 -
@@ -68,7 +69,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 from urllib.parse import urlsplit
+
+from gradeloop._server import free_port
 
 TARGET_P50_MS, AIM_P50_MS, TARGET_LOSS = 2.0, 1.0, 0.10
 
@@ -186,17 +190,21 @@ async def concurrent(url: str, n: int, stream: bool, workers: int = 64, client: 
         await http.close()
 
 
-# where each process runs: the client (this process), the upstream, the proxy with its writer
+class Layout(NamedTuple):
+    """Where each process runs (None: on every core), and the table's words for it."""
+
+    client: set[int] | None  # this process
+    upstream: set[int] | None
+    proxy: set[int] | None  # with its writer
+    text: str
+
+
 LAYOUTS = {
-    "shared": (None, None, None),
-    "pin": ({0}, {0}, {1}),
-    "sidecar": ({1}, {0}, {1}),
-}
-LAYOUT_TEXT = {
-    "shared": "not pinned: client, upstream, proxy and writer share every core",
-    "pin": "pinned: client and upstream on CPU 0, proxy and writer on CPU 1 (the proxy on a core of its own)",
-    "sidecar": "pinned: upstream on CPU 0, client, proxy and writer on CPU 1 (the proxy beside the app, the "
-               "model elsewhere)",
+    "shared": Layout(None, None, None, "not pinned: client, upstream, proxy and writer share every core"),
+    "pin": Layout({0}, {0}, {1}, "pinned: client and upstream on CPU 0, proxy and writer on CPU 1 (the proxy on "
+                                 "a core of its own)"),
+    "sidecar": Layout({1}, {0}, {1}, "pinned: upstream on CPU 0, client, proxy and writer on CPU 1 (the proxy "
+                                     "beside the app, the model elsewhere)"),
 }
 
 
@@ -210,15 +218,14 @@ class Pair:
 
     def __init__(self, latency_ms: float, layout: str = "shared", sample_rate: float = 1.0,
                  spread: float = 0.0, floor: bool = False) -> None:
-        _, upstream_cpus, proxy_cpus = LAYOUTS[layout]
-        upstream_cpu, proxy_cpu = _on(upstream_cpus), _on(proxy_cpus)
+        upstream_cpu, proxy_cpu = _on(LAYOUTS[layout].upstream), _on(LAYOUTS[layout].proxy)
         self.home = tempfile.TemporaryDirectory(prefix="gradeloop-proxy-bench-")
         self.upstream = subprocess.Popen([sys.executable, "-m", "gradeloop.testing", "--port", "0", "--latency-ms",
                                           str(latency_ms), "--latency-spread", str(spread)],
                                          stdout=subprocess.PIPE, text=True,
                                          preexec_fn=upstream_cpu)  # noqa: PLW1509 (no threads yet)
         self.direct = self.upstream.stdout.readline().strip()
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "GRADELOOP_HOME": self.home.name}
         self.proxy = subprocess.Popen([sys.executable, "-m", "gradeloop", "proxy", "--upstream", self.direct,
                                        "--port", str(port), "--tag", "bench", "--sample-rate", str(sample_rate)], env=env, stderr=subprocess.DEVNULL,
@@ -226,7 +233,7 @@ class Pair:
         self.proxied = f"http://127.0.0.1:{port}/v1"
         self.forwarder = self.forwarded = None
         if floor:  # the bare relay runs where the proxy runs
-            hop = _free_port()
+            hop = free_port()
             self.forwarder = subprocess.Popen([sys.executable, __file__, "--serve-forwarder",
                                                urlsplit(self.direct).netloc, str(hop)],
                                               stdout=subprocess.PIPE, text=True,
@@ -356,14 +363,6 @@ def _tree_cpu(pid: int) -> tuple[float, float] | None:
     return used[pid], below
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -401,8 +400,8 @@ def main() -> None:
         parser.error(f"--spread must be from 0 to 1, not {args.spread:g}")
     if args.serve_forwarder:
         return serve_forwarder(args.serve_forwarder[0], int(args.serve_forwarder[1]))
-    if LAYOUTS[args.layout][0]:
-        os.sched_setaffinity(0, LAYOUTS[args.layout][0])
+    if LAYOUTS[args.layout].client:
+        os.sched_setaffinity(0, LAYOUTS[args.layout].client)
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
 
     rows, throughput = [], []
@@ -429,7 +428,6 @@ def main() -> None:
                     if pair.forwarded:
                         order.append(("floor", pair.forwarded))
                     for name, url in order[round_ % len(order):] + order[:round_ % len(order)]:
-                        pair.drain()
                         before = pair.cpu() if name == "proxy" else None
                         runs[name].append(asyncio.run(concurrent(url, n, stream, client=args.client, first=numbered)))
                         numbered += n + 64
@@ -459,7 +457,7 @@ def main() -> None:
     print(f"gradeloop proxy overhead; python {platform.python_version()}, {os.cpu_count()} cores, "
           f"client {_http().__name__ if args.client == 'httpx' else 'aiohttp'}; the proxy records every request "
           f"(redaction on); "
-          + LAYOUT_TEXT[args.layout]
+          + LAYOUTS[args.layout].text
           + ("" if args.sample_rate == 1 else f"; the proxy records a share of {args.sample_rate:g} of the requests")
           + (f"; upstream latency spread ±{args.spread:.0%}" if args.spread else "; every upstream call takes the same time"))
     print(f"{'mode':<19} {'conc':>4} {'upstream':>8} {'direct p50':>10} {'proxy p50':>9} {'added p50':>9} "

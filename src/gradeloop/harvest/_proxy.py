@@ -437,7 +437,8 @@ class Recorder:
     @property
     def counts(self) -> dict[str, int]:
         """recorded, duplicates (folded into a stored conversation), failed, skipped (not a
-        request to record), dropped (the queue was full or the writer gone), queued."""
+        request to record), dropped (``max_queue`` exchanges were waiting, or the writer was
+        gone), queued (handed to the writer and not yet done with)."""
         return {**self._counts, "dropped": self.dropped, "queued": max(0, self._submitted - self._handled)}
 
     def start(self) -> "Recorder":
